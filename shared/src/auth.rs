@@ -1,0 +1,146 @@
+//! Who is calling, and may they. The claims come from API Gateway's JWT
+//! authorizer (`requestContext.authorizer.jwt.claims`), which has already
+//! verified the token; here we only read them and decide.
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+
+use crate::domain::org::OrgId;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "quota:read",
+            Scope::Write => "quota:write",
+            Scope::Admin => "quota:admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's `sub`: who acts, as written to the audit log.
+    pub subject: String,
+    pub scopes: Vec<Scope>,
+    /// Set when the token may touch only this org.
+    pub org_id: Option<String>,
+}
+
+impl Principal {
+    /// The principal behind a request, or 401.
+    pub fn from_request(req: &Request) -> Result<Principal, ApiError> {
+        let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
+            return Err(ApiError::Unauthorized);
+        };
+        let claims = ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .map(|jwt| &jwt.claims)
+            .ok_or(ApiError::Unauthorized)?;
+        let subject = claims
+            .get("sub")
+            .filter(|s| !s.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let scopes = claims
+            .get("scope")
+            .map(|s| {
+                s.split_whitespace()
+                    .filter_map(|s| match s {
+                        "quota:read" => Some(Scope::Read),
+                        "quota:write" => Some(Scope::Write),
+                        "quota:admin" => Some(Scope::Admin),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Principal {
+            subject: subject.clone(),
+            scopes,
+            org_id: claims.get("org_id").filter(|o| !o.is_empty()).cloned(),
+        })
+    }
+
+    /// `quota:admin` implies the others.
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| *s == scope || *s == Scope::Admin)
+    }
+
+    /// 403 unless the token has `scope` and, when bound to an org, that org.
+    /// Admin routes refuse org-bound tokens outright.
+    pub fn authorize(
+        &self,
+        scope: Scope,
+        org: Option<&OrgId>,
+        admin_route: bool,
+    ) -> Result<(), ApiError> {
+        if !self.has(scope) {
+            return Err(ApiError::Forbidden(match scope {
+                Scope::Read => "this route needs the quota:read scope",
+                Scope::Write => "this route needs the quota:write scope",
+                Scope::Admin => "this route needs the quota:admin scope",
+            }));
+        }
+        if let Some(bound) = &self.org_id {
+            if admin_route {
+                return Err(ApiError::Forbidden(
+                    "an org-bound token cannot use admin routes",
+                ));
+            }
+            if org.is_some_and(|o| o.as_str() != bound) {
+                return Err(ApiError::Forbidden(
+                    "this token is bound to another organization",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(scopes: &[Scope], org: Option<&str>) -> Principal {
+        Principal {
+            subject: "u".into(),
+            scopes: scopes.to_vec(),
+            org_id: org.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn admin_implies_read_and_write() {
+        let admin = principal(&[Scope::Admin], None);
+        assert!(admin.has(Scope::Read) && admin.has(Scope::Write));
+        let reader = principal(&[Scope::Read], None);
+        assert!(!reader.has(Scope::Write));
+    }
+
+    #[test]
+    fn org_bound_tokens() {
+        let acme = OrgId::parse("acme").unwrap();
+        let other = OrgId::parse("other").unwrap();
+        let p = principal(&[Scope::Admin], Some("acme"));
+        assert!(p.authorize(Scope::Write, Some(&acme), false).is_ok());
+        assert!(matches!(
+            p.authorize(Scope::Write, Some(&other), false),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            p.authorize(Scope::Admin, Some(&acme), true),
+            Err(ApiError::Forbidden(_))
+        ));
+    }
+}

@@ -1,0 +1,314 @@
+//! A resource's usage, its status, thresholds and the consume/check decision.
+//! Pure: the caller passes `now`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::catalogue::{Enforcement, ResourceKind};
+use super::messages;
+use super::org::Locale;
+use super::period::Period;
+
+/// What the store knows of one resource of one org.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counter {
+    pub resource: String,
+    pub kind: ResourceKind,
+    pub plan: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+    pub enforcement: Enforcement,
+    /// The period `used` counts in (`period` resources only).
+    pub period: Option<Period>,
+    pub anchor_day: u32,
+    pub timezone: chrono_tz::Tz,
+    pub locale: Locale,
+    /// Set while the org is on a plan with a trial.
+    pub trial_ends_at: Option<DateTime<Utc>>,
+    /// Thresholds (percent) already notified in `period`.
+    pub notified: Vec<u32>,
+}
+
+impl Counter {
+    /// The counter as it stands at `now`: a period that has ended counts as a
+    /// fresh one at 0, whether or not anything has been written since.
+    pub fn at(&self, now: DateTime<Utc>) -> Counter {
+        match self.period {
+            Some(p) if !p.contains(now) => Counter {
+                used: 0,
+                period: Some(Period::containing(now, self.anchor_day, self.timezone)),
+                notified: Vec::new(),
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
+
+    pub fn trial_expired(&self, now: DateTime<Utc>) -> bool {
+        self.trial_ends_at.is_some_and(|end| end <= now)
+    }
+
+    /// Whether `amount` more units would be refused by a hard limit.
+    pub fn would_exceed(&self, amount: i64) -> bool {
+        self.enforcement == Enforcement::Hard
+            && self
+                .limit
+                .is_some_and(|limit| self.used.saturating_add(amount) > limit)
+    }
+
+    /// Why `amount` more units would be refused at `now`, if they would.
+    pub fn refusal(&self, amount: i64, now: DateTime<Utc>) -> Option<Reason> {
+        if self.trial_expired(now) {
+            Some(Reason::TrialExpired)
+        } else if self.would_exceed(amount) {
+            Some(Reason::QuotaExceeded)
+        } else {
+            None
+        }
+    }
+
+    /// Usage as shown to clients. Call on `self.at(now)`.
+    pub fn usage(&self, now: DateTime<Utc>) -> Usage {
+        let limit = self.limit;
+        Usage {
+            resource: self.resource.clone(),
+            kind: self.kind,
+            used: self.used,
+            limit,
+            remaining: limit.map(|l| (l - self.used).max(0)),
+            percentage: limit.map(|l| percentage(self.used, l)),
+            overage: limit.map_or(0, |l| (self.used - l).max(0)),
+            status: Status::of(self.used, limit),
+            blocked: self.refusal(1, now).is_some(),
+            enforcement: self.enforcement,
+            period: self.period,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warning,
+    Exceeded,
+}
+
+impl Status {
+    pub fn of(used: i64, limit: Option<i64>) -> Status {
+        match limit {
+            None => Status::Ok,
+            Some(l) if used >= l => Status::Exceeded,
+            Some(l) if i128::from(used) * 100 >= i128::from(l) * 80 => Status::Warning,
+            Some(_) => Status::Ok,
+        }
+    }
+}
+
+/// Percent of the limit used, to two decimals. A limit of 0 is full at once.
+pub fn percentage(used: i64, limit: i64) -> f64 {
+    if limit <= 0 {
+        return 100.0;
+    }
+    (used as f64 * 10_000.0 / limit as f64).round() / 100.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Usage {
+    pub resource: String,
+    pub kind: ResourceKind,
+    pub used: i64,
+    pub limit: Option<i64>,
+    pub remaining: Option<i64>,
+    pub percentage: Option<f64>,
+    pub overage: i64,
+    pub status: Status,
+    pub blocked: bool,
+    pub enforcement: Enforcement,
+    pub period: Option<Period>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    QuotaExceeded,
+    TrialExpired,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::QuotaExceeded => "quota_exceeded",
+            Reason::TrialExpired => "trial_expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Option<Reason>,
+    pub message: Option<String>,
+    pub usage: Usage,
+}
+
+impl Decision {
+    /// The decision for `amount` more units on a counter as it stands (`at(now)`).
+    pub fn evaluate(counter: &Counter, amount: i64, now: DateTime<Utc>) -> Decision {
+        let reason = counter.refusal(amount, now);
+        Decision::with_reason(counter, reason, now)
+    }
+
+    pub fn with_reason(counter: &Counter, reason: Option<Reason>, now: DateTime<Utc>) -> Decision {
+        Decision {
+            allowed: reason.is_none(),
+            reason,
+            message: reason
+                .map(|r| messages::refusal(r, &counter.resource, counter.kind, counter.locale)),
+            usage: counter.usage(now),
+        }
+    }
+}
+
+/// The notification thresholds (percent) a resource has: 80 and 100, and for
+/// `soft` resources every further 10 up to `highest`.
+pub fn threshold_reached(used: i64, limit: Option<i64>, enforcement: Enforcement) -> Option<u32> {
+    let limit = limit.filter(|l| *l > 0)?;
+    let pct = i128::from(used) * 100 / i128::from(limit);
+    match (pct, enforcement) {
+        (p, _) if p < 80 => None,
+        (p, _) if p < 100 => Some(80),
+        (_, Enforcement::Hard) => Some(100),
+        (p, Enforcement::Soft) => Some(u32::try_from(p / 10 * 10).unwrap_or(u32::MAX)),
+    }
+}
+
+/// The threshold still owed for `used`: the highest one reached, unless it
+/// (or a higher one) was already notified. Lower ones count as sent with it.
+pub fn threshold_owed(
+    used: i64,
+    limit: Option<i64>,
+    enforcement: Enforcement,
+    notified: &[u32],
+) -> Option<u32> {
+    let reached = threshold_reached(used, limit, enforcement)?;
+    (!notified.iter().any(|n| *n >= reached)).then_some(reached)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::Tz;
+
+    fn now() -> DateTime<Utc> {
+        "2026-03-15T10:00:00Z".parse().unwrap()
+    }
+
+    fn counter(used: i64, limit: Option<i64>, enforcement: Enforcement) -> Counter {
+        Counter {
+            resource: "conversations".into(),
+            kind: ResourceKind::Period,
+            plan: "free".into(),
+            used,
+            limit,
+            enforcement,
+            period: Some(Period::containing(now(), 1, Tz::UTC)),
+            anchor_day: 1,
+            timezone: Tz::UTC,
+            locale: Locale::En,
+            trial_ends_at: None,
+            notified: vec![],
+        }
+    }
+
+    #[test]
+    fn status_boundaries() {
+        assert_eq!(Status::of(79, Some(100)), Status::Ok);
+        assert_eq!(Status::of(80, Some(100)), Status::Warning);
+        assert_eq!(Status::of(99, Some(100)), Status::Warning);
+        assert_eq!(Status::of(100, Some(100)), Status::Exceeded);
+        assert_eq!(Status::of(10_000, None), Status::Ok);
+    }
+
+    #[test]
+    fn hard_limit_refuses_the_unit_past_the_limit() {
+        let c = counter(100, Some(100), Enforcement::Hard);
+        let d = Decision::evaluate(&c, 1, now());
+        assert!(!d.allowed);
+        assert_eq!(d.reason, Some(Reason::QuotaExceeded));
+        assert_eq!(
+            d.message.as_deref(),
+            Some("Monthly quota reached. Upgrade to continue.")
+        );
+        assert!(d.usage.blocked);
+        assert_eq!(d.usage.remaining, Some(0));
+        assert!(Decision::evaluate(&counter(99, Some(100), Enforcement::Hard), 1, now()).allowed);
+        assert!(!Decision::evaluate(&counter(99, Some(100), Enforcement::Hard), 2, now()).allowed);
+    }
+
+    #[test]
+    fn soft_limit_allows_and_counts_overage() {
+        let c = counter(115, Some(100), Enforcement::Soft);
+        let d = Decision::evaluate(&c, 1, now());
+        assert!(d.allowed);
+        assert_eq!(d.usage.overage, 15);
+        assert_eq!(d.usage.remaining, Some(0));
+        assert_eq!(d.usage.percentage, Some(115.0));
+        assert_eq!(d.usage.status, Status::Exceeded);
+        assert!(!d.usage.blocked);
+    }
+
+    #[test]
+    fn expired_trial_wins_over_room_left() {
+        let mut c = counter(0, Some(100), Enforcement::Hard);
+        c.trial_ends_at = Some(now());
+        let d = Decision::evaluate(&c, 1, now());
+        assert_eq!(d.reason, Some(Reason::TrialExpired));
+        assert!(d.usage.blocked);
+        c.locale = Locale::Da;
+        let d = Decision::evaluate(&c, 1, now());
+        assert_eq!(
+            d.message.as_deref(),
+            Some("Gratis prøveperiode udløbet. Opgrader for at fortsætte.")
+        );
+    }
+
+    #[test]
+    fn unlimited_has_no_percentage() {
+        let u = counter(5, None, Enforcement::Hard).usage(now());
+        assert_eq!((u.limit, u.remaining, u.percentage), (None, None, None));
+        assert!(!u.blocked);
+    }
+
+    #[test]
+    fn a_finished_period_reads_as_zero() {
+        let c = counter(42, Some(100), Enforcement::Hard);
+        let later: DateTime<Utc> = "2026-04-02T00:00:00Z".parse().unwrap();
+        let fresh = c.at(later);
+        assert_eq!(fresh.used, 0);
+        assert_eq!(
+            fresh.period.unwrap().start,
+            "2026-04-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(c.at(now()).used, 42);
+    }
+
+    #[test]
+    fn thresholds() {
+        use Enforcement::*;
+        assert_eq!(threshold_reached(79, Some(100), Hard), None);
+        assert_eq!(threshold_reached(80, Some(100), Hard), Some(80));
+        assert_eq!(threshold_reached(100, Some(100), Hard), Some(100));
+        assert_eq!(threshold_reached(150, Some(100), Hard), Some(100));
+        assert_eq!(threshold_reached(119, Some(100), Soft), Some(110));
+        assert_eq!(threshold_reached(120, Some(100), Soft), Some(120));
+        assert_eq!(threshold_reached(5, None, Soft), None);
+        // 70 % → 115 %: one notification, for 110.
+        assert_eq!(threshold_owed(115, Some(100), Soft, &[]), Some(110));
+        assert_eq!(threshold_owed(112, Some(100), Soft, &[110]), None);
+        assert_eq!(threshold_owed(80, Some(100), Hard, &[]), Some(80));
+        assert_eq!(threshold_owed(81, Some(100), Hard, &[80]), None);
+        assert_eq!(threshold_owed(100, Some(100), Hard, &[80]), Some(100));
+        assert_eq!(threshold_owed(79, Some(100), Hard, &[]), None);
+    }
+}

@@ -1,0 +1,112 @@
+//! The API's errors: one enum, one mapping to status, code and JSON body.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+
+use crate::store::StoreError;
+
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("orgId must be 1-64 characters of A-Z a-z 0-9 _ -")]
+    InvalidOrgId,
+    #[error("{0} is a per-period resource; only total resources can be released")]
+    NotReleasable(String),
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("organization not found")]
+    OrgNotFound,
+    #[error("unknown resource {0:?}")]
+    UnknownResource(String),
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed; allowed: {0}")]
+    MethodNotAllowed(String),
+    #[error("request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("the quota store is unavailable; retry shortly")]
+    StoreUnavailable,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) | ApiError::InvalidOrgId | ApiError::NotReleasable(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::OrgNotFound | ApiError::UnknownResource(_) | ApiError::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "INVALID_REQUEST",
+            ApiError::InvalidOrgId => "INVALID_ORG_ID",
+            ApiError::NotReleasable(_) => "NOT_RELEASABLE",
+            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::OrgNotFound => "ORG_NOT_FOUND",
+            ApiError::UnknownResource(_) => "UNKNOWN_RESOURCE",
+            ApiError::NotFound => "NOT_FOUND",
+            ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let body =
+            serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut response = crate::http::json(self.status(), &body);
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::StoreUnavailable => {
+                headers.insert("retry-after", RETRY_AFTER_SECS.into());
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                if let Ok(v) = allow.parse() {
+                    headers.insert("allow", v);
+                }
+            }
+            ApiError::Unauthorized => {
+                headers.insert(
+                    "www-authenticate",
+                    lambda_http::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::OrgNotFound => ApiError::OrgNotFound,
+            StoreError::KeyReused => ApiError::IdempotencyKeyReused,
+            StoreError::Unavailable(detail) => {
+                // The detail is for operators, never for clients.
+                tracing::error!(error = %detail, "store unavailable");
+                ApiError::StoreUnavailable
+            }
+        }
+    }
+}

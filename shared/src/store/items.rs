@@ -1,0 +1,357 @@
+//! The table's items and their conversion to and from domain types.
+//!
+//! Single table, keys `pk` / `sk` (strings):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | org profile | `ORG#<orgId>` | `STATE#PROFILE` |
+//! | counter | `ORG#<orgId>` | `STATE#USAGE#<resource>` |
+//! | idempotency record (TTL) | `ORG#<orgId>` | `IDEM#<resource>#<key>` |
+//! | audit entry | `ORG#<orgId>` | `AUDIT#<time>#<id>` |
+//! | closed period | `ORG#<orgId>` | `CLOSED#<resource>#<start>` |
+//!
+//! `Query pk = ORG#x AND begins_with(sk, "STATE#")` returns an org's profile
+//! and every counter in one request.
+//!
+//! A counter carries everything a consume needs to decide alone: the
+//! effective limit `lim` (absent when unlimited), `rem` (= `lim - used`,
+//! maintained by every write), `enf`, the trial end `trialEnd` while the org
+//! is on a plan with a trial, and the period bounds `pstart`/`pend` (epoch
+//! seconds) for `period` resources. A plan change rewrites them on every
+//! counter in the same transaction as the profile.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
+use crate::domain::org::{Contacts, Locale, OrgId, OrgProfile};
+use crate::domain::period::Period;
+use crate::domain::usage::Counter;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const PROFILE_SK: &str = "STATE#PROFILE";
+pub const STATE_PREFIX: &str = "STATE#";
+const COUNTER_PREFIX: &str = "STATE#USAGE#";
+
+pub fn pk(org: &OrgId) -> String {
+    format!("ORG#{org}")
+}
+
+pub fn counter_sk(resource: &str) -> String {
+    format!("{COUNTER_PREFIX}{resource}")
+}
+
+pub fn idempotency_sk(resource: &str, key: &str) -> String {
+    format!("IDEM#{resource}#{key}")
+}
+
+pub fn key(pk: String, sk: String) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub fn get_n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
+    get_n(item, name).and_then(|secs| DateTime::from_timestamp(secs, 0))
+}
+
+fn get_rfc3339(item: &Item, name: &str) -> Option<DateTime<Utc>> {
+    get_s(item, name)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// An item that does not have the shape this code writes.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed {what} item: {field}")]
+pub struct Malformed {
+    what: &'static str,
+    field: &'static str,
+}
+
+fn need<T>(v: Option<T>, what: &'static str, field: &'static str) -> Result<T, Malformed> {
+    v.ok_or(Malformed { what, field })
+}
+
+pub fn is_counter(item: &Item) -> bool {
+    get_s(item, "sk").is_some_and(|sk| sk.starts_with(COUNTER_PREFIX))
+}
+
+pub fn is_profile(item: &Item) -> bool {
+    get_s(item, "sk") == Some(PROFILE_SK)
+}
+
+// ---- profile ---------------------------------------------------------------
+
+pub fn profile_to_item(p: &OrgProfile, version: i64) -> Item {
+    let mut item = key(pk(&p.org_id), PROFILE_SK.to_string());
+    item.insert("type".into(), s("org"));
+    item.insert("orgId".into(), s(p.org_id.as_str()));
+    item.insert("plan".into(), s(&p.plan));
+    item.insert("locale".into(), s(p.locale.as_str()));
+    item.insert("tz".into(), s(p.timezone.name()));
+    item.insert("anchor".into(), n(i64::from(p.anchor_day)));
+    item.insert("createdAt".into(), s(crate::domain::rfc3339(p.created_at)));
+    item.insert("updatedAt".into(), s(crate::domain::rfc3339(p.updated_at)));
+    item.insert("version".into(), n(version));
+    if let Some(t) = p.trial_ends_at {
+        item.insert("trialEndsAt".into(), s(crate::domain::rfc3339(t)));
+    }
+    if !p.limits.is_empty() {
+        let limits = p.limits.iter().map(|(r, l)| (r.clone(), n(*l))).collect();
+        item.insert("limits".into(), AttributeValue::M(limits));
+    }
+    let mut contacts = HashMap::new();
+    if let Some(o) = &p.contacts.owner {
+        contacts.insert("owner".to_string(), s(o));
+    }
+    if let Some(b) = &p.contacts.billing {
+        contacts.insert("billing".to_string(), s(b));
+    }
+    if !p.contacts.admins.is_empty() {
+        let admins = p.contacts.admins.iter().map(s).collect();
+        contacts.insert("admins".to_string(), AttributeValue::L(admins));
+    }
+    item.insert("contacts".into(), AttributeValue::M(contacts));
+    item
+}
+
+pub fn profile_from_item(item: &Item) -> Result<(OrgProfile, i64), Malformed> {
+    const W: &str = "profile";
+    let org_id = need(get_s(item, "orgId").and_then(OrgId::parse), W, "orgId")?;
+    let limits = match item.get("limits").and_then(|v| v.as_m().ok()) {
+        Some(m) => m
+            .iter()
+            .map(|(r, v)| {
+                let l = v.as_n().ok().and_then(|l| l.parse().ok());
+                need(l, W, "limits").map(|l| (r.clone(), l))
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?,
+        None => BTreeMap::new(),
+    };
+    let contacts = match item.get("contacts").and_then(|v| v.as_m().ok()) {
+        Some(m) => Contacts {
+            owner: m.get("owner").and_then(|v| v.as_s().ok()).cloned(),
+            billing: m.get("billing").and_then(|v| v.as_s().ok()).cloned(),
+            admins: m
+                .get("admins")
+                .and_then(|v| v.as_l().ok())
+                .map(|l| l.iter().filter_map(|a| a.as_s().ok().cloned()).collect())
+                .unwrap_or_default(),
+        },
+        None => Contacts::default(),
+    };
+    let profile = OrgProfile {
+        org_id,
+        plan: need(get_s(item, "plan"), W, "plan")?.to_string(),
+        limits,
+        contacts,
+        locale: get_s(item, "locale")
+            .and_then(Locale::parse)
+            .unwrap_or_default(),
+        timezone: need(
+            get_s(item, "tz").and_then(|t| t.parse::<Tz>().ok()),
+            W,
+            "tz",
+        )?,
+        anchor_day: need(
+            get_n(item, "anchor").and_then(|a| u32::try_from(a).ok()),
+            W,
+            "anchor",
+        )?,
+        trial_ends_at: get_rfc3339(item, "trialEndsAt"),
+        created_at: need(get_rfc3339(item, "createdAt"), W, "createdAt")?,
+        updated_at: need(get_rfc3339(item, "updatedAt"), W, "updatedAt")?,
+    };
+    Ok((profile, get_n(item, "version").unwrap_or(0)))
+}
+
+// ---- counter ---------------------------------------------------------------
+
+/// The settings a counter takes from its org's profile and the catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterSettings {
+    pub plan: String,
+    pub limit: Option<i64>,
+    pub enforcement: Enforcement,
+    pub locale: Locale,
+    pub timezone: Tz,
+    pub anchor_day: u32,
+    pub trial_ends_at: Option<DateTime<Utc>>,
+}
+
+impl CounterSettings {
+    pub fn of(profile: &OrgProfile, resource: &str, catalogue: &Catalogue) -> Option<Self> {
+        let allowance = catalogue.allowance(&profile.plan, resource, &profile.limits)?;
+        Some(CounterSettings {
+            plan: profile.plan.clone(),
+            limit: allowance.limit,
+            enforcement: allowance.enforcement,
+            locale: profile.locale,
+            timezone: profile.timezone,
+            anchor_day: profile.anchor_day,
+            trial_ends_at: profile.active_trial(catalogue),
+        })
+    }
+}
+
+/// A new counter at 0.
+pub fn new_counter_item(
+    org: &OrgId,
+    resource: &str,
+    kind: ResourceKind,
+    settings: &CounterSettings,
+    now: DateTime<Utc>,
+) -> Item {
+    let mut item = key(pk(org), counter_sk(resource));
+    item.insert("type".into(), s("counter"));
+    item.insert("orgId".into(), s(org.as_str()));
+    item.insert("resource".into(), s(resource));
+    item.insert("kind".into(), s(kind_str(kind)));
+    item.insert("used".into(), n(0));
+    item.insert("rem".into(), n(settings.limit.unwrap_or(0)));
+    item.insert("plan".into(), s(&settings.plan));
+    item.insert("enf".into(), s(settings.enforcement.as_str()));
+    item.insert("locale".into(), s(settings.locale.as_str()));
+    item.insert("tz".into(), s(settings.timezone.name()));
+    item.insert("anchor".into(), n(i64::from(settings.anchor_day)));
+    if let Some(l) = settings.limit {
+        item.insert("lim".into(), n(l));
+    }
+    if let Some(t) = settings.trial_ends_at {
+        item.insert("trialEnd".into(), n(t.timestamp()));
+    }
+    if kind == ResourceKind::Period {
+        let p = Period::containing(now, settings.anchor_day, settings.timezone);
+        item.insert("pstart".into(), n(p.start.timestamp()));
+        item.insert("pend".into(), n(p.end.timestamp()));
+    }
+    item
+}
+
+pub fn kind_str(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Period => "period",
+        ResourceKind::Total => "total",
+    }
+}
+
+pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
+    const W: &str = "counter";
+    let kind = match get_s(item, "kind") {
+        Some("period") => ResourceKind::Period,
+        Some("total") => ResourceKind::Total,
+        _ => {
+            return Err(Malformed {
+                what: W,
+                field: "kind",
+            });
+        }
+    };
+    let period = match (get_time(item, "pstart"), get_time(item, "pend")) {
+        (Some(start), Some(end)) => Some(Period { start, end }),
+        _ if kind == ResourceKind::Period => {
+            return Err(Malformed {
+                what: W,
+                field: "pstart",
+            });
+        }
+        _ => None,
+    };
+    let mut notified: Vec<u32> = match item.get("notified").and_then(|v| v.as_ns().ok()) {
+        Some(ns) => ns.iter().filter_map(|t| t.parse().ok()).collect(),
+        None => Vec::new(),
+    };
+    notified.sort_unstable();
+    Ok(Counter {
+        resource: need(get_s(item, "resource"), W, "resource")?.to_string(),
+        kind,
+        plan: need(get_s(item, "plan"), W, "plan")?.to_string(),
+        used: need(get_n(item, "used"), W, "used")?,
+        limit: get_n(item, "lim"),
+        enforcement: need(get_s(item, "enf").and_then(Enforcement::parse), W, "enf")?,
+        period,
+        anchor_day: need(
+            get_n(item, "anchor").and_then(|a| u32::try_from(a).ok()),
+            W,
+            "anchor",
+        )?,
+        timezone: need(
+            get_s(item, "tz").and_then(|t| t.parse::<Tz>().ok()),
+            W,
+            "tz",
+        )?,
+        locale: get_s(item, "locale")
+            .and_then(Locale::parse)
+            .unwrap_or_default(),
+        trial_ends_at: get_time(item, "trialEnd"),
+        notified,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::org::{OrgPatch, OrgPatchBody};
+
+    #[test]
+    fn profile_and_counter_round_trip() {
+        let now: DateTime<Utc> = "2026-03-15T10:00:00Z".parse().unwrap();
+        let c = Catalogue::builtin();
+        let body: OrgPatchBody = serde_json::from_str(
+            r#"{"plan":"free","limits":{"contacts":3},"locale":"da","timezone":"Europe/Copenhagen",
+            "anchorDay":31,"contacts":{"owner":"o@x.dk","admins":["a@x.dk","b@x.dk"]}}"#,
+        )
+        .unwrap();
+        let org = OrgId::parse("acme").unwrap();
+        let profile = OrgPatch::parse(body, c).unwrap().apply(&org, None, c, now);
+        let (back, version) = profile_from_item(&profile_to_item(&profile, 3)).unwrap();
+        assert_eq!(back, profile);
+        assert_eq!(version, 3);
+
+        let settings = CounterSettings::of(&profile, "conversations", c).unwrap();
+        let counter = counter_from_item(&new_counter_item(
+            &org,
+            "conversations",
+            ResourceKind::Period,
+            &settings,
+            now,
+        ))
+        .unwrap();
+        assert_eq!(counter.used, 0);
+        assert_eq!(counter.limit, Some(100));
+        assert_eq!(counter.trial_ends_at, profile.trial_ends_at);
+        assert_eq!(
+            counter.period,
+            Some(Period::containing(
+                now,
+                31,
+                "Europe/Copenhagen".parse().unwrap()
+            ))
+        );
+        let contacts = CounterSettings::of(&profile, "contacts", c).unwrap();
+        assert_eq!(contacts.limit, Some(3));
+    }
+}

@@ -1,0 +1,174 @@
+//! The local API server: every HTTP function in-process, at the routes of
+//! `template.yaml`. A request becomes the API Gateway v2 event the real
+//! gateway would send (claims from a verified HS256 token under
+//! `requestContext.authorizer.jwt.claims`), and goes to the function that
+//! owns the route, through the same `handle` the Lambda runs.
+
+pub mod jwt;
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
+use base64::Engine;
+use lambda_http::http::{HeaderMap, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use quota_shared::Deps;
+use quota_shared::http::{Function, Route};
+
+/// The largest body API Gateway accepts; the functions enforce their own 64 KiB.
+pub const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;
+
+/// Routes a request to the function that owns it, as API Gateway does.
+pub async fn dispatch(deps: &Deps, req: Request) -> Response<Body> {
+    let function = match Route::parse(req.method(), req.uri().path()) {
+        Ok(route) => route.endpoint.function(),
+        Err(e) => return e.into_response(),
+    };
+    match function {
+        Function::CheckQuota => check_quota::handle(deps, req).await,
+        Function::IncrementUsage => increment_usage::handle(deps, req).await,
+        Function::GetUsage => get_usage::handle(deps, req).await,
+        Function::ManageOrgs => manage_orgs::handle(deps, req).await,
+    }
+}
+
+/// The API Gateway HTTP API (payload 2.0) event for a request.
+pub fn apigw_event(
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    claims: Option<&HashMap<String, String>>,
+) -> serde_json::Value {
+    let mut joined: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        joined
+            .entry(name.as_str().to_string())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        params
+            .entry(k.into_owned())
+            .and_modify(|e| {
+                e.push(',');
+                e.push_str(&v);
+            })
+            .or_insert_with(|| v.into_owned());
+    }
+    let (body, base64) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_string(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let now = chrono::Utc::now();
+    let mut context = serde_json::json!({
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": "127.0.0.1",
+        "domainPrefix": "local",
+        "http": {
+            "method": method.as_str(),
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1",
+            "userAgent": joined.get("user-agent").cloned().unwrap_or_default(),
+        },
+        "requestId": format!("local-{}", now.timestamp_nanos_opt().unwrap_or_default()),
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        "timeEpoch": now.timestamp_millis(),
+    });
+    if let Some(claims) = claims {
+        context["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": null } });
+    }
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": joined,
+        "requestContext": context,
+        "isBase64Encoded": base64,
+    });
+    if !params.is_empty() {
+        event["queryStringParameters"] = serde_json::json!(params);
+    }
+    if !body.is_empty() {
+        event["body"] = serde_json::Value::String(body);
+    }
+    event
+}
+
+/// Turns an event into the request the Lambda runtime would hand the handler.
+pub fn request_from_event(event: &serde_json::Value) -> Request {
+    lambda_http::request::from_str(&event.to_string()).expect("events built by apigw_event parse")
+}
+
+/// Server state.
+#[derive(Clone)]
+pub struct Local {
+    pub deps: Deps,
+    pub jwt_secret: String,
+}
+
+/// The axum app: every path goes through [`gateway`].
+pub fn app(local: Local) -> axum::Router {
+    axum::Router::new().fallback(gateway).with_state(local)
+}
+
+async fn gateway(
+    axum::extract::State(local): axum::extract::State<Local>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_GATEWAY_BODY).await {
+        Ok(b) => b,
+        Err(_) => return into_axum(quota_shared::ApiError::PayloadTooLarge.into_response()),
+    };
+    let claims = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .and_then(|token| {
+            jwt::verify(
+                &local.jwt_secret,
+                token.trim(),
+                chrono::Utc::now().timestamp(),
+            )
+        });
+    let event = apigw_event(
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &parts.headers,
+        &body,
+        claims.as_ref(),
+    );
+    into_axum(dispatch(&local.deps, request_from_event(&event)).await)
+}
+
+fn into_axum(response: Response<Body>) -> axum::response::Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(t) => Bytes::from(t),
+        Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    let mut out = axum::response::Response::new(axum::body::Body::from(bytes));
+    *out.status_mut() =
+        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *out.headers_mut() = parts.headers;
+    out
+}

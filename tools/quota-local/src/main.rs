@@ -1,0 +1,125 @@
+//! `quota-local`: the local API server, and a token minter.
+//!
+//! ```text
+//! quota-local                       serve on 127.0.0.1:$PORT (default 3000)
+//! quota-local token [--sub S] [--scope "quota:read quota:write"] [--org ORG] [--hours H]
+//! ```
+//!
+//! Environment: `PORT`, `TABLE_NAME` (default `quota-local`), `LOCAL_JWT_SECRET`
+//! (default `local-dev-secret`), `QUOTA_NOW` (RFC 3339; pins the clock), and
+//! the SDK's `AWS_ENDPOINT_URL_*` variables.
+
+use anyhow::{Context, bail};
+use quota_shared::deps::{Config, init_tracing};
+use quota_shared::{Clock, Deps};
+
+const DEFAULT_SECRET: &str = "local-dev-secret";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let secret = std::env::var("LOCAL_JWT_SECRET").unwrap_or_else(|_| DEFAULT_SECRET.to_string());
+    match args.first().map(String::as_str) {
+        Some("token") => {
+            println!("{}", token(&secret, &args[1..])?);
+            Ok(())
+        }
+        None | Some("serve") => serve(secret).await,
+        Some(other) => bail!("unknown command {other:?}; use `quota-local` or `quota-local token`"),
+    }
+}
+
+fn token(secret: &str, args: &[String]) -> anyhow::Result<String> {
+    let (mut sub, mut scope, mut org, mut hours) = (
+        "local-admin".to_string(),
+        "quota:admin".to_string(),
+        None,
+        12i64,
+    );
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--sub" => sub = value.clone(),
+            "--scope" => scope = value.clone(),
+            "--org" => org = Some(value.clone()),
+            "--hours" => hours = value.parse().context("--hours takes a whole number")?,
+            _ => bail!("unknown flag {flag}; flags: --sub, --scope, --org, --hours"),
+        }
+    }
+    let mut claims = serde_json::json!({
+        "sub": sub,
+        "scope": scope,
+        "iat": chrono::Utc::now().timestamp(),
+        "exp": chrono::Utc::now().timestamp() + hours * 3600,
+    });
+    if let Some(org) = org {
+        claims["org_id"] = org.into();
+    }
+    Ok(quota_local::jwt::mint(secret, &claims))
+}
+
+async fn serve(secret: String) -> anyhow::Result<()> {
+    init_tracing();
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .map(|p| p.parse())
+        .transpose()
+        .context("PORT")?
+        .unwrap_or(3000);
+    if std::env::var("TABLE_NAME").is_err() {
+        // SAFETY: single-threaded at this point; nothing reads the environment concurrently.
+        unsafe { std::env::set_var("TABLE_NAME", "quota-local") };
+    }
+    let clock = match std::env::var("QUOTA_NOW") {
+        Ok(at) => Clock::fixed(
+            at.parse()
+                .context("QUOTA_NOW must be an RFC 3339 instant")?,
+        ),
+        Err(_) => Clock::system(),
+    };
+    let config = Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = Deps::new(&aws, &config, clock);
+    quota_shared::store::schema::ensure_table(deps.store.client(), &config.table_name)
+        .await
+        .context("creating the table in DynamoDB (is DynamoDB Local running? see AWS_ENDPOINT_URL_DYNAMODB)")?;
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    print_banner(port, &secret, &config.table_name)?;
+    let app = quota_local::app(quota_local::Local {
+        deps,
+        jwt_secret: secret,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn print_banner(port: u16, secret: &str, table: &str) -> anyhow::Result<()> {
+    let admin = token(secret, &[])?;
+    let base = format!("http://127.0.0.1:{port}");
+    println!(
+        r#"
+quota-local listening on {base} (table {table})
+
+Mint a token (HS256, LOCAL_JWT_SECRET):
+  cargo run -q -p quota-local -- token --sub alice --scope "quota:read quota:write" --org acme
+
+Try it (the admin token below is valid for 12 hours):
+  TOKEN={admin}
+  curl -s {base}/v1/health
+  curl -s -X PUT {base}/v1/orgs/acme -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"plan":"free","contacts":{{"owner":"owner@acme.test"}}}}'
+  curl -s -X POST {base}/v1/orgs/acme/usage/conversations/consume -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"amount":1}}'
+  curl -s {base}/v1/orgs/acme/usage -H "Authorization: Bearer $TOKEN"
+
+Ctrl-C stops everything.
+"#
+    );
+    Ok(())
+}
