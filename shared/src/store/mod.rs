@@ -291,7 +291,8 @@ impl Store {
             put = match state {
                 None => put.condition_expression("attribute_not_exists(pk)"),
                 Some(_) => put
-                    .condition_expression("version = :v")
+                    .condition_expression("#version = :v")
+                    .expression_attribute_names("#version", "version")
                     .expression_attribute_values(":v", n(version)),
             };
             let mut writes = vec![
@@ -368,12 +369,13 @@ impl Store {
         if same {
             return Ok(None);
         }
+        // `plan` is a reserved word; names go through placeholders.
         let mut set = vec![
-            "plan = :plan",
+            "#plan = :plan",
             "enf = :enf",
-            "locale = :locale",
-            "tz = :tz",
-            "anchor = :anchor",
+            "#locale = :locale",
+            "#tz = :tz",
+            "#anchor = :anchor",
         ];
         let mut remove = vec![];
         let mut update = Update::builder()
@@ -383,6 +385,10 @@ impl Store {
                 items::counter_sk(&counter.resource),
             )))
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_names("#locale", "locale")
+            .expression_attribute_names("#tz", "tz")
+            .expression_attribute_names("#anchor", "anchor")
             .expression_attribute_values(":plan", s(&to.plan))
             .expression_attribute_values(":enf", s(to.enforcement.as_str()))
             .expression_attribute_values(":locale", s(to.locale.as_str()))

@@ -5,6 +5,7 @@
 //! owns the route, through the same `handle` the Lambda runs.
 
 pub mod jwt;
+pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,0 +1,267 @@
+//! Test harness: each test gets its own DynamoDB table in the DynamoDB Local
+//! that `scripts/test` started, and a pinned clock it can move. Requests go
+//! through the same API Gateway v2 events and function handlers as in AWS.
+//!
+//! Without `AWS_ENDPOINT_URL_DYNAMODB` the tests fail loudly rather than
+//! reach for a real AWS account: run them with `scripts/test`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use quota_local::metrics::{RequestLog, counted_client};
+use quota_shared::domain::catalogue::Catalogue;
+use quota_shared::store::Store;
+use quota_shared::{Clock, Deps};
+pub use serde_json::{Value, json};
+
+/// Who a request claims to be.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// No authorizer claims at all.
+    None,
+    /// `sub`, `scope` and optionally `org_id`.
+    Token {
+        sub: &'static str,
+        scope: &'static str,
+        org: Option<&'static str>,
+    },
+}
+
+pub const ADMIN: Auth = Auth::Token {
+    sub: "admin@ops",
+    scope: "quota:admin",
+    org: None,
+};
+pub const APP: Auth = Auth::Token {
+    sub: "app",
+    scope: "quota:read quota:write",
+    org: None,
+};
+
+impl Auth {
+    pub fn claims(&self) -> Option<HashMap<String, String>> {
+        match self {
+            Auth::None => None,
+            Auth::Token { sub, scope, org } => {
+                let mut claims = HashMap::from([
+                    ("sub".to_string(), sub.to_string()),
+                    ("scope".to_string(), scope.to_string()),
+                ]);
+                if let Some(org) = org {
+                    claims.insert("org_id".to_string(), org.to_string());
+                }
+                Some(claims)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The stable error code, if the body is an error.
+    pub fn code(&self) -> Option<&str> {
+        self.body["error"]["code"].as_str()
+    }
+
+    pub fn used(&self) -> i64 {
+        self.body["usage"]["used"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no usage.used in {}", self.body))
+    }
+}
+
+pub struct TestApp {
+    pub deps: Deps,
+    pub clock: Clock,
+    pub requests: RequestLog,
+}
+
+static TABLES: AtomicU32 = AtomicU32::new(0);
+
+/// The AWS config tests use: the local endpoints from the environment.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test, which starts DynamoDB Local"
+    );
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+impl TestApp {
+    /// A fresh table and a clock pinned at `now` (RFC 3339).
+    pub async fn new(now: &str) -> TestApp {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_test_writer()
+            .try_init();
+        let aws = aws_config().await;
+        let requests = RequestLog::default();
+        let client = counted_client(&aws, &requests);
+        let table = format!(
+            "test-{}-{}-{}",
+            std::process::id(),
+            TABLES.fetch_add(1, Ordering::Relaxed),
+            Utc::now().timestamp_micros()
+        );
+        quota_shared::store::schema::ensure_table(&client, &table)
+            .await
+            .expect("create test table");
+        let clock = Clock::fixed(now.parse().expect("RFC 3339 instant"));
+        let deps = Deps {
+            store: Store::new(client, table),
+            clock: clock.clone(),
+            catalogue: Catalogue::builtin(),
+        };
+        requests.take();
+        TestApp {
+            deps,
+            clock,
+            requests,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn set_now(&self, at: &str) {
+        self.clock.set(at.parse().expect("RFC 3339 instant"));
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Sends a request through the API Gateway event and the owning function.
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+        auth: &Auth,
+    ) -> Reply {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let mut map = HeaderMap::new();
+        map.insert("content-type", HeaderValue::from_static("application/json"));
+        for (k, v) in headers {
+            map.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let event = quota_local::apigw_event(
+            &method,
+            path,
+            query,
+            &map,
+            body.unwrap_or("").as_bytes(),
+            auth.claims().as_ref(),
+        );
+        let response =
+            quota_local::dispatch(&self.deps, quota_local::request_from_event(&event)).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes: &[u8] = response.body().as_ref();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes)
+                .unwrap_or_else(|e| panic!("non-JSON body ({e}): {bytes:?}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> Reply {
+        self.send(Method::GET, path, None, &[], auth).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, auth: &Auth) -> Reply {
+        self.send(Method::POST, path, Some(&body.to_string()), &[], auth)
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value, auth: &Auth) -> Reply {
+        self.send(Method::PUT, path, Some(&body.to_string()), &[], auth)
+            .await
+    }
+
+    /// Creates or updates an org as an admin; panics unless 200/201.
+    pub async fn org(&self, org: &str, body: Value) -> Reply {
+        let reply = self.put(&format!("/v1/orgs/{org}"), body, &ADMIN).await;
+        assert!(
+            matches!(reply.status, 200 | 201),
+            "PUT org: {} {}",
+            reply.status,
+            reply.body
+        );
+        reply
+    }
+
+    pub async fn consume(&self, org: &str, resource: &str, amount: i64) -> Reply {
+        self.post(
+            &format!("/v1/orgs/{org}/usage/{resource}/consume"),
+            json!({ "amount": amount }),
+            &APP,
+        )
+        .await
+    }
+
+    pub async fn consume_with_key(
+        &self,
+        org: &str,
+        resource: &str,
+        amount: i64,
+        key: &str,
+    ) -> Reply {
+        let body = json!({ "amount": amount }).to_string();
+        let path = format!("/v1/orgs/{org}/usage/{resource}/consume");
+        self.send(
+            Method::POST,
+            &path,
+            Some(&body),
+            &[("idempotency-key", key)],
+            &APP,
+        )
+        .await
+    }
+
+    pub async fn release(&self, org: &str, resource: &str, amount: i64) -> Reply {
+        self.post(
+            &format!("/v1/orgs/{org}/usage/{resource}/release"),
+            json!({ "amount": amount }),
+            &APP,
+        )
+        .await
+    }
+
+    pub async fn usage(&self, org: &str) -> Reply {
+        let reply = self.get(&format!("/v1/orgs/{org}/usage"), &APP).await;
+        assert_eq!(reply.status, 200, "usage: {}", reply.body);
+        reply
+    }
+
+    /// The `Usage` of one resource from the org usage read.
+    pub async fn resource_usage(&self, org: &str, resource: &str) -> Value {
+        let all = self.usage(org).await;
+        all.body["resources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|u| u["resource"] == resource))
+            .cloned()
+            .unwrap_or_else(|| panic!("{resource} missing from {}", all.body))
+    }
+}

@@ -1,0 +1,349 @@
+//! Every error code of the contract, and the auth matrix.
+
+use lambda_http::http::Method;
+use quota_tests::{ADMIN, APP, Auth, TestApp, json};
+
+async fn app() -> TestApp {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("acme", json!({ "plan": "free" })).await;
+    app
+}
+
+fn assert_error(reply: &quota_tests::Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.code(), Some(code), "{}", reply.body);
+    let message = reply.body["error"]["message"].as_str().expect("message");
+    assert!(!message.is_empty());
+    assert_eq!(reply.headers["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn invalid_request() {
+    let app = app().await;
+    let consume = "/v1/orgs/acme/usage/conversations/consume";
+    for body in [
+        "{",
+        "[]",
+        r#"{"amount":0}"#,
+        r#"{"amount":-1}"#,
+        r#"{"amount":1.5}"#,
+        r#"{"amount":"1"}"#,
+        r#"{"amount":9007199254740992}"#,
+        r#"{"amount":1,"extra":true}"#,
+    ] {
+        let r = app.send(Method::POST, consume, Some(body), &[], &APP).await;
+        assert_error(&r, 400, "INVALID_REQUEST");
+    }
+    for q in ["amount=-1", "amount=x", "amount=1.5", "amount="] {
+        let r = app
+            .get(
+                &format!("/v1/orgs/acme/usage/conversations/check?{q}"),
+                &APP,
+            )
+            .await;
+        assert_error(&r, 400, "INVALID_REQUEST");
+    }
+    for body in [json!({}), json!({ "value": -1 }), json!({ "value": "3" })] {
+        assert_error(
+            &app.put("/v1/orgs/acme/usage/contacts", body, &APP).await,
+            400,
+            "INVALID_REQUEST",
+        );
+    }
+    assert_error(
+        &app.send(Method::PUT, "/v1/orgs/acme/usage/contacts", None, &[], &APP)
+            .await,
+        400,
+        "INVALID_REQUEST",
+    );
+    for body in [
+        json!({}),
+        json!({ "resources": {} }),
+        json!({ "resources": { "users": -1 } }),
+    ] {
+        assert_error(
+            &app.post("/v1/orgs/acme/check", body, &APP).await,
+            400,
+            "INVALID_REQUEST",
+        );
+    }
+    for body in [
+        json!({ "plan": "gold" }),
+        json!({ "anchorDay": 0 }),
+        json!({ "timezone": "Nowhere/City" }),
+        json!({ "locale": "fr" }),
+        json!({ "limits": { "users": -5 } }),
+        json!({ "contacts": { "owner": "nope" } }),
+        json!({ "trialEndsAt": "soon" }),
+        json!({ "unknown": 1 }),
+    ] {
+        let r = app.put("/v1/orgs/acme", body.clone(), &ADMIN).await;
+        assert_error(&r, 400, "INVALID_REQUEST");
+    }
+    // A rejected update changed nothing.
+    assert_eq!(app.get("/v1/orgs/acme", &APP).await.body["plan"], "free");
+}
+
+#[tokio::test]
+async fn invalid_org_id() {
+    let app = app().await;
+    let long = "a".repeat(65);
+    for org in ["bad!id", "a.b", long.as_str(), "%41cme"] {
+        let r = app.get(&format!("/v1/orgs/{org}/usage"), &APP).await;
+        assert_error(&r, 400, "INVALID_ORG_ID");
+    }
+    assert_error(
+        &app.put("/v1/orgs/bad$id", json!({}), &ADMIN).await,
+        400,
+        "INVALID_ORG_ID",
+    );
+}
+
+#[tokio::test]
+async fn not_releasable() {
+    let app = app().await;
+    assert_error(
+        &app.release("acme", "conversations", 1).await,
+        400,
+        "NOT_RELEASABLE",
+    );
+}
+
+#[tokio::test]
+async fn org_not_found() {
+    let app = app().await;
+    assert_error(
+        &app.consume("ghost", "conversations", 1).await,
+        404,
+        "ORG_NOT_FOUND",
+    );
+    assert_error(
+        &app.consume_with_key("ghost", "conversations", 1, "k").await,
+        404,
+        "ORG_NOT_FOUND",
+    );
+    assert_error(
+        &app.release("ghost", "contacts", 1).await,
+        404,
+        "ORG_NOT_FOUND",
+    );
+    assert_error(&app.get("/v1/orgs/ghost", &APP).await, 404, "ORG_NOT_FOUND");
+    assert_error(
+        &app.get("/v1/orgs/ghost/usage", &APP).await,
+        404,
+        "ORG_NOT_FOUND",
+    );
+    assert_error(
+        &app.get("/v1/orgs/ghost/usage/users/check", &APP).await,
+        404,
+        "ORG_NOT_FOUND",
+    );
+    assert_error(
+        &app.put("/v1/orgs/ghost/usage/users", json!({ "value": 1 }), &APP)
+            .await,
+        404,
+        "ORG_NOT_FOUND",
+    );
+    let many = app
+        .post(
+            "/v1/orgs/ghost/check",
+            json!({ "resources": { "users": 1 } }),
+            &APP,
+        )
+        .await;
+    assert_error(&many, 404, "ORG_NOT_FOUND");
+    // Nothing was written for the unknown org.
+    assert_error(&app.get("/v1/orgs/ghost", &APP).await, 404, "ORG_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn unknown_resource() {
+    let app = app().await;
+    assert_error(
+        &app.consume("acme", "widgets", 1).await,
+        404,
+        "UNKNOWN_RESOURCE",
+    );
+    assert_error(
+        &app.get("/v1/orgs/acme/usage/widgets/check", &APP).await,
+        404,
+        "UNKNOWN_RESOURCE",
+    );
+    let many = app
+        .post(
+            "/v1/orgs/acme/check",
+            json!({ "resources": { "widgets": 1 } }),
+            &APP,
+        )
+        .await;
+    assert_error(&many, 404, "UNKNOWN_RESOURCE");
+}
+
+#[tokio::test]
+async fn not_found_and_method_not_allowed() {
+    let app = app().await;
+    assert_error(&app.get("/v1/nothing", &APP).await, 404, "NOT_FOUND");
+    assert_error(&app.get("/v2/orgs/acme", &APP).await, 404, "NOT_FOUND");
+    assert_error(&app.get("/", &Auth::None).await, 404, "NOT_FOUND");
+    let r = app
+        .send(Method::DELETE, "/v1/orgs/acme", None, &[], &ADMIN)
+        .await;
+    assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.headers["allow"], "PUT, GET");
+    let r = app
+        .get("/v1/orgs/acme/usage/conversations/consume", &APP)
+        .await;
+    assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.headers["allow"], "POST");
+}
+
+#[tokio::test]
+async fn payload_too_large() {
+    let app = app().await;
+    let big = format!(r#"{{"amount":1,"pad":"{}"}}"#, "x".repeat(64 * 1024));
+    let r = app
+        .send(
+            Method::POST,
+            "/v1/orgs/acme/usage/conversations/consume",
+            Some(&big),
+            &[],
+            &APP,
+        )
+        .await;
+    assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
+    assert_eq!(app.resource_usage("acme", "conversations").await["used"], 0);
+}
+
+#[tokio::test]
+async fn store_unavailable_answers_503_with_retry_after_and_no_internals() {
+    // A store that cannot be reached: nothing listens on port 9 of loopback.
+    let app = app().await;
+    let sdk = aws_config::from_env()
+        .endpoint_url("http://127.0.0.1:9")
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let broken = quota_shared::Deps {
+        store: quota_shared::store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), "nowhere"),
+        clock: app.clock.clone(),
+        catalogue: app.deps.catalogue,
+    };
+    let event = quota_local::apigw_event(
+        &Method::POST,
+        "/v1/orgs/acme/usage/conversations/consume",
+        "",
+        &Default::default(),
+        b"",
+        APP.claims().as_ref(),
+    );
+    let response = quota_local::dispatch(&broken, quota_local::request_from_event(&event)).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(body["error"]["code"], "STORE_UNAVAILABLE");
+    let text = body.to_string();
+    for leak in ["127.0.0.1", "dispatch", "Error", "connect", "nowhere"] {
+        assert!(
+            !text.contains(leak),
+            "internal detail {leak:?} leaked: {text}"
+        );
+    }
+}
+
+/// The auth matrix: who may call what.
+#[tokio::test]
+async fn auth_matrix() {
+    let app = app().await;
+    app.org("other", json!({})).await;
+    let reader = Auth::Token {
+        sub: "r",
+        scope: "quota:read",
+        org: None,
+    };
+    let writer = Auth::Token {
+        sub: "w",
+        scope: "quota:write",
+        org: None,
+    };
+    let acme_app = Auth::Token {
+        sub: "acme-app",
+        scope: "quota:read quota:write",
+        org: Some("acme"),
+    };
+    let acme_admin = Auth::Token {
+        sub: "acme-admin",
+        scope: "quota:admin",
+        org: Some("acme"),
+    };
+    let no_scope = Auth::Token {
+        sub: "nobody",
+        scope: "profile email",
+        org: None,
+    };
+
+    let routes: &[(Method, &str, Option<&str>)] = &[
+        (Method::GET, "/v1/plans", None),
+        (Method::GET, "/v1/orgs/acme", None),
+        (Method::PUT, "/v1/orgs/acme", Some("{}")),
+        (Method::GET, "/v1/orgs/acme/usage", None),
+        (Method::GET, "/v1/orgs/acme/usage/users/check", None),
+        (
+            Method::POST,
+            "/v1/orgs/acme/check",
+            Some(r#"{"resources":{"users":1}}"#),
+        ),
+        (
+            Method::POST,
+            "/v1/orgs/acme/usage/tasks/consume",
+            Some("{}"),
+        ),
+        (
+            Method::POST,
+            "/v1/orgs/acme/usage/tasks/release",
+            Some("{}"),
+        ),
+        (
+            Method::PUT,
+            "/v1/orgs/acme/usage/tasks",
+            Some(r#"{"value":0}"#),
+        ),
+    ];
+    // (auth, expected status per route, in the order above)
+    let matrix: Vec<(&Auth, [u16; 9])> = vec![
+        (&Auth::None, [401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        (&no_scope, [403, 403, 403, 403, 403, 403, 403, 403, 403]),
+        (&reader, [200, 200, 403, 200, 200, 200, 403, 403, 403]),
+        (&writer, [403, 403, 403, 403, 403, 403, 200, 200, 200]),
+        (&APP, [200, 200, 403, 200, 200, 200, 200, 200, 200]),
+        (&acme_app, [200, 200, 403, 200, 200, 200, 200, 200, 200]),
+        (&acme_admin, [200, 200, 403, 200, 200, 200, 200, 200, 200]),
+        (&ADMIN, [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    ];
+    for (auth, expected) in matrix {
+        for ((method, path, body), want) in routes.iter().zip(expected) {
+            let r = app.send(method.clone(), path, *body, &[], auth).await;
+            assert_eq!(r.status, want, "{auth:?} {method} {path}: {}", r.body);
+            match want {
+                401 => assert_eq!(r.code(), Some("UNAUTHORIZED")),
+                403 => assert_eq!(r.code(), Some("FORBIDDEN")),
+                _ => {}
+            }
+        }
+    }
+    // An org-bound token cannot touch another org, whatever its scopes.
+    for auth in [&acme_app, &acme_admin] {
+        for path in ["/v1/orgs/other", "/v1/orgs/other/usage"] {
+            let r = app.get(path, auth).await;
+            assert_eq!(r.status, 403, "{auth:?} {path}");
+            assert_eq!(r.code(), Some("FORBIDDEN"));
+        }
+        let r = app.consume("other", "tasks", 1).await;
+        assert_eq!(r.status, 200, "the unbound app token still can");
+    }
+    // Health needs no token.
+    let health = app.get("/v1/health", &Auth::None).await;
+    assert_eq!(
+        (health.status, health.body.clone()),
+        (200, json!({ "status": "ok" }))
+    );
+}
