@@ -15,8 +15,11 @@ fn template_routes() -> BTreeSet<(String, String, String)> {
         let field = |name: &str| -> Option<String> {
             let start = line.find(name)? + name.len();
             let rest = line[start..].trim_start();
+            if let Some(quoted) = rest.strip_prefix('"') {
+                return quoted.split_once('"').map(|(value, _)| value.to_string());
+            }
             let end = rest.find([',', '}']).unwrap_or(rest.len());
-            Some(rest[..end].trim().trim_matches('"').to_string())
+            Some(rest[..end].trim().to_string())
         };
         if let Some(b) = field("Binary:") {
             binary = b;
