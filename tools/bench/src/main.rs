@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         clock: Clock::system(),
         catalogue: Catalogue::builtin(),
     };
+    let direct = deps.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let app = quota_local::app(quota_local::Local {
@@ -114,10 +115,11 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let consume = "/v1/orgs/bench/usage/conversations/consume";
-    let (mut t_bare, mut t_local) = (
-        Vec::with_capacity(iterations),
-        Vec::with_capacity(iterations),
-    );
+    let mut t_bare = Vec::with_capacity(iterations);
+    let mut t_local = Vec::with_capacity(iterations);
+    let mut t_store = Vec::with_capacity(iterations);
+    let org = quota_shared::domain::org::OrgId::parse("bench").expect("valid id");
+    let kind = quota_shared::domain::catalogue::ResourceKind::Period;
     for i in 0..WARMUP + iterations {
         let start = Instant::now();
         bare_update().await?;
@@ -126,14 +128,23 @@ async fn main() -> anyhow::Result<()> {
         let (status, _) = api.call("POST", consume, r#"{"amount":1}"#, None).await?;
         let local_took = start.elapsed();
         ensure!(status == 200, "consume answered {status}");
+        let start = Instant::now();
+        let now = direct.clock.now();
+        direct
+            .store
+            .consume(&org, "conversations", kind, 1, None, direct.catalogue, now)
+            .await?;
+        let store_took = start.elapsed();
         if i >= WARMUP {
             t_bare.push(bare_took);
             t_local.push(local_took);
+            t_store.push(store_took);
         }
     }
 
-    let (b50, b99, bmean) = summary(&mut t_bare);
-    let (l50, l99, lmean) = summary(&mut t_local);
+    let bare = summary(&mut t_bare);
+    let store = summary(&mut t_store);
+    let local = summary(&mut t_local);
     println!(
         "quota-service benchmark: {iterations} consumes each, interleaved, after {WARMUP} warm-up"
     );
@@ -142,27 +153,16 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB")?
     );
     println!();
-    println!("{:<34}{:>10}{:>10}{:>10}", "", "p50", "p99", "mean");
+    println!("{:<36}{:>10}{:>10}{:>10}", "", "p50", "p99", "mean");
+    row("bare UpdateItem (SDK)", bare);
+    row("consume, store only (no HTTP)", store);
+    row("consume via quota-local (HTTP)", local);
     println!(
-        "{:<34}{:>10}{:>10}{:>10}",
-        "bare UpdateItem (SDK)",
-        ms(b50),
-        ms(b99),
-        ms(bmean)
-    );
-    println!(
-        "{:<34}{:>10}{:>10}{:>10}",
-        "consume via quota-local (HTTP)",
-        ms(l50),
-        ms(l99),
-        ms(lmean)
-    );
-    println!(
-        "{:<34}{:>9.2}x{:>9.2}x{:>9.2}x",
+        "{:<36}{:>9.2}x{:>9.2}x{:>9.2}x",
         "ratio quota-local / bare",
-        ratio(l50, b50),
-        ratio(l99, b99),
-        ratio(lmean, bmean)
+        ratio(local.0, bare.0),
+        ratio(local.1, bare.1),
+        ratio(local.2, bare.2)
     );
 
     // What each call costs, counted on the wire by the server's client.
@@ -200,6 +200,10 @@ fn summary(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
     };
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     (at(0.50), at(0.99), mean)
+}
+
+fn row(label: &str, (p50, p99, mean): (Duration, Duration, Duration)) {
+    println!("{label:<36}{:>10}{:>10}{:>10}", ms(p50), ms(p99), ms(mean));
 }
 
 fn ms(d: Duration) -> String {
