@@ -46,10 +46,7 @@ impl Principal {
             .and_then(|a| a.jwt.as_ref())
             .map(|jwt| &jwt.claims)
             .ok_or(ApiError::Unauthorized)?;
-        let subject = claims
-            .get("sub")
-            .filter(|s| !s.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        let subject = claims.get("sub").filter(|s| !s.is_empty()).ok_or(ApiError::Unauthorized)?;
         let scopes = claims
             .get("scope")
             .map(|s| {
@@ -72,9 +69,7 @@ impl Principal {
 
     /// `quota:admin` implies the others.
     pub fn has(&self, scope: Scope) -> bool {
-        self.scopes
-            .iter()
-            .any(|s| *s == scope || *s == Scope::Admin)
+        self.scopes.iter().any(|s| *s == scope || *s == Scope::Admin)
     }
 
     /// 403 unless the token has `scope` and, when bound to an org, that org.
@@ -90,14 +85,10 @@ impl Principal {
         }
         if let Some(bound) = &self.org_id {
             if scope == Scope::Admin {
-                return Err(ApiError::Forbidden(
-                    "an org-bound token cannot use admin routes",
-                ));
+                return Err(ApiError::Forbidden("an org-bound token cannot use admin routes"));
             }
             if org.is_some_and(|o| o.as_str() != bound) {
-                return Err(ApiError::Forbidden(
-                    "this token is bound to another organization",
-                ));
+                return Err(ApiError::Forbidden("this token is bound to another organization"));
             }
         }
         Ok(())
@@ -109,11 +100,7 @@ mod tests {
     use super::*;
 
     fn principal(scopes: &[Scope], org: Option<&str>) -> Principal {
-        Principal {
-            subject: "u".into(),
-            scopes: scopes.to_vec(),
-            org_id: org.map(str::to_string),
-        }
+        Principal { subject: "u".into(), scopes: scopes.to_vec(), org_id: org.map(str::to_string) }
     }
 
     #[test]
@@ -130,13 +117,7 @@ mod tests {
         let other = OrgId::parse("other").unwrap();
         let p = principal(&[Scope::Admin], Some("acme"));
         assert!(p.authorize(Scope::Write, Some(&acme)).is_ok());
-        assert!(matches!(
-            p.authorize(Scope::Write, Some(&other)),
-            Err(ApiError::Forbidden(_))
-        ));
-        assert!(matches!(
-            p.authorize(Scope::Admin, Some(&acme)),
-            Err(ApiError::Forbidden(_))
-        ));
+        assert!(matches!(p.authorize(Scope::Write, Some(&other)), Err(ApiError::Forbidden(_))));
+        assert!(matches!(p.authorize(Scope::Admin, Some(&acme)), Err(ApiError::Forbidden(_))));
     }
 }

@@ -17,9 +17,7 @@ impl Clock {
 
     /// A clock that stands at `at` until moved.
     pub fn fixed(at: DateTime<Utc>) -> Self {
-        Clock {
-            fixed: Some(Arc::new(Mutex::new(at))),
-        }
+        Clock { fixed: Some(Arc::new(Mutex::new(at))) }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -44,9 +44,7 @@ impl ApiError {
             }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::OrgNotFound | ApiError::UnknownResource(_) | ApiError::NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::OrgNotFound | ApiError::UnknownResource(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -72,8 +70,7 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let body =
-            serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
         let mut response = crate::http::json(self.status(), &body);
         let headers = response.headers_mut();
         match &self {
@@ -86,10 +83,7 @@ impl ApiError {
                 }
             }
             ApiError::Unauthorized => {
-                headers.insert(
-                    "www-authenticate",
-                    lambda_http::http::HeaderValue::from_static("Bearer"),
-                );
+                headers.insert("www-authenticate", lambda_http::http::HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

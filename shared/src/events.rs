@@ -33,6 +33,9 @@ impl EventKind {
     }
 }
 
+/// An event the bus accepted: its kind and `detail`.
+pub type Published = (EventKind, serde_json::Value);
+
 #[derive(Debug, thiserror::Error)]
 #[error("publishing {0} failed: {1}")]
 pub struct PublishError(&'static str, String);
@@ -43,7 +46,7 @@ pub struct PublishError(&'static str, String);
 pub struct Events {
     client: Client,
     bus: String,
-    published: Option<Arc<Mutex<Vec<(EventKind, serde_json::Value)>>>>,
+    published: Option<Arc<Mutex<Vec<Published>>>>,
 }
 
 impl Events {
@@ -58,7 +61,7 @@ impl Events {
     }
 
     /// The accepted events so far, when recording.
-    pub fn published(&self) -> Vec<(EventKind, serde_json::Value)> {
+    pub fn published(&self) -> Vec<Published> {
         self.published.as_ref().map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default()
     }
 

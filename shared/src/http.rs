@@ -21,6 +21,8 @@ pub enum Function {
     IncrementUsage,
     GetUsage,
     ManageOrgs,
+    AdminReset,
+    UsageJob,
 }
 
 impl Function {
@@ -30,6 +32,8 @@ impl Function {
             Function::IncrementUsage => "increment-usage",
             Function::GetUsage => "get-usage",
             Function::ManageOrgs => "manage-orgs",
+            Function::AdminReset => "admin-reset",
+            Function::UsageJob => "usage-job",
         }
     }
 }
@@ -46,12 +50,18 @@ pub enum Endpoint {
     Release,
     SetUsage,
     GetUsage,
+    History,
+    AdminReset,
+    AdminAudit,
+    DailyJob,
 }
 
 impl Endpoint {
     pub fn function(self) -> Function {
         match self {
-            Endpoint::Health | Endpoint::Plans | Endpoint::GetUsage => Function::GetUsage,
+            Endpoint::Health | Endpoint::Plans | Endpoint::GetUsage | Endpoint::History => Function::GetUsage,
+            Endpoint::AdminReset | Endpoint::AdminAudit => Function::AdminReset,
+            Endpoint::DailyJob => Function::UsageJob,
             Endpoint::PutOrg | Endpoint::GetOrg => Function::ManageOrgs,
             Endpoint::Consume | Endpoint::Release | Endpoint::SetUsage => Function::IncrementUsage,
             Endpoint::Check | Endpoint::CheckMany => Function::CheckQuota,
@@ -62,13 +72,12 @@ impl Endpoint {
     pub fn scope(self) -> Option<Scope> {
         match self {
             Endpoint::Health => None,
-            Endpoint::Plans
-            | Endpoint::GetOrg
-            | Endpoint::Check
-            | Endpoint::CheckMany
-            | Endpoint::GetUsage => Some(Scope::Read),
+            Endpoint::Plans | Endpoint::GetOrg | Endpoint::Check | Endpoint::CheckMany | Endpoint::GetUsage => {
+                Some(Scope::Read)
+            }
             Endpoint::Consume | Endpoint::Release | Endpoint::SetUsage => Some(Scope::Write),
-            Endpoint::PutOrg => Some(Scope::Admin),
+            Endpoint::History => Some(Scope::Read),
+            Endpoint::PutOrg | Endpoint::AdminReset | Endpoint::AdminAudit | Endpoint::DailyJob => Some(Scope::Admin),
         }
     }
 }
@@ -82,26 +91,14 @@ pub const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::GET, "/v1/orgs/{org}", Endpoint::GetOrg),
     (Method::POST, "/v1/orgs/{org}/check", Endpoint::CheckMany),
     (Method::GET, "/v1/orgs/{org}/usage", Endpoint::GetUsage),
-    (
-        Method::PUT,
-        "/v1/orgs/{org}/usage/{resource}",
-        Endpoint::SetUsage,
-    ),
-    (
-        Method::POST,
-        "/v1/orgs/{org}/usage/{resource}/consume",
-        Endpoint::Consume,
-    ),
-    (
-        Method::POST,
-        "/v1/orgs/{org}/usage/{resource}/release",
-        Endpoint::Release,
-    ),
-    (
-        Method::GET,
-        "/v1/orgs/{org}/usage/{resource}/check",
-        Endpoint::Check,
-    ),
+    (Method::PUT, "/v1/orgs/{org}/usage/{resource}", Endpoint::SetUsage),
+    (Method::POST, "/v1/orgs/{org}/usage/{resource}/consume", Endpoint::Consume),
+    (Method::POST, "/v1/orgs/{org}/usage/{resource}/release", Endpoint::Release),
+    (Method::GET, "/v1/orgs/{org}/usage/{resource}/check", Endpoint::Check),
+    (Method::GET, "/v1/orgs/{org}/usage/{resource}/history", Endpoint::History),
+    (Method::POST, "/v1/admin/orgs/{org}/reset", Endpoint::AdminReset),
+    (Method::GET, "/v1/admin/orgs/{org}/audit", Endpoint::AdminAudit),
+    (Method::POST, "/v1/admin/jobs/daily", Endpoint::DailyJob),
 ];
 
 /// A matched route with its raw path parameters.
@@ -116,29 +113,18 @@ impl Route {
     /// Matches a method and path: 404 when no pattern fits the path, 405
     /// when one does for other methods.
     pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
+        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
         let mut allowed = Vec::new();
         for (m, pattern, endpoint) in ROUTES {
             let Some((org, resource)) = match_pattern(pattern, path) else {
                 continue;
             };
             if m == method {
-                return Ok(Route {
-                    endpoint: *endpoint,
-                    org,
-                    resource,
-                });
+                return Ok(Route { endpoint: *endpoint, org, resource });
             }
             allowed.push(m.as_str());
         }
-        if allowed.is_empty() {
-            Err(ApiError::NotFound)
-        } else {
-            Err(ApiError::MethodNotAllowed(allowed.join(", ")))
-        }
+        if allowed.is_empty() { Err(ApiError::NotFound) } else { Err(ApiError::MethodNotAllowed(allowed.join(", "))) }
     }
 }
 
@@ -174,48 +160,26 @@ impl Call {
             return Err(ApiError::NotFound);
         }
         let Some(scope) = route.endpoint.scope() else {
-            return Ok(Call {
-                route,
-                principal: None,
-                org: None,
-            });
+            return Ok(Call { route, principal: None, org: None });
         };
         let principal = Principal::from_request(req)?;
-        let org = route
-            .org
-            .as_deref()
-            .map(|o| OrgId::parse(o).ok_or(ApiError::InvalidOrgId))
-            .transpose()?;
+        let org = route.org.as_deref().map(|o| OrgId::parse(o).ok_or(ApiError::InvalidOrgId)).transpose()?;
         principal.authorize(scope, org.as_ref())?;
-        Ok(Call {
-            route,
-            principal: Some(principal),
-            org,
-        })
+        Ok(Call { route, principal: Some(principal), org })
     }
 
     pub fn org(&self) -> &OrgId {
-        self.org
-            .as_ref()
-            .expect("routes with {org} always carry one")
+        self.org.as_ref().expect("routes with {org} always carry one")
     }
 
     pub fn subject(&self) -> &str {
-        self.principal
-            .as_ref()
-            .map_or("anonymous", |p| p.subject.as_str())
+        self.principal.as_ref().map_or("anonymous", |p| p.subject.as_str())
     }
 
     /// The route's resource, checked against the catalogue (404 if unknown).
-    pub fn resource<'c>(
-        &self,
-        catalogue: &'c Catalogue,
-    ) -> Result<(&str, &'c ResourceDef), ApiError> {
+    pub fn resource<'c>(&self, catalogue: &'c Catalogue) -> Result<(&str, &'c ResourceDef), ApiError> {
         let name = self.route.resource.as_deref().unwrap_or_default();
-        catalogue
-            .resource(name)
-            .map(|def| (name, def))
-            .ok_or_else(|| ApiError::UnknownResource(name.to_string()))
+        catalogue.resource(name).map(|def| (name, def)).ok_or_else(|| ApiError::UnknownResource(name.to_string()))
     }
 }
 
@@ -245,9 +209,7 @@ fn json_error(e: &serde_json::Error) -> String {
 
 /// A query parameter, if present once.
 pub fn query(req: &Request, name: &str) -> Option<String> {
-    req.query_string_parameters_ref()
-        .and_then(|q| q.first(name))
-        .map(str::to_string)
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_string)
 }
 
 /// A request header as text.
@@ -256,21 +218,14 @@ pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
 }
 
 /// An amount as the API takes it: a JSON integer in `min..=MAX_COUNT`.
-pub fn amount(
-    value: Option<&serde_json::Value>,
-    min: i64,
-    default: i64,
-    field: &str,
-) -> Result<i64, ApiError> {
+pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: &str) -> Result<i64, ApiError> {
     let max = crate::domain::org::MAX_COUNT;
     match value {
         None => Ok(default),
         Some(v) => v
             .as_i64()
             .filter(|a| (min..=max).contains(a))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(format!("{field} must be an integer from {min} to {max}"))
-            }),
+            .ok_or_else(|| ApiError::InvalidRequest(format!("{field} must be an integer from {min} to {max}"))),
     }
 }
 
@@ -278,10 +233,7 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Bod
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_string());
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     response
 }
 
@@ -299,20 +251,9 @@ mod tests {
         assert_eq!(r.endpoint, Endpoint::Consume);
         assert_eq!(r.org.as_deref(), Some("acme"));
         assert_eq!(r.resource.as_deref(), Some("contacts"));
-        assert_eq!(
-            Route::parse(&Method::GET, "/v1/orgs/acme/")
-                .unwrap()
-                .endpoint,
-            Endpoint::GetOrg
-        );
-        assert!(matches!(
-            Route::parse(&Method::GET, "/v1/nope"),
-            Err(ApiError::NotFound)
-        ));
-        assert!(matches!(
-            Route::parse(&Method::GET, "/v1/orgs//usage"),
-            Err(ApiError::NotFound)
-        ));
+        assert_eq!(Route::parse(&Method::GET, "/v1/orgs/acme/").unwrap().endpoint, Endpoint::GetOrg);
+        assert!(matches!(Route::parse(&Method::GET, "/v1/nope"), Err(ApiError::NotFound)));
+        assert!(matches!(Route::parse(&Method::GET, "/v1/orgs//usage"), Err(ApiError::NotFound)));
         match Route::parse(&Method::DELETE, "/v1/orgs/acme") {
             Err(ApiError::MethodNotAllowed(allow)) => assert_eq!(allow, "PUT, GET"),
             other => panic!("{other:?}"),

@@ -6,7 +6,9 @@ pub mod clock;
 pub mod deps;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod http;
+pub mod notify;
 pub mod store;
 
 pub use clock::Clock;

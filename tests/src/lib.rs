@@ -12,6 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use quota_local::metrics::{RequestLog, counted_client};
 use quota_shared::domain::catalogue::Catalogue;
+use quota_shared::events::Events;
+use quota_shared::notify::Notifier;
 use quota_shared::store::Store;
 use quota_shared::{Clock, Deps};
 pub use serde_json::{Value, json};
@@ -22,33 +24,19 @@ pub enum Auth {
     /// No authorizer claims at all.
     None,
     /// `sub`, `scope` and optionally `org_id`.
-    Token {
-        sub: &'static str,
-        scope: &'static str,
-        org: Option<&'static str>,
-    },
+    Token { sub: &'static str, scope: &'static str, org: Option<&'static str> },
 }
 
-pub const ADMIN: Auth = Auth::Token {
-    sub: "admin@ops",
-    scope: "quota:admin",
-    org: None,
-};
-pub const APP: Auth = Auth::Token {
-    sub: "app",
-    scope: "quota:read quota:write",
-    org: None,
-};
+pub const ADMIN: Auth = Auth::Token { sub: "admin@ops", scope: "quota:admin", org: None };
+pub const APP: Auth = Auth::Token { sub: "app", scope: "quota:read quota:write", org: None };
 
 impl Auth {
     pub fn claims(&self) -> Option<HashMap<String, String>> {
         match self {
             Auth::None => None,
             Auth::Token { sub, scope, org } => {
-                let mut claims = HashMap::from([
-                    ("sub".to_string(), sub.to_string()),
-                    ("scope".to_string(), scope.to_string()),
-                ]);
+                let mut claims =
+                    HashMap::from([("sub".to_string(), sub.to_string()), ("scope".to_string(), scope.to_string())]);
                 if let Some(org) = org {
                     claims.insert("org_id".to_string(), org.to_string());
                 }
@@ -72,9 +60,7 @@ impl Reply {
     }
 
     pub fn used(&self) -> i64 {
-        self.body["usage"]["used"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no usage.used in {}", self.body))
+        self.body["usage"]["used"].as_i64().unwrap_or_else(|| panic!("no usage.used in {}", self.body))
     }
 }
 
@@ -85,6 +71,10 @@ pub struct TestApp {
 }
 
 static TABLES: AtomicU32 = AtomicU32::new(0);
+
+pub const SENDER: &str = "quota@quota-tests.example";
+pub const BUS: &str = "quota-tests";
+pub const DASHBOARD: &str = "https://app.example.com/usage";
 
 /// The AWS config tests use: the local endpoints from the environment.
 pub async fn aws_config() -> aws_config::SdkConfig {
@@ -111,21 +101,17 @@ impl TestApp {
             TABLES.fetch_add(1, Ordering::Relaxed),
             Utc::now().timestamp_micros()
         );
-        quota_shared::store::schema::ensure_table(&client, &table)
-            .await
-            .expect("create test table");
         let clock = Clock::fixed(now.parse().expect("RFC 3339 instant"));
         let deps = Deps {
             store: Store::new(client, table),
             clock: clock.clone(),
             catalogue: Catalogue::builtin(),
+            notifier: Notifier::new(aws_sdk_sesv2::Client::new(&aws), SENDER, DASHBOARD),
+            events: Events::new(aws_sdk_eventbridge::Client::new(&aws), BUS).recording(),
         };
+        quota_local::ensure_local_resources(&deps).await.expect("create the table, SES identity and bus");
         requests.take();
-        TestApp {
-            deps,
-            clock,
-            requests,
-        }
+        TestApp { deps, clock, requests }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -149,41 +135,24 @@ impl TestApp {
         headers: &[(&str, &str)],
         auth: &Auth,
     ) -> Reply {
-        let (path, query) = path_and_query
-            .split_once('?')
-            .unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let mut map = HeaderMap::new();
         map.insert("content-type", HeaderValue::from_static("application/json"));
         for (k, v) in headers {
-            map.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            map.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
-        let event = quota_local::apigw_event(
-            &method,
-            path,
-            query,
-            &map,
-            body.unwrap_or("").as_bytes(),
-            auth.claims().as_ref(),
-        );
-        let response =
-            quota_local::dispatch(&self.deps, quota_local::request_from_event(&event)).await;
+        let event =
+            quota_local::apigw_event(&method, path, query, &map, body.unwrap_or("").as_bytes(), auth.claims().as_ref());
+        let response = quota_local::dispatch(&self.deps, quota_local::request_from_event(&event)).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes: &[u8] = response.body().as_ref();
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(bytes)
-                .unwrap_or_else(|e| panic!("non-JSON body ({e}): {bytes:?}"))
+            serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("non-JSON body ({e}): {bytes:?}"))
         };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn get(&self, path: &str, auth: &Auth) -> Reply {
@@ -191,62 +160,32 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value, auth: &Auth) -> Reply {
-        self.send(Method::POST, path, Some(&body.to_string()), &[], auth)
-            .await
+        self.send(Method::POST, path, Some(&body.to_string()), &[], auth).await
     }
 
     pub async fn put(&self, path: &str, body: Value, auth: &Auth) -> Reply {
-        self.send(Method::PUT, path, Some(&body.to_string()), &[], auth)
-            .await
+        self.send(Method::PUT, path, Some(&body.to_string()), &[], auth).await
     }
 
     /// Creates or updates an org as an admin; panics unless 200/201.
     pub async fn org(&self, org: &str, body: Value) -> Reply {
         let reply = self.put(&format!("/v1/orgs/{org}"), body, &ADMIN).await;
-        assert!(
-            matches!(reply.status, 200 | 201),
-            "PUT org: {} {}",
-            reply.status,
-            reply.body
-        );
+        assert!(matches!(reply.status, 200 | 201), "PUT org: {} {}", reply.status, reply.body);
         reply
     }
 
     pub async fn consume(&self, org: &str, resource: &str, amount: i64) -> Reply {
-        self.post(
-            &format!("/v1/orgs/{org}/usage/{resource}/consume"),
-            json!({ "amount": amount }),
-            &APP,
-        )
-        .await
+        self.post(&format!("/v1/orgs/{org}/usage/{resource}/consume"), json!({ "amount": amount }), &APP).await
     }
 
-    pub async fn consume_with_key(
-        &self,
-        org: &str,
-        resource: &str,
-        amount: i64,
-        key: &str,
-    ) -> Reply {
+    pub async fn consume_with_key(&self, org: &str, resource: &str, amount: i64, key: &str) -> Reply {
         let body = json!({ "amount": amount }).to_string();
         let path = format!("/v1/orgs/{org}/usage/{resource}/consume");
-        self.send(
-            Method::POST,
-            &path,
-            Some(&body),
-            &[("idempotency-key", key)],
-            &APP,
-        )
-        .await
+        self.send(Method::POST, &path, Some(&body), &[("idempotency-key", key)], &APP).await
     }
 
     pub async fn release(&self, org: &str, resource: &str, amount: i64) -> Reply {
-        self.post(
-            &format!("/v1/orgs/{org}/usage/{resource}/release"),
-            json!({ "amount": amount }),
-            &APP,
-        )
-        .await
+        self.post(&format!("/v1/orgs/{org}/usage/{resource}/release"), json!({ "amount": amount }), &APP).await
     }
 
     pub async fn usage(&self, org: &str) -> Reply {

@@ -14,19 +14,13 @@ async fn statuses(app: &Arc<TestApp>, org: &'static str, keyed: bool) -> (usize,
         let app = Arc::clone(app);
         tokio::spawn(async move {
             if keyed {
-                app.consume_with_key(org, "conversations", 1, &format!("req-{i}"))
-                    .await
-                    .status
+                app.consume_with_key(org, "conversations", 1, &format!("req-{i}")).await.status
             } else {
                 app.consume(org, "conversations", 1).await.status
             }
         })
     });
-    let all: Vec<u16> = join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.expect("task"))
-        .collect();
+    let all: Vec<u16> = join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect();
     let admitted = all.iter().filter(|s| **s == 200).count();
     let refused = all.iter().filter(|s| **s == 429).count();
     (admitted, refused, all)
@@ -38,15 +32,8 @@ async fn exactly_the_limit_is_admitted() {
     app.org("race", json!({ "plan": "free" })).await;
     let (admitted, refused, all) = statuses(&app, "race", false).await;
     assert_eq!(admitted, LIMIT as usize, "statuses: {all:?}");
-    assert_eq!(
-        refused,
-        CALLERS - LIMIT as usize,
-        "every other call is a clean 429: {all:?}"
-    );
-    assert_eq!(
-        app.resource_usage("race", "conversations").await["used"],
-        LIMIT
-    );
+    assert_eq!(refused, CALLERS - LIMIT as usize, "every other call is a clean 429: {all:?}");
+    assert_eq!(app.resource_usage("race", "conversations").await["used"], LIMIT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -56,10 +43,7 @@ async fn exactly_the_limit_is_admitted_with_idempotency_keys() {
     let (admitted, refused, all) = statuses(&app, "race-keys", true).await;
     assert_eq!(admitted, LIMIT as usize, "statuses: {all:?}");
     assert_eq!(refused, CALLERS - LIMIT as usize, "statuses: {all:?}");
-    assert_eq!(
-        app.resource_usage("race-keys", "conversations").await["used"],
-        LIMIT
-    );
+    assert_eq!(app.resource_usage("race-keys", "conversations").await["used"], LIMIT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -68,28 +52,15 @@ async fn one_key_sent_many_times_at_once_counts_once() {
     app.org("same-key", json!({ "plan": "basic" })).await;
     let tasks = (0..40).map(|_| {
         let app = Arc::clone(&app);
-        tokio::spawn(async move {
-            app.consume_with_key("same-key", "conversations", 5, "once")
-                .await
-        })
+        tokio::spawn(async move { app.consume_with_key("same-key", "conversations", 5, "once").await })
     });
-    let replies: Vec<_> = join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.expect("task"))
-        .collect();
+    let replies: Vec<_> = join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect();
     for r in &replies {
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let fresh = replies
-        .iter()
-        .filter(|r| r.headers.get("idempotent-replayed").is_none())
-        .count();
+    let fresh = replies.iter().filter(|r| r.headers.get("idempotent-replayed").is_none()).count();
     assert_eq!(fresh, 1, "one call recorded, the rest replayed");
-    assert_eq!(
-        app.resource_usage("same-key", "conversations").await["used"],
-        5
-    );
+    assert_eq!(app.resource_usage("same-key", "conversations").await["used"], 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -102,16 +73,9 @@ async fn concurrent_rollover_closes_the_old_period_once() {
         let app = Arc::clone(&app);
         tokio::spawn(async move { app.consume("race-roll", "conversations", 1).await.status })
     });
-    let all: Vec<u16> = join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.expect("task"))
-        .collect();
+    let all: Vec<u16> = join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect();
     assert!(all.iter().all(|s| *s == 200), "{all:?}");
-    assert_eq!(
-        app.resource_usage("race-roll", "conversations").await["used"],
-        50
-    );
+    assert_eq!(app.resource_usage("race-roll", "conversations").await["used"], 50);
     let closed = closed_periods(&app, "race-roll").await;
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert_eq!(closed[0], (130, 30));
@@ -135,8 +99,5 @@ async fn closed_periods(app: &TestApp, org: &str) -> Vec<(i64, i64)> {
     let n = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| -> i64 {
         item[k].as_n().unwrap().parse().unwrap()
     };
-    out.items()
-        .iter()
-        .map(|i| (n(i, "used"), n(i, "overage")))
-        .collect()
+    out.items().iter().map(|i| (n(i, "used"), n(i, "overage"))).collect()
 }

@@ -35,37 +35,15 @@ async fn invalid_request() {
         assert_error(&r, 400, "INVALID_REQUEST");
     }
     for q in ["amount=-1", "amount=x", "amount=1.5", "amount="] {
-        let r = app
-            .get(
-                &format!("/v1/orgs/acme/usage/conversations/check?{q}"),
-                &APP,
-            )
-            .await;
+        let r = app.get(&format!("/v1/orgs/acme/usage/conversations/check?{q}"), &APP).await;
         assert_error(&r, 400, "INVALID_REQUEST");
     }
     for body in [json!({}), json!({ "value": -1 }), json!({ "value": "3" })] {
-        assert_error(
-            &app.put("/v1/orgs/acme/usage/contacts", body, &APP).await,
-            400,
-            "INVALID_REQUEST",
-        );
+        assert_error(&app.put("/v1/orgs/acme/usage/contacts", body, &APP).await, 400, "INVALID_REQUEST");
     }
-    assert_error(
-        &app.send(Method::PUT, "/v1/orgs/acme/usage/contacts", None, &[], &APP)
-            .await,
-        400,
-        "INVALID_REQUEST",
-    );
-    for body in [
-        json!({}),
-        json!({ "resources": {} }),
-        json!({ "resources": { "users": -1 } }),
-    ] {
-        assert_error(
-            &app.post("/v1/orgs/acme/check", body, &APP).await,
-            400,
-            "INVALID_REQUEST",
-        );
+    assert_error(&app.send(Method::PUT, "/v1/orgs/acme/usage/contacts", None, &[], &APP).await, 400, "INVALID_REQUEST");
+    for body in [json!({}), json!({ "resources": {} }), json!({ "resources": { "users": -1 } })] {
+        assert_error(&app.post("/v1/orgs/acme/check", body, &APP).await, 400, "INVALID_REQUEST");
     }
     for body in [
         json!({ "plan": "gold" }),
@@ -92,65 +70,26 @@ async fn invalid_org_id() {
         let r = app.get(&format!("/v1/orgs/{org}/usage"), &APP).await;
         assert_error(&r, 400, "INVALID_ORG_ID");
     }
-    assert_error(
-        &app.put("/v1/orgs/bad$id", json!({}), &ADMIN).await,
-        400,
-        "INVALID_ORG_ID",
-    );
+    assert_error(&app.put("/v1/orgs/bad$id", json!({}), &ADMIN).await, 400, "INVALID_ORG_ID");
 }
 
 #[tokio::test]
 async fn not_releasable() {
     let app = app().await;
-    assert_error(
-        &app.release("acme", "conversations", 1).await,
-        400,
-        "NOT_RELEASABLE",
-    );
+    assert_error(&app.release("acme", "conversations", 1).await, 400, "NOT_RELEASABLE");
 }
 
 #[tokio::test]
 async fn org_not_found() {
     let app = app().await;
-    assert_error(
-        &app.consume("ghost", "conversations", 1).await,
-        404,
-        "ORG_NOT_FOUND",
-    );
-    assert_error(
-        &app.consume_with_key("ghost", "conversations", 1, "k").await,
-        404,
-        "ORG_NOT_FOUND",
-    );
-    assert_error(
-        &app.release("ghost", "contacts", 1).await,
-        404,
-        "ORG_NOT_FOUND",
-    );
+    assert_error(&app.consume("ghost", "conversations", 1).await, 404, "ORG_NOT_FOUND");
+    assert_error(&app.consume_with_key("ghost", "conversations", 1, "k").await, 404, "ORG_NOT_FOUND");
+    assert_error(&app.release("ghost", "contacts", 1).await, 404, "ORG_NOT_FOUND");
     assert_error(&app.get("/v1/orgs/ghost", &APP).await, 404, "ORG_NOT_FOUND");
-    assert_error(
-        &app.get("/v1/orgs/ghost/usage", &APP).await,
-        404,
-        "ORG_NOT_FOUND",
-    );
-    assert_error(
-        &app.get("/v1/orgs/ghost/usage/users/check", &APP).await,
-        404,
-        "ORG_NOT_FOUND",
-    );
-    assert_error(
-        &app.put("/v1/orgs/ghost/usage/users", json!({ "value": 1 }), &APP)
-            .await,
-        404,
-        "ORG_NOT_FOUND",
-    );
-    let many = app
-        .post(
-            "/v1/orgs/ghost/check",
-            json!({ "resources": { "users": 1 } }),
-            &APP,
-        )
-        .await;
+    assert_error(&app.get("/v1/orgs/ghost/usage", &APP).await, 404, "ORG_NOT_FOUND");
+    assert_error(&app.get("/v1/orgs/ghost/usage/users/check", &APP).await, 404, "ORG_NOT_FOUND");
+    assert_error(&app.put("/v1/orgs/ghost/usage/users", json!({ "value": 1 }), &APP).await, 404, "ORG_NOT_FOUND");
+    let many = app.post("/v1/orgs/ghost/check", json!({ "resources": { "users": 1 } }), &APP).await;
     assert_error(&many, 404, "ORG_NOT_FOUND");
     // Nothing was written for the unknown org.
     assert_error(&app.get("/v1/orgs/ghost", &APP).await, 404, "ORG_NOT_FOUND");
@@ -159,23 +98,9 @@ async fn org_not_found() {
 #[tokio::test]
 async fn unknown_resource() {
     let app = app().await;
-    assert_error(
-        &app.consume("acme", "widgets", 1).await,
-        404,
-        "UNKNOWN_RESOURCE",
-    );
-    assert_error(
-        &app.get("/v1/orgs/acme/usage/widgets/check", &APP).await,
-        404,
-        "UNKNOWN_RESOURCE",
-    );
-    let many = app
-        .post(
-            "/v1/orgs/acme/check",
-            json!({ "resources": { "widgets": 1 } }),
-            &APP,
-        )
-        .await;
+    assert_error(&app.consume("acme", "widgets", 1).await, 404, "UNKNOWN_RESOURCE");
+    assert_error(&app.get("/v1/orgs/acme/usage/widgets/check", &APP).await, 404, "UNKNOWN_RESOURCE");
+    let many = app.post("/v1/orgs/acme/check", json!({ "resources": { "widgets": 1 } }), &APP).await;
     assert_error(&many, 404, "UNKNOWN_RESOURCE");
 }
 
@@ -185,14 +110,10 @@ async fn not_found_and_method_not_allowed() {
     assert_error(&app.get("/v1/nothing", &APP).await, 404, "NOT_FOUND");
     assert_error(&app.get("/v2/orgs/acme", &APP).await, 404, "NOT_FOUND");
     assert_error(&app.get("/", &Auth::None).await, 404, "NOT_FOUND");
-    let r = app
-        .send(Method::DELETE, "/v1/orgs/acme", None, &[], &ADMIN)
-        .await;
+    let r = app.send(Method::DELETE, "/v1/orgs/acme", None, &[], &ADMIN).await;
     assert_error(&r, 405, "METHOD_NOT_ALLOWED");
     assert_eq!(r.headers["allow"], "PUT, GET");
-    let r = app
-        .get("/v1/orgs/acme/usage/conversations/consume", &APP)
-        .await;
+    let r = app.get("/v1/orgs/acme/usage/conversations/consume", &APP).await;
     assert_error(&r, 405, "METHOD_NOT_ALLOWED");
     assert_eq!(r.headers["allow"], "POST");
 }
@@ -201,15 +122,7 @@ async fn not_found_and_method_not_allowed() {
 async fn payload_too_large() {
     let app = app().await;
     let big = format!(r#"{{"amount":1,"pad":"{}"}}"#, "x".repeat(64 * 1024));
-    let r = app
-        .send(
-            Method::POST,
-            "/v1/orgs/acme/usage/conversations/consume",
-            Some(&big),
-            &[],
-            &APP,
-        )
-        .await;
+    let r = app.send(Method::POST, "/v1/orgs/acme/usage/conversations/consume", Some(&big), &[], &APP).await;
     assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
     assert_eq!(app.resource_usage("acme", "conversations").await["used"], 0);
 }
@@ -225,8 +138,7 @@ async fn store_unavailable_answers_503_with_retry_after_and_no_internals() {
         .await;
     let broken = quota_shared::Deps {
         store: quota_shared::store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), "nowhere"),
-        clock: app.clock.clone(),
-        catalogue: app.deps.catalogue,
+        ..app.deps.clone()
     };
     let event = quota_local::apigw_event(
         &Method::POST,
@@ -243,10 +155,7 @@ async fn store_unavailable_answers_503_with_retry_after_and_no_internals() {
     assert_eq!(body["error"]["code"], "STORE_UNAVAILABLE");
     let text = body.to_string();
     for leak in ["127.0.0.1", "dispatch", "Error", "connect", "nowhere"] {
-        assert!(
-            !text.contains(leak),
-            "internal detail {leak:?} leaked: {text}"
-        );
+        assert!(!text.contains(leak), "internal detail {leak:?} leaked: {text}");
     }
 }
 
@@ -255,31 +164,11 @@ async fn store_unavailable_answers_503_with_retry_after_and_no_internals() {
 async fn auth_matrix() {
     let app = app().await;
     app.org("other", json!({})).await;
-    let reader = Auth::Token {
-        sub: "r",
-        scope: "quota:read",
-        org: None,
-    };
-    let writer = Auth::Token {
-        sub: "w",
-        scope: "quota:write",
-        org: None,
-    };
-    let acme_app = Auth::Token {
-        sub: "acme-app",
-        scope: "quota:read quota:write",
-        org: Some("acme"),
-    };
-    let acme_admin = Auth::Token {
-        sub: "acme-admin",
-        scope: "quota:admin",
-        org: Some("acme"),
-    };
-    let no_scope = Auth::Token {
-        sub: "nobody",
-        scope: "profile email",
-        org: None,
-    };
+    let reader = Auth::Token { sub: "r", scope: "quota:read", org: None };
+    let writer = Auth::Token { sub: "w", scope: "quota:write", org: None };
+    let acme_app = Auth::Token { sub: "acme-app", scope: "quota:read quota:write", org: Some("acme") };
+    let acme_admin = Auth::Token { sub: "acme-admin", scope: "quota:admin", org: Some("acme") };
+    let no_scope = Auth::Token { sub: "nobody", scope: "profile email", org: None };
 
     let routes: &[(Method, &str, Option<&str>)] = &[
         (Method::GET, "/v1/plans", None),
@@ -287,26 +176,10 @@ async fn auth_matrix() {
         (Method::PUT, "/v1/orgs/acme", Some("{}")),
         (Method::GET, "/v1/orgs/acme/usage", None),
         (Method::GET, "/v1/orgs/acme/usage/users/check", None),
-        (
-            Method::POST,
-            "/v1/orgs/acme/check",
-            Some(r#"{"resources":{"users":1}}"#),
-        ),
-        (
-            Method::POST,
-            "/v1/orgs/acme/usage/tasks/consume",
-            Some("{}"),
-        ),
-        (
-            Method::POST,
-            "/v1/orgs/acme/usage/tasks/release",
-            Some("{}"),
-        ),
-        (
-            Method::PUT,
-            "/v1/orgs/acme/usage/tasks",
-            Some(r#"{"value":0}"#),
-        ),
+        (Method::POST, "/v1/orgs/acme/check", Some(r#"{"resources":{"users":1}}"#)),
+        (Method::POST, "/v1/orgs/acme/usage/tasks/consume", Some("{}")),
+        (Method::POST, "/v1/orgs/acme/usage/tasks/release", Some("{}")),
+        (Method::PUT, "/v1/orgs/acme/usage/tasks", Some(r#"{"value":0}"#)),
     ];
     // (auth, expected status per route, in the order above)
     let matrix: Vec<(&Auth, [u16; 9])> = vec![
@@ -342,8 +215,5 @@ async fn auth_matrix() {
     }
     // Health needs no token.
     let health = app.get("/v1/health", &Auth::None).await;
-    assert_eq!(
-        (health.status, health.body.clone()),
-        (200, json!({ "status": "ok" }))
-    );
+    assert_eq!((health.status, health.body.clone()), (200, json!({ "status": "ok" })));
 }

@@ -41,38 +41,23 @@ async fn sample_events_replay_through_their_functions() {
     let mut last = Value::Null;
     for (file, handler, status) in steps {
         let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("fixture");
-        let request =
-            lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         let response = handler(&app.deps, request).await;
         let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
         assert_eq!(response.status(), *status, "{file}: {body}");
         last = body;
     }
     // The consume was sent twice with one Idempotency-Key: counted once.
-    let conv = last["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resource"] == "conversations")
-        .unwrap();
+    let conv = last["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "conversations").unwrap();
     assert_eq!(conv["used"], 1);
-    let contacts = last["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resource"] == "contacts")
-        .unwrap();
+    let contacts = last["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "contacts").unwrap();
     assert_eq!(contacts["used"], 41, "set to 42, released 1");
 }
 
 #[tokio::test]
 async fn a_function_answers_404_for_another_functions_route() {
     let app = TestApp::new("2026-11-25T06:00:00Z").await;
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../events/consume.json"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/consume.json")).unwrap();
     let response = get_usage(&app.deps, lambda_http::request::from_str(&text).unwrap()).await;
     assert_eq!(response.status(), 404);
 }

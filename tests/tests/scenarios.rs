@@ -16,10 +16,7 @@ async fn free_org_is_refused_at_conversation_101() {
     assert_eq!(refused.status, 429);
     assert_eq!(refused.body["allowed"], false);
     assert_eq!(refused.body["reason"], "quota_exceeded");
-    assert_eq!(
-        refused.body["message"],
-        "Monthly quota reached. Upgrade to continue."
-    );
+    assert_eq!(refused.body["message"], "Monthly quota reached. Upgrade to continue.");
     assert_eq!(refused.used(), 100, "a refused consume records nothing");
     assert_eq!(refused.body["usage"]["blocked"], true);
 
@@ -34,9 +31,7 @@ async fn free_org_is_refused_at_conversation_101() {
     assert_eq!(conv["status"], "exceeded");
     assert_eq!(conv["overage"], 0);
 
-    let check = app
-        .get("/v1/orgs/free-101/usage/conversations/check", &APP)
-        .await;
+    let check = app.get("/v1/orgs/free-101/usage/conversations/check", &APP).await;
     assert_eq!(check.status, 200, "check always answers 200");
     assert_eq!(check.body["allowed"], false);
     assert_eq!(check.body["reason"], "quota_exceeded");
@@ -45,38 +40,23 @@ async fn free_org_is_refused_at_conversation_101() {
 #[tokio::test]
 async fn free_org_is_refused_once_its_trial_has_ended() {
     let app = TestApp::new("2026-03-01T12:00:00Z").await;
-    let created = app
-        .org("trial", json!({ "plan": "free", "locale": "da" }))
-        .await;
+    let created = app.org("trial", json!({ "plan": "free", "locale": "da" })).await;
     assert_eq!(created.status, 201);
-    assert_eq!(
-        created.body["trialEndsAt"], "2026-03-31T12:00:00Z",
-        "30 days after creation"
-    );
+    assert_eq!(created.body["trialEndsAt"], "2026-03-31T12:00:00Z", "30 days after creation");
     assert_eq!(app.consume("trial", "conversations", 1).await.status, 200);
 
     app.set_now("2026-03-31T11:59:59Z");
-    assert_eq!(
-        app.consume("trial", "conversations", 1).await.status,
-        200,
-        "last second of the trial"
-    );
+    assert_eq!(app.consume("trial", "conversations", 1).await.status, 200, "last second of the trial");
     app.set_now("2026-03-31T12:00:00Z");
     let refused = app.consume("trial", "conversations", 1).await;
     assert_eq!(refused.status, 402);
     assert_eq!(refused.body["reason"], "trial_expired");
-    assert_eq!(
-        refused.body["message"],
-        "Gratis prøveperiode udløbet. Opgrader for at fortsætte."
-    );
+    assert_eq!(refused.body["message"], "Gratis prøveperiode udløbet. Opgrader for at fortsætte.");
     assert_eq!(refused.used(), 2);
     // Every resource is blocked, not just conversations.
     assert_eq!(app.consume("trial", "contacts", 1).await.status, 402);
     let usage = app.usage("trial").await.body;
-    assert_eq!(
-        usage["trial"],
-        json!({ "endsAt": "2026-03-31T12:00:00Z", "expired": true })
-    );
+    assert_eq!(usage["trial"], json!({ "endsAt": "2026-03-31T12:00:00Z", "expired": true }));
     assert_eq!(usage["blocked"]["reason"], "trial_expired");
 
     // Upgrading lifts the block at once.
@@ -103,27 +83,17 @@ async fn paid_org_continues_past_its_limit_with_overage() {
     assert_eq!(conv["blocked"], false);
     assert_eq!(conv["enforcement"], "soft");
     // CRM resources stay hard on paid plans.
-    assert_eq!(
-        app.resource_usage("paid", "users").await["enforcement"],
-        "hard"
-    );
+    assert_eq!(app.resource_usage("paid", "users").await["enforcement"], "hard");
 }
 
 #[tokio::test]
 async fn contacts_are_blocked_at_their_limit_and_freed_by_release() {
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
-    app.org(
-        "crm",
-        json!({ "plan": "free", "limits": { "contacts": 5 } }),
-    )
-    .await;
+    app.org("crm", json!({ "plan": "free", "limits": { "contacts": 5 } })).await;
     assert_eq!(app.consume("crm", "contacts", 5).await.status, 200);
     let refused = app.consume("crm", "contacts", 1).await;
     assert_eq!(refused.status, 429);
-    assert_eq!(
-        refused.body["message"],
-        "Limit for contacts reached. Upgrade to add more."
-    );
+    assert_eq!(refused.body["message"], "Limit for contacts reached. Upgrade to add more.");
 
     let released = app.release("crm", "contacts", 2).await;
     assert_eq!(released.status, 200);
@@ -144,13 +114,8 @@ async fn month_rolls_over_at_the_anchor_in_the_orgs_time_zone() {
     // Anchor 31 in Copenhagen: the period that holds 10 Feb 2026 runs from
     // 31 Jan 00:00 CET (30 Jan 23:00Z) to 28 Feb 00:00 CET (27 Feb 23:00Z).
     let app = TestApp::new("2026-02-10T12:00:00Z").await;
-    app.org(
-        "roll",
-        json!({ "plan": "free", "anchorDay": 31, "timezone": "Europe/Copenhagen" }),
-    )
-    .await;
-    app.org("roll", json!({ "trialEndsAt": "2027-01-01T00:00:00Z" }))
-        .await;
+    app.org("roll", json!({ "plan": "free", "anchorDay": 31, "timezone": "Europe/Copenhagen" })).await;
+    app.org("roll", json!({ "trialEndsAt": "2027-01-01T00:00:00Z" })).await;
     assert_eq!(app.consume("roll", "conversations", 100).await.status, 200);
     assert_eq!(app.consume("roll", "contacts", 7).await.status, 200);
     let usage = app.usage("roll").await.body;
@@ -159,20 +124,13 @@ async fn month_rolls_over_at_the_anchor_in_the_orgs_time_zone() {
     assert_eq!(usage["period"]["nextReset"], "2026-02-27T23:00:00Z");
 
     app.set_now("2026-02-27T22:59:59Z");
-    assert_eq!(
-        app.consume("roll", "conversations", 1).await.status,
-        429,
-        "still the old period"
-    );
+    assert_eq!(app.consume("roll", "conversations", 1).await.status, 429, "still the old period");
 
     app.set_now("2026-02-27T23:00:00Z");
     // Read before any write: the new period already counts from 0.
     let conv = app.resource_usage("roll", "conversations").await;
     assert_eq!(conv["used"], 0);
-    assert_eq!(
-        conv["period"],
-        json!({ "start": "2026-02-27T23:00:00Z", "end": "2026-03-30T22:00:00Z" })
-    );
+    assert_eq!(conv["period"], json!({ "start": "2026-02-27T23:00:00Z", "end": "2026-03-30T22:00:00Z" }));
     let r = app.consume("roll", "conversations", 1).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.used(), 1);
@@ -182,21 +140,14 @@ async fn month_rolls_over_at_the_anchor_in_the_orgs_time_zone() {
     assert_eq!(app.resource_usage("roll", "contacts").await["used"], 7);
 
     app.advance(Duration::days(40));
-    assert_eq!(
-        app.consume("roll", "conversations", 100).await.status,
-        200,
-        "two periods later"
-    );
+    assert_eq!(app.consume("roll", "conversations", 100).await.status, 200, "two periods later");
 }
 
 #[tokio::test]
 async fn plan_change_and_override_bind_the_very_next_consume() {
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
     app.org("upgrade", json!({ "plan": "free" })).await;
-    assert_eq!(
-        app.consume("upgrade", "conversations", 100).await.status,
-        200
-    );
+    assert_eq!(app.consume("upgrade", "conversations", 100).await.status, 200);
     assert_eq!(app.consume("upgrade", "conversations", 1).await.status, 429);
 
     app.org("upgrade", json!({ "plan": "growth" })).await;
@@ -204,18 +155,13 @@ async fn plan_change_and_override_bind_the_very_next_consume() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["usage"]["limit"], 300);
 
-    app.org("upgrade", json!({ "limits": { "users": 1 } }))
-        .await;
+    app.org("upgrade", json!({ "limits": { "users": 1 } })).await;
     assert_eq!(app.consume("upgrade", "users", 1).await.status, 200);
     assert_eq!(app.consume("upgrade", "users", 1).await.status, 429);
-    app.org("upgrade", json!({ "limits": { "users": null } }))
-        .await;
+    app.org("upgrade", json!({ "limits": { "users": null } })).await;
     let r = app.consume("upgrade", "users", 1).await;
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.body["usage"]["limit"], 20,
-        "back to the growth plan's limit"
-    );
+    assert_eq!(r.body["usage"]["limit"], 20, "back to the growth plan's limit");
 
     // Downgrade below current use: blocked, and the excess shows as overage.
     app.org("upgrade", json!({ "plan": "free" })).await;
@@ -238,11 +184,7 @@ async fn org_profile_round_trips_and_updates_keep_absent_fields() {
         )
         .await;
     assert_eq!(created.status, 201);
-    assert_eq!(
-        created.body["trialEndsAt"],
-        json!(null),
-        "paid plans have no trial"
-    );
+    assert_eq!(created.body["trialEndsAt"], json!(null), "paid plans have no trial");
     let updated = app.org("profile", json!({ "plan": "growth" })).await;
     assert_eq!(updated.status, 200);
     let got = app.get("/v1/orgs/profile", &APP).await;
@@ -260,31 +202,17 @@ async fn multi_resource_check_records_nothing() {
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
     app.org("multi", json!({ "plan": "free" })).await;
     app.consume("multi", "users", 2).await;
-    let r = app
-        .post(
-            "/v1/orgs/multi/check",
-            json!({ "resources": { "users": 1, "contacts": 10 } }),
-            &APP,
-        )
-        .await;
+    let r = app.post("/v1/orgs/multi/check", json!({ "resources": { "users": 1, "contacts": 10 } }), &APP).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["allowed"], false);
     assert_eq!(r.body["decisions"]["users"]["allowed"], false);
     assert_eq!(r.body["decisions"]["users"]["reason"], "quota_exceeded");
     assert_eq!(r.body["decisions"]["contacts"]["allowed"], true);
-    let r = app
-        .post(
-            "/v1/orgs/multi/check",
-            json!({ "resources": { "contacts": 10 } }),
-            &APP,
-        )
-        .await;
+    let r = app.post("/v1/orgs/multi/check", json!({ "resources": { "contacts": 10 } }), &APP).await;
     assert_eq!(r.body["allowed"], true);
     assert_eq!(app.resource_usage("multi", "contacts").await["used"], 0);
     // amount 0 asks "am I blocked right now?"
-    let r = app
-        .get("/v1/orgs/multi/usage/users/check?amount=0", &APP)
-        .await;
+    let r = app.get("/v1/orgs/multi/usage/users/check?amount=0", &APP).await;
     assert_eq!(r.body["allowed"], true);
     assert_eq!(r.body["usage"]["blocked"], true);
 }

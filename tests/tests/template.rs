@@ -7,8 +7,7 @@ use quota_shared::http::ROUTES;
 
 /// `(function binary, METHOD, path)` for every HttpApi event in the template.
 fn template_routes() -> BTreeSet<(String, String, String)> {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
     let mut out = BTreeSet::new();
     let (mut binary, mut method) = (String::new(), None::<String>);
     for line in text.lines() {
@@ -41,11 +40,7 @@ fn template_routes_match_the_route_table() {
         .iter()
         .map(|(method, pattern, endpoint)| {
             let path = pattern.replace("{org}", "{orgId}");
-            (
-                endpoint.function().name().to_string(),
-                method.to_string(),
-                path,
-            )
+            (endpoint.function().name().to_string(), method.to_string(), path)
         })
         .collect();
     assert_eq!(template_routes(), code);

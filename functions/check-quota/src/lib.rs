@@ -35,10 +35,7 @@ async fn check(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
         }
     };
     let now = deps.clock.now();
-    let counter = deps
-        .store
-        .counter(call.org(), resource, def.kind, deps.catalogue, now)
-        .await?;
+    let counter = deps.store.counter(call.org(), resource, def.kind, deps.catalogue, now).await?;
     Ok(http::ok(&Decision::evaluate(&counter.at(now), amount, now)))
 }
 
@@ -50,30 +47,20 @@ struct CheckManyBody {
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
 async fn check_many(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
-    let body: CheckManyBody = http::body(req)?.ok_or_else(|| {
-        ApiError::InvalidRequest("request body: {\"resources\": {…}} is required".into())
-    })?;
+    let body: CheckManyBody = http::body(req)?
+        .ok_or_else(|| ApiError::InvalidRequest("request body: {\"resources\": {…}} is required".into()))?;
     if body.resources.is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "resources must name at least one resource".into(),
-        ));
+        return Err(ApiError::InvalidRequest("resources must name at least one resource".into()));
     }
     let mut wanted = BTreeMap::new();
     for (resource, amount) in &body.resources {
         if deps.catalogue.resource(resource).is_none() {
             return Err(ApiError::UnknownResource(resource.clone()));
         }
-        wanted.insert(
-            resource.as_str(),
-            http::amount(Some(amount), 0, 1, &format!("resources.{resource}"))?,
-        );
+        wanted.insert(resource.as_str(), http::amount(Some(amount), 0, 1, &format!("resources.{resource}"))?);
     }
     let now = deps.clock.now();
-    let state = deps
-        .store
-        .org_state(call.org())
-        .await?
-        .ok_or(ApiError::OrgNotFound)?;
+    let state = deps.store.org_state(call.org()).await?.ok_or(ApiError::OrgNotFound)?;
     let decisions: BTreeMap<String, Decision> = all_counters(&state, deps.catalogue, now)
         .into_iter()
         .filter_map(|c| {
@@ -82,7 +69,5 @@ async fn check_many(deps: &Deps, call: &Call, req: &Request) -> Result<Response<
         })
         .collect();
     let allowed = decisions.values().all(|d| d.allowed);
-    Ok(http::ok(
-        &serde_json::json!({ "allowed": allowed, "decisions": decisions }),
-    ))
+    Ok(http::ok(&serde_json::json!({ "allowed": allowed, "decisions": decisions })))
 }

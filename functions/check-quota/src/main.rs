@@ -7,8 +7,5 @@ use quota_shared::{Clock, Deps};
 async fn main() -> Result<(), Error> {
     quota_shared::deps::init_tracing();
     let deps = Deps::from_env(Clock::system()).await?;
-    run(service_fn(|req| async {
-        Ok::<_, Error>(check_quota::handle(&deps, req).await)
-    }))
-    .await
+    run(service_fn(|req| async { Ok::<_, Error>(check_quota::handle(&deps, req).await) })).await
 }

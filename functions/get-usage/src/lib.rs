@@ -3,6 +3,7 @@
 //! - `GET /v1/health` (no auth, no store access)
 //! - `GET /v1/plans`: the plan catalogue
 //! - `GET /v1/orgs/{orgId}/usage`: every resource of the org (one Query)
+//! - `GET /v1/orgs/{orgId}/usage/{resource}/history?days=30`: daily snapshots
 
 use lambda_http::{Body, Request, Response};
 use quota_shared::domain::report::org_usage;
@@ -16,6 +17,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             Endpoint::Health => Ok(http::ok(&serde_json::json!({ "status": "ok" }))),
             Endpoint::Plans => Ok(http::ok(deps.catalogue)),
             Endpoint::GetUsage => usage(deps, &call).await,
+            Endpoint::History => history(deps, &call, &req).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -26,16 +28,35 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
 async fn usage(deps: &Deps, call: &Call) -> Result<Response<Body>, ApiError> {
     let now = deps.clock.now();
-    let state = deps
-        .store
-        .org_state(call.org())
-        .await?
-        .ok_or(ApiError::OrgNotFound)?;
+    let state = deps.store.org_state(call.org()).await?.ok_or(ApiError::OrgNotFound)?;
     let counters = all_counters(&state, deps.catalogue, now);
-    Ok(http::ok(&org_usage(
-        &state.profile,
-        &counters,
-        deps.catalogue,
-        now,
-    )))
+    Ok(http::ok(&org_usage(&state.profile, &counters, deps.catalogue, now)))
+}
+
+/// Most days of history one request may ask for.
+pub const MAX_HISTORY_DAYS: i64 = 366;
+
+#[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]
+async fn history(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
+    let (resource, _) = call.resource(deps.catalogue)?;
+    let days =
+        match http::query(req, "days") {
+            None => 30,
+            Some(text) => text.parse::<i64>().ok().filter(|d| (1..=MAX_HISTORY_DAYS).contains(d)).ok_or_else(|| {
+                ApiError::InvalidRequest(format!("days must be an integer from 1 to {MAX_HISTORY_DAYS}"))
+            })?,
+        };
+    let today = deps.clock.now().date_naive();
+    let from = today - chrono::Duration::days(days - 1);
+    let snapshots = deps.store.history(call.org(), resource, from, today).await?;
+    if snapshots.is_empty() && deps.store.profile(call.org()).await?.is_none() {
+        return Err(ApiError::OrgNotFound);
+    }
+    Ok(http::ok(&serde_json::json!({
+        "orgId": call.org(),
+        "resource": resource,
+        "from": from.to_string(),
+        "to": today.to_string(),
+        "days": snapshots,
+    })))
 }

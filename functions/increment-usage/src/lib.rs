@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, Response};
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::usage::{Decision, Reason};
 use quota_shared::http::{self, Call, Endpoint, Function};
+use quota_shared::notify;
 use quota_shared::store::{Consumed, IdempotencyKey};
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
@@ -42,37 +43,21 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     let amount = http::amount(body.amount.as_ref(), 1, 1, "amount")?;
     let idempotency = match req.headers().get("idempotency-key") {
         None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|k| IdempotencyKey::parse(k, resource, amount))
-                .ok_or_else(|| {
-                    ApiError::InvalidRequest(
-                        "Idempotency-Key must be 1-255 visible ASCII characters".into(),
-                    )
-                })?,
-        ),
+        Some(v) => Some(v.to_str().ok().and_then(|k| IdempotencyKey::parse(k, resource, amount)).ok_or_else(|| {
+            ApiError::InvalidRequest("Idempotency-Key must be 1-255 visible ASCII characters".into())
+        })?),
     };
     let now = deps.clock.now();
-    let consumed = deps
-        .store
-        .consume(
-            call.org(),
-            resource,
-            def.kind,
-            amount,
-            idempotency.as_ref(),
-            deps.catalogue,
-            now,
-        )
-        .await?;
+    let consumed =
+        deps.store.consume(call.org(), resource, def.kind, amount, idempotency.as_ref(), deps.catalogue, now).await?;
     Ok(match consumed {
-        Consumed::Admitted { counter, .. } => http::ok(&Decision::with_reason(&counter, None, now)),
+        Consumed::Admitted { counter, before } => {
+            notify::after_increase(deps, &counter, before, now).await;
+            http::ok(&Decision::with_reason(&counter, None, now))
+        }
         Consumed::Replayed { counter } => {
             let mut response = http::ok(&Decision::with_reason(&counter, None, now));
-            response
-                .headers_mut()
-                .insert(REPLAYED_HEADER, "true".parse().expect("static header"));
+            response.headers_mut().insert(REPLAYED_HEADER, "true".parse().expect("static header"));
             response
         }
         Consumed::Refused { counter, reason } => {
@@ -81,10 +66,7 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
                 Reason::TrialExpired => StatusCode::PAYMENT_REQUIRED,
             };
             tracing::info!(reason = reason.as_str(), "consume refused");
-            http::json(
-                status,
-                &Decision::with_reason(&counter.at(now), Some(reason), now),
-            )
+            http::json(status, &Decision::with_reason(&counter.at(now), Some(reason), now))
         }
     })
 }
@@ -98,13 +80,8 @@ async fn release(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     let body: AmountBody = http::body(req)?.unwrap_or_default();
     let amount = http::amount(body.amount.as_ref(), 1, 1, "amount")?;
     let now = deps.clock.now();
-    let counter = deps
-        .store
-        .release(call.org(), resource, def.kind, amount, deps.catalogue, now)
-        .await?;
-    Ok(http::ok(
-        &serde_json::json!({ "usage": counter.usage(now) }),
-    ))
+    let counter = deps.store.release(call.org(), resource, def.kind, amount, deps.catalogue, now).await?;
+    Ok(http::ok(&serde_json::json!({ "usage": counter.usage(now) })))
 }
 
 #[derive(Deserialize)]
@@ -116,22 +93,12 @@ struct SetBody {
 #[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]
 async fn set_usage(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
     let (resource, def) = call.resource(deps.catalogue)?;
-    let body: SetBody = http::body(req)?.ok_or_else(|| {
-        ApiError::InvalidRequest("request body: {\"value\": n} is required".into())
-    })?;
+    let body: SetBody =
+        http::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"value\": n} is required".into()))?;
     let value = http::amount(Some(&body.value), 0, 0, "value")?;
     let now = deps.clock.now();
-    let (_, after) = deps
-        .store
-        .set_usage(
-            call.org(),
-            resource,
-            def.kind,
-            value,
-            call.subject(),
-            deps.catalogue,
-            now,
-        )
-        .await?;
+    let (before, after) =
+        deps.store.set_usage(call.org(), resource, def.kind, value, call.subject(), deps.catalogue, now).await?;
+    notify::after_increase(deps, &after, before.used, now).await;
     Ok(http::ok(&serde_json::json!({ "usage": after.usage(now) })))
 }

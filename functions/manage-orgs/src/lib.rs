@@ -6,6 +6,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use quota_shared::domain::org::{OrgPatch, OrgPatchBody};
+use quota_shared::domain::rfc3339;
+use quota_shared::events::EventKind;
 use quota_shared::http::{self, Call, Endpoint, Function};
 use quota_shared::{ApiError, Deps};
 
@@ -26,24 +28,23 @@ async fn put_org(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     let body: OrgPatchBody = http::body(req)?.unwrap_or_default();
     let patch = OrgPatch::parse(body, deps.catalogue).map_err(ApiError::InvalidRequest)?;
     let now = deps.clock.now();
-    let (profile, created) = deps
-        .store
-        .put_org(call.org(), &patch, call.subject(), deps.catalogue, now)
-        .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let (profile, previous) = deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?;
+    if let Some(before) = previous.as_ref().filter(|b| b.plan != profile.plan) {
+        let detail = serde_json::json!({
+            "orgId": profile.org_id,
+            "from": before.plan,
+            "to": profile.plan,
+            "actor": call.subject(),
+            "at": rfc3339(now),
+        });
+        deps.events.publish_or_log(EventKind::PlanChanged, &detail).await;
+    }
+    let status = if previous.is_none() { StatusCode::CREATED } else { StatusCode::OK };
     Ok(http::json(status, &profile.to_json()))
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
 async fn get_org(deps: &Deps, call: &Call) -> Result<Response<Body>, ApiError> {
-    let state = deps
-        .store
-        .org_state(call.org())
-        .await?
-        .ok_or(ApiError::OrgNotFound)?;
+    let state = deps.store.org_state(call.org()).await?.ok_or(ApiError::OrgNotFound)?;
     Ok(http::ok(&state.profile.to_json()))
 }

@@ -111,24 +111,15 @@ impl Catalogue {
         for (plan, def) in &catalogue.plans {
             for resource in catalogue.resources.keys() {
                 if !def.limits.contains_key(resource) {
-                    return Err(CatalogueError::MissingLimit {
-                        plan: plan.clone(),
-                        resource: resource.clone(),
-                    });
+                    return Err(CatalogueError::MissingLimit { plan: plan.clone(), resource: resource.clone() });
                 }
             }
             for (resource, allowance) in &def.limits {
                 if !catalogue.resources.contains_key(resource) {
-                    return Err(CatalogueError::UnknownResource {
-                        plan: plan.clone(),
-                        resource: resource.clone(),
-                    });
+                    return Err(CatalogueError::UnknownResource { plan: plan.clone(), resource: resource.clone() });
                 }
                 if allowance.limit.is_some_and(|l| l < 0) {
-                    return Err(CatalogueError::NegativeLimit {
-                        plan: plan.clone(),
-                        resource: resource.clone(),
-                    });
+                    return Err(CatalogueError::NegativeLimit { plan: plan.clone(), resource: resource.clone() });
                 }
             }
         }
@@ -153,12 +144,7 @@ impl Catalogue {
     }
 
     /// The plan's allowance for a resource, with the org's override applied.
-    pub fn allowance(
-        &self,
-        plan: &str,
-        resource: &str,
-        overrides: &BTreeMap<String, i64>,
-    ) -> Option<Allowance> {
+    pub fn allowance(&self, plan: &str, resource: &str, overrides: &BTreeMap<String, i64>) -> Option<Allowance> {
         let mut allowance = *self.plan(plan)?.limits.get(resource)?;
         if let Some(limit) = overrides.get(resource) {
             allowance.limit = Some(*limit);
@@ -176,49 +162,19 @@ mod tests {
         let c = Catalogue::builtin();
         let none = BTreeMap::new();
         let conv = |plan| c.allowance(plan, "conversations", &none).unwrap();
-        assert_eq!(
-            conv("free"),
-            Allowance {
-                limit: Some(100),
-                enforcement: Enforcement::Hard
-            }
-        );
-        assert_eq!(
-            conv("basic"),
-            Allowance {
-                limit: Some(100),
-                enforcement: Enforcement::Soft
-            }
-        );
-        assert_eq!(
-            conv("growth"),
-            Allowance {
-                limit: Some(300),
-                enforcement: Enforcement::Soft
-            }
-        );
-        assert_eq!(
-            conv("pro"),
-            Allowance {
-                limit: Some(750),
-                enforcement: Enforcement::Soft
-            }
-        );
+        assert_eq!(conv("free"), Allowance { limit: Some(100), enforcement: Enforcement::Hard });
+        assert_eq!(conv("basic"), Allowance { limit: Some(100), enforcement: Enforcement::Soft });
+        assert_eq!(conv("growth"), Allowance { limit: Some(300), enforcement: Enforcement::Soft });
+        assert_eq!(conv("pro"), Allowance { limit: Some(750), enforcement: Enforcement::Soft });
         for (name, plan) in &c.plans {
             for (resource, allowance) in &plan.limits {
-                let expected = if name == "free" || resource != "conversations" {
-                    Enforcement::Hard
-                } else {
-                    Enforcement::Soft
-                };
+                let expected =
+                    if name == "free" || resource != "conversations" { Enforcement::Hard } else { Enforcement::Soft };
                 assert_eq!(allowance.enforcement, expected, "{name}/{resource}");
             }
         }
         assert_eq!(c.plan("free").unwrap().trial_days, Some(30));
-        assert_eq!(
-            c.resource("conversations").unwrap().kind,
-            ResourceKind::Period
-        );
+        assert_eq!(c.resource("conversations").unwrap().kind, ResourceKind::Period);
         assert_eq!(c.resource("storage").unwrap().kind, ResourceKind::Total);
     }
 
@@ -235,9 +191,6 @@ mod tests {
     fn a_plan_missing_a_resource_is_rejected() {
         let json = r#"{"resources":{"a":{"kind":"total","unit":"a","names":{"en":"a","da":"a"}}},
             "plans":{"p":{"names":{"en":"P","da":"P"},"limits":{}}}}"#;
-        assert!(matches!(
-            Catalogue::from_json(json),
-            Err(CatalogueError::MissingLimit { .. })
-        ));
+        assert!(matches!(Catalogue::from_json(json), Err(CatalogueError::MissingLimit { .. })));
     }
 }

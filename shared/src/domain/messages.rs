@@ -6,14 +6,10 @@ use super::usage::Reason;
 
 /// The message that goes with a refusal.
 pub fn refusal(reason: Reason, resource: &str, kind: ResourceKind, locale: Locale) -> String {
-    let name = Catalogue::builtin()
-        .resource(resource)
-        .map_or(resource, |r| r.names.get(locale));
+    let name = Catalogue::builtin().resource(resource).map_or(resource, |r| r.names.get(locale));
     match (reason, kind, locale) {
         (Reason::TrialExpired, _, Locale::En) => "Free trial expired. Upgrade to continue.".into(),
-        (Reason::TrialExpired, _, Locale::Da) => {
-            "Gratis prøveperiode udløbet. Opgrader for at fortsætte.".into()
-        }
+        (Reason::TrialExpired, _, Locale::Da) => "Gratis prøveperiode udløbet. Opgrader for at fortsætte.".into(),
         (Reason::QuotaExceeded, ResourceKind::Period, Locale::En) => {
             "Monthly quota reached. Upgrade to continue.".into()
         }

@@ -14,9 +14,6 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-pub(crate) fn ser_rfc3339<S: serde::Serializer>(
-    t: &DateTime<Utc>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*t))
 }

@@ -18,9 +18,7 @@ pub struct OrgId(String);
 
 impl OrgId {
     pub fn parse(s: &str) -> Option<Self> {
-        let ok = (1..=64).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         ok.then(|| OrgId(s.to_string()))
     }
 
@@ -76,11 +74,7 @@ impl Contacts {
     /// Every address once, in order: owner, billing, admins.
     pub fn recipients(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        let all = self
-            .owner
-            .iter()
-            .chain(self.billing.iter())
-            .chain(self.admins.iter());
+        let all = self.owner.iter().chain(self.billing.iter()).chain(self.admins.iter());
         for address in all {
             if !out.iter().any(|seen| seen.eq_ignore_ascii_case(address)) {
                 out.push(address.clone());
@@ -194,43 +188,28 @@ impl OrgPatch {
             if catalogue.resource(&resource).is_none() {
                 return Err(format!("limits: unknown resource {resource:?}"));
             }
-            let limit = match value {
-                None => None,
-                Some(v) => Some(
-                    v.as_i64()
-                        .filter(|n| (0..=MAX_COUNT).contains(n))
-                        .ok_or_else(|| {
-                            format!(
-                                "limits.{resource} must be an integer from 0 to {MAX_COUNT} or null"
-                            )
-                        })?,
-                ),
-            };
+            let limit =
+                match value {
+                    None => None,
+                    Some(v) => Some(v.as_i64().filter(|n| (0..=MAX_COUNT).contains(n)).ok_or_else(|| {
+                        format!("limits.{resource} must be an integer from 0 to {MAX_COUNT} or null")
+                    })?),
+                };
             patch.limits.insert(resource, limit);
         }
         if let Some(contacts) = body.contacts {
             if let Some(owner) = contacts.owner {
-                patch.owner = Some(
-                    owner
-                        .map(|a| parse_email("contacts.owner", a))
-                        .transpose()?,
-                );
+                patch.owner = Some(owner.map(|a| parse_email("contacts.owner", a)).transpose()?);
             }
             if let Some(billing) = contacts.billing {
-                patch.billing = Some(
-                    billing
-                        .map(|a| parse_email("contacts.billing", a))
-                        .transpose()?,
-                );
+                patch.billing = Some(billing.map(|a| parse_email("contacts.billing", a)).transpose()?);
             }
             if let Some(admins) = contacts.admins {
                 if admins.len() > 50 {
                     return Err("contacts.admins may hold at most 50 addresses".into());
                 }
-                let admins = admins
-                    .into_iter()
-                    .map(|a| parse_email("contacts.admins", a))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let admins =
+                    admins.into_iter().map(|a| parse_email("contacts.admins", a)).collect::<Result<Vec<_>, _>>()?;
                 patch.admins = Some(admins);
             }
         }
@@ -238,16 +217,11 @@ impl OrgPatch {
             patch.locale = Some(Locale::parse(&locale).ok_or("locale must be \"en\" or \"da\"")?);
         }
         if let Some(tz) = body.timezone {
-            patch.timezone = Some(
-                tz.parse::<Tz>()
-                    .map_err(|_| format!("timezone {tz:?} is not an IANA time zone"))?,
-            );
+            patch.timezone = Some(tz.parse::<Tz>().map_err(|_| format!("timezone {tz:?} is not an IANA time zone"))?);
         }
         if let Some(day) = body.anchor_day {
-            let day = day
-                .as_u64()
-                .filter(|d| (1..=31).contains(d))
-                .ok_or("anchorDay must be an integer from 1 to 31")?;
+            let day =
+                day.as_u64().filter(|d| (1..=31).contains(d)).ok_or("anchorDay must be an integer from 1 to 31")?;
             patch.anchor_day = Some(day as u32);
         }
         if let Some(trial) = body.trial_ends_at {
@@ -276,10 +250,8 @@ impl OrgPatch {
             Some(p) => p.clone(),
             None => {
                 let plan = self.plan.clone().unwrap_or_else(|| "free".to_string());
-                let trial_ends_at = catalogue
-                    .plan(&plan)
-                    .and_then(|p| p.trial_days)
-                    .map(|days| now + Duration::days(i64::from(days)));
+                let trial_ends_at =
+                    catalogue.plan(&plan).and_then(|p| p.trial_days).map(|days| now + Duration::days(i64::from(days)));
                 OrgProfile {
                     org_id: org_id.clone(),
                     plan,
@@ -332,17 +304,11 @@ impl OrgPatch {
 fn parse_email(field: &str, address: String) -> Result<String, String> {
     let address = address.trim().to_string();
     let valid = address.len() <= 254
-        && !address
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-        && address.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        });
-    if valid {
-        Ok(address)
-    } else {
-        Err(format!("{field}: {address:?} is not an email address"))
-    }
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        && address
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if valid { Ok(address) } else { Err(format!("{field}: {address:?} is not an email address")) }
 }
 
 #[cfg(test)]
@@ -370,9 +336,7 @@ mod tests {
     #[test]
     fn create_defaults_to_free_with_a_30_day_trial() {
         let org = OrgId::parse("acme").unwrap();
-        let p = patch("{}")
-            .unwrap()
-            .apply(&org, None, Catalogue::builtin(), now());
+        let p = patch("{}").unwrap().apply(&org, None, Catalogue::builtin(), now());
         assert_eq!(p.plan, "free");
         assert_eq!(p.locale, Locale::En);
         assert_eq!(p.timezone, Tz::UTC);
@@ -390,9 +354,12 @@ mod tests {
         )
         .unwrap()
         .apply(&org, None, c, now());
-        let second = patch(r#"{"limits":{"users":null},"contacts":{"billing":null}}"#)
-            .unwrap()
-            .apply(&org, Some(&first), c, now());
+        let second = patch(r#"{"limits":{"users":null},"contacts":{"billing":null}}"#).unwrap().apply(
+            &org,
+            Some(&first),
+            c,
+            now(),
+        );
         assert_eq!(second.plan, "growth");
         assert_eq!(second.locale, Locale::Da);
         assert_eq!(second.limits, BTreeMap::from([("contacts".to_string(), 5)]));
@@ -428,9 +395,6 @@ mod tests {
             billing: Some("A@x.dk".into()),
             admins: vec!["b@x.dk".into(), "a@x.dk".into(), "b@x.dk".into()],
         };
-        assert_eq!(
-            contacts.recipients(),
-            vec!["a@x.dk".to_string(), "b@x.dk".to_string()]
-        );
+        assert_eq!(contacts.recipients(), vec!["a@x.dk".to_string(), "b@x.dk".to_string()]);
     }
 }

@@ -25,10 +25,7 @@ impl Period {
             start = period_start(year, month, anchor_day, tz);
         }
         let (ny, nm) = next_month(year, month);
-        Period {
-            start,
-            end: period_start(ny, nm, anchor_day, tz),
-        }
+        Period { start, end: period_start(ny, nm, anchor_day, tz) }
     }
 
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
@@ -38,28 +35,16 @@ impl Period {
     /// Whole or partial days left, counting today.
     pub fn days_remaining(&self, now: DateTime<Utc>) -> i64 {
         let left = self.end - now;
-        if left <= Duration::zero() {
-            0
-        } else {
-            (left.num_seconds() + 86_399) / 86_400
-        }
+        if left <= Duration::zero() { 0 } else { (left.num_seconds() + 86_399) / 86_400 }
     }
 }
 
 fn next_month(year: i32, month: u32) -> (i32, u32) {
-    if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    }
+    if month == 12 { (year + 1, 1) } else { (year, month + 1) }
 }
 
 fn previous_month(year: i32, month: u32) -> (i32, u32) {
-    if month == 1 {
-        (year - 1, 12)
-    } else {
-        (year, month - 1)
-    }
+    if month == 1 { (year - 1, 12) } else { (year, month - 1) }
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {

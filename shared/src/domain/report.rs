@@ -57,30 +57,15 @@ pub struct Trial {
 }
 
 /// `counters`: every resource of the org, each already `at(now)`.
-pub fn org_usage(
-    profile: &OrgProfile,
-    counters: &[Counter],
-    catalogue: &Catalogue,
-    now: DateTime<Utc>,
-) -> OrgUsage {
+pub fn org_usage(profile: &OrgProfile, counters: &[Counter], catalogue: &Catalogue, now: DateTime<Utc>) -> OrgUsage {
     let period = Period::containing(now, profile.anchor_day, profile.timezone);
     let resources: Vec<Usage> = counters.iter().map(|c| c.usage(now)).collect();
     let names = |status: Status| -> Vec<String> {
-        resources
-            .iter()
-            .filter(|u| u.status == status)
-            .map(|u| u.resource.clone())
-            .collect()
+        resources.iter().filter(|u| u.status == status).map(|u| u.resource.clone()).collect()
     };
-    let trial = profile.active_trial(catalogue).map(|end| Trial {
-        ends_at: rfc3339(end),
-        expired: end <= now,
-    });
+    let trial = profile.active_trial(catalogue).map(|end| Trial { ends_at: rfc3339(end), expired: end <= now });
     let trial_expired = trial.as_ref().is_some_and(|t| t.expired);
-    let blocked_resources: Vec<&Counter> = counters
-        .iter()
-        .filter(|c| c.refusal(1, now).is_some())
-        .collect();
+    let blocked_resources: Vec<&Counter> = counters.iter().filter(|c| c.refusal(1, now).is_some()).collect();
     let reason = if trial_expired {
         Some(Reason::TrialExpired)
     } else if !blocked_resources.is_empty() {
@@ -91,10 +76,8 @@ pub fn org_usage(
     let message = reason.map(|r| {
         // The first blocked resource names the message (trial: any resource).
         let c = blocked_resources.first().copied().or(counters.first());
-        let (resource, kind) = c.map_or(
-            ("conversations", super::catalogue::ResourceKind::Period),
-            |c| (c.resource.as_str(), c.kind),
-        );
+        let (resource, kind) =
+            c.map_or(("conversations", super::catalogue::ResourceKind::Period), |c| (c.resource.as_str(), c.kind));
         messages::refusal(r, resource, kind, profile.locale)
     });
     OrgUsage {
@@ -106,17 +89,11 @@ pub fn org_usage(
             days_remaining: period.days_remaining(now),
             next_reset: rfc3339(period.end),
         },
-        at_risk: AtRisk {
-            approaching: names(Status::Warning),
-            exceeded: names(Status::Exceeded),
-        },
+        at_risk: AtRisk { approaching: names(Status::Warning), exceeded: names(Status::Exceeded) },
         blocked: Blocked {
             blocked: reason.is_some(),
             reason,
-            resources: blocked_resources
-                .iter()
-                .map(|c| c.resource.clone())
-                .collect(),
+            resources: blocked_resources.iter().map(|c| c.resource.clone()).collect(),
             message,
         },
         notifications_sent: counters

@@ -12,6 +12,7 @@ use super::period::Period;
 /// What the store knows of one resource of one org.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Counter {
+    pub org_id: String,
     pub resource: String,
     pub kind: ResourceKind,
     pub plan: String,
@@ -51,9 +52,7 @@ impl Counter {
     /// Whether `amount` more units would be refused by a hard limit.
     pub fn would_exceed(&self, amount: i64) -> bool {
         self.enforcement == Enforcement::Hard
-            && self
-                .limit
-                .is_some_and(|limit| self.used.saturating_add(amount) > limit)
+            && self.limit.is_some_and(|limit| self.used.saturating_add(amount) > limit)
     }
 
     /// Why `amount` more units would be refused at `now`, if they would.
@@ -82,7 +81,23 @@ impl Counter {
             blocked: self.refusal(1, now).is_some(),
             enforcement: self.enforcement,
             period: self.period,
+            forecast: self.forecast(now).map(super::rfc3339),
         }
+    }
+
+    /// When the limit is reached if use goes on at this period's rate so
+    /// far: `None` for `total` resources, when unlimited, unused, already
+    /// reached, or not within this period. Needs an hour of history.
+    pub fn forecast(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let period = self.period?;
+        let limit = self.limit?;
+        let elapsed = (now - period.start).num_seconds();
+        if self.used <= 0 || self.used >= limit || elapsed < 3600 {
+            return None;
+        }
+        let to_limit = i64::try_from(i128::from(elapsed) * i128::from(limit) / i128::from(self.used)).ok()?;
+        let at = period.start + chrono::Duration::seconds(to_limit);
+        (at < period.end).then_some(at)
     }
 }
 
@@ -126,6 +141,8 @@ pub struct Usage {
     pub blocked: bool,
     pub enforcement: Enforcement,
     pub period: Option<Period>,
+    /// When the limit is reached at this period's rate (`period` resources).
+    pub forecast: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -163,8 +180,7 @@ impl Decision {
         Decision {
             allowed: reason.is_none(),
             reason,
-            message: reason
-                .map(|r| messages::refusal(r, &counter.resource, counter.kind, counter.locale)),
+            message: reason.map(|r| messages::refusal(r, &counter.resource, counter.kind, counter.locale)),
             usage: counter.usage(now),
         }
     }
@@ -185,12 +201,7 @@ pub fn threshold_reached(used: i64, limit: Option<i64>, enforcement: Enforcement
 
 /// The threshold still owed for `used`: the highest one reached, unless it
 /// (or a higher one) was already notified. Lower ones count as sent with it.
-pub fn threshold_owed(
-    used: i64,
-    limit: Option<i64>,
-    enforcement: Enforcement,
-    notified: &[u32],
-) -> Option<u32> {
+pub fn threshold_owed(used: i64, limit: Option<i64>, enforcement: Enforcement, notified: &[u32]) -> Option<u32> {
     let reached = threshold_reached(used, limit, enforcement)?;
     (!notified.iter().any(|n| *n >= reached)).then_some(reached)
 }
@@ -206,6 +217,7 @@ mod tests {
 
     fn counter(used: i64, limit: Option<i64>, enforcement: Enforcement) -> Counter {
         Counter {
+            org_id: "acme".into(),
             resource: "conversations".into(),
             kind: ResourceKind::Period,
             plan: "free".into(),
@@ -236,10 +248,7 @@ mod tests {
         let d = Decision::evaluate(&c, 1, now());
         assert!(!d.allowed);
         assert_eq!(d.reason, Some(Reason::QuotaExceeded));
-        assert_eq!(
-            d.message.as_deref(),
-            Some("Monthly quota reached. Upgrade to continue.")
-        );
+        assert_eq!(d.message.as_deref(), Some("Monthly quota reached. Upgrade to continue."));
         assert!(d.usage.blocked);
         assert_eq!(d.usage.remaining, Some(0));
         assert!(Decision::evaluate(&counter(99, Some(100), Enforcement::Hard), 1, now()).allowed);
@@ -267,10 +276,7 @@ mod tests {
         assert!(d.usage.blocked);
         c.locale = Locale::Da;
         let d = Decision::evaluate(&c, 1, now());
-        assert_eq!(
-            d.message.as_deref(),
-            Some("Gratis prøveperiode udløbet. Opgrader for at fortsætte.")
-        );
+        assert_eq!(d.message.as_deref(), Some("Gratis prøveperiode udløbet. Opgrader for at fortsætte."));
     }
 
     #[test]
@@ -286,11 +292,22 @@ mod tests {
         let later: DateTime<Utc> = "2026-04-02T00:00:00Z".parse().unwrap();
         let fresh = c.at(later);
         assert_eq!(fresh.used, 0);
-        assert_eq!(
-            fresh.period.unwrap().start,
-            "2026-04-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
+        assert_eq!(fresh.period.unwrap().start, "2026-04-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
         assert_eq!(c.at(now()).used, 42);
+    }
+
+    #[test]
+    fn forecast_extrapolates_this_periods_rate() {
+        // 15 March 10:00 is 14 days 10 hours into March; 50 of 100 used.
+        let c = counter(50, Some(100), Enforcement::Hard);
+        let at = c.forecast(now()).unwrap();
+        assert_eq!(at, "2026-03-29T20:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(c.usage(now()).forecast.as_deref(), Some("2026-03-29T20:00:00Z"));
+        // At this rate the limit is not reached before the period ends.
+        assert_eq!(counter(20, Some(100), Enforcement::Hard).forecast(now()), None);
+        assert_eq!(counter(100, Some(100), Enforcement::Soft).forecast(now()), None);
+        assert_eq!(counter(0, Some(100), Enforcement::Soft).forecast(now()), None);
+        assert_eq!(counter(10, None, Enforcement::Soft).forecast(now()), None);
     }
 
     #[test]

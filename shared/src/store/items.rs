@@ -62,15 +62,11 @@ pub fn n(v: i64) -> AttributeValue {
 }
 
 pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 pub fn get_n(item: &Item, name: &str) -> Option<i64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
 fn get_time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
@@ -78,9 +74,7 @@ fn get_time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
 }
 
 fn get_rfc3339(item: &Item, name: &str) -> Option<DateTime<Utc>> {
-    get_s(item, name)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
+    get_s(item, name).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
 }
 
 /// An item that does not have the shape this code writes.
@@ -168,19 +162,9 @@ pub fn profile_from_item(item: &Item) -> Result<(OrgProfile, i64), Malformed> {
         plan: need(get_s(item, "plan"), W, "plan")?.to_string(),
         limits,
         contacts,
-        locale: get_s(item, "locale")
-            .and_then(Locale::parse)
-            .unwrap_or_default(),
-        timezone: need(
-            get_s(item, "tz").and_then(|t| t.parse::<Tz>().ok()),
-            W,
-            "tz",
-        )?,
-        anchor_day: need(
-            get_n(item, "anchor").and_then(|a| u32::try_from(a).ok()),
-            W,
-            "anchor",
-        )?,
+        locale: get_s(item, "locale").and_then(Locale::parse).unwrap_or_default(),
+        timezone: need(get_s(item, "tz").and_then(|t| t.parse::<Tz>().ok()), W, "tz")?,
+        anchor_day: need(get_n(item, "anchor").and_then(|a| u32::try_from(a).ok()), W, "anchor")?,
         trial_ends_at: get_rfc3339(item, "trialEndsAt"),
         created_at: need(get_rfc3339(item, "createdAt"), W, "createdAt")?,
         updated_at: need(get_rfc3339(item, "updatedAt"), W, "updatedAt")?,
@@ -264,19 +248,13 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         Some("period") => ResourceKind::Period,
         Some("total") => ResourceKind::Total,
         _ => {
-            return Err(Malformed {
-                what: W,
-                field: "kind",
-            });
+            return Err(Malformed { what: W, field: "kind" });
         }
     };
     let period = match (get_time(item, "pstart"), get_time(item, "pend")) {
         (Some(start), Some(end)) => Some(Period { start, end }),
         _ if kind == ResourceKind::Period => {
-            return Err(Malformed {
-                what: W,
-                field: "pstart",
-            });
+            return Err(Malformed { what: W, field: "pstart" });
         }
         _ => None,
     };
@@ -286,6 +264,7 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
     };
     notified.sort_unstable();
     Ok(Counter {
+        org_id: need(get_s(item, "orgId"), W, "orgId")?.to_string(),
         resource: need(get_s(item, "resource"), W, "resource")?.to_string(),
         kind,
         plan: need(get_s(item, "plan"), W, "plan")?.to_string(),
@@ -293,19 +272,9 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         limit: get_n(item, "lim"),
         enforcement: need(get_s(item, "enf").and_then(Enforcement::parse), W, "enf")?,
         period,
-        anchor_day: need(
-            get_n(item, "anchor").and_then(|a| u32::try_from(a).ok()),
-            W,
-            "anchor",
-        )?,
-        timezone: need(
-            get_s(item, "tz").and_then(|t| t.parse::<Tz>().ok()),
-            W,
-            "tz",
-        )?,
-        locale: get_s(item, "locale")
-            .and_then(Locale::parse)
-            .unwrap_or_default(),
+        anchor_day: need(get_n(item, "anchor").and_then(|a| u32::try_from(a).ok()), W, "anchor")?,
+        timezone: need(get_s(item, "tz").and_then(|t| t.parse::<Tz>().ok()), W, "tz")?,
+        locale: get_s(item, "locale").and_then(Locale::parse).unwrap_or_default(),
         trial_ends_at: get_time(item, "trialEnd"),
         notified,
     })
@@ -332,25 +301,12 @@ mod tests {
         assert_eq!(version, 3);
 
         let settings = CounterSettings::of(&profile, "conversations", c).unwrap();
-        let counter = counter_from_item(&new_counter_item(
-            &org,
-            "conversations",
-            ResourceKind::Period,
-            &settings,
-            now,
-        ))
-        .unwrap();
+        let counter =
+            counter_from_item(&new_counter_item(&org, "conversations", ResourceKind::Period, &settings, now)).unwrap();
         assert_eq!(counter.used, 0);
         assert_eq!(counter.limit, Some(100));
         assert_eq!(counter.trial_ends_at, profile.trial_ends_at);
-        assert_eq!(
-            counter.period,
-            Some(Period::containing(
-                now,
-                31,
-                "Europe/Copenhagen".parse().unwrap()
-            ))
-        );
+        assert_eq!(counter.period, Some(Period::containing(now, 31, "Europe/Copenhagen".parse().unwrap())));
         let contacts = CounterSettings::of(&profile, "contacts", c).unwrap();
         assert_eq!(contacts.limit, Some(3));
     }

@@ -3,6 +3,8 @@
 //! and writes back a value computed from it without a condition pinning it.
 
 pub mod items;
+pub mod job;
+pub mod notices;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -15,8 +17,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -60,6 +62,27 @@ pub struct OrgState {
     pub profile: OrgProfile,
     pub version: i64,
     pub counters: BTreeMap<String, Counter>,
+    /// When the trial-ended email went out, if it did.
+    pub trial_notified_at: Option<String>,
+}
+
+impl OrgState {
+    /// Builds the state from an org's `STATE#` items, in any order.
+    pub fn from_items<'a>(found: impl IntoIterator<Item = &'a Item>) -> Result<Option<OrgState>, StoreError> {
+        let mut profile = None;
+        let mut trial_notified_at = None;
+        let mut counters = BTreeMap::new();
+        for item in found {
+            if items::is_profile(item) {
+                profile = Some(items::profile_from_item(item)?);
+                trial_notified_at = get_s(item, "trialNotifiedAt").map(str::to_string);
+            } else if items::is_counter(item) {
+                let counter = items::counter_from_item(item)?;
+                counters.insert(counter.resource.clone(), counter);
+            }
+        }
+        Ok(profile.map(|(profile, version)| OrgState { profile, version, counters, trial_notified_at }))
+    }
 }
 
 /// A checked `Idempotency-Key` and the fingerprint of the request it names.
@@ -76,10 +99,7 @@ impl IdempotencyKey {
         ok.then(|| {
             let digest = Sha256::digest(format!("consume\n{resource}\n{amount}"));
             let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
-            IdempotencyKey {
-                key: key.to_string(),
-                fingerprint,
-            }
+            IdempotencyKey { key: key.to_string(), fingerprint }
         })
     }
 }
@@ -108,19 +128,11 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     fn to_item(&self, org: &OrgId) -> Item {
-        let salt = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let sk = format!(
-            "AUDIT#{}#{salt:016x}",
-            self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        );
+        let salt = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let sk = format!("AUDIT#{}#{salt:016x}", self.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
         let mut item = key(items::pk(org), sk);
         item.insert("type".into(), s("audit"));
-        item.insert(
-            "at".into(),
-            s(self.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        );
+        item.insert("at".into(), s(self.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
         item.insert("actor".into(), s(&self.actor));
         item.insert("action".into(), s(&self.action));
         if let Some(r) = &self.resource {
@@ -141,9 +153,7 @@ impl AuditEntry {
     fn from_item(item: &Item) -> Option<Self> {
         let json = |name| get_s(item, name).and_then(|v| serde_json::from_str(v).ok());
         Some(AuditEntry {
-            at: DateTime::parse_from_rfc3339(get_s(item, "at")?)
-                .ok()?
-                .with_timezone(&Utc),
+            at: DateTime::parse_from_rfc3339(get_s(item, "at")?).ok()?.with_timezone(&Utc),
             actor: get_s(item, "actor")?.to_string(),
             action: get_s(item, "action")?.to_string(),
             resource: get_s(item, "resource").map(str::to_string),
@@ -168,10 +178,7 @@ enum Next {
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Store {
-            client,
-            table: table.into(),
-        }
+        Store { client, table: table.into() }
     }
 
     pub fn client(&self) -> &Client {
@@ -196,21 +203,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await?;
-        let mut profile = None;
-        let mut counters = BTreeMap::new();
-        for item in out.items() {
-            if items::is_profile(item) {
-                profile = Some(items::profile_from_item(item)?);
-            } else if items::is_counter(item) {
-                let counter = items::counter_from_item(item)?;
-                counters.insert(counter.resource.clone(), counter);
-            }
-        }
-        Ok(profile.map(|(profile, version)| OrgState {
-            profile,
-            version,
-            counters,
-        }))
+        OrgState::from_items(out.items())
     }
 
     /// One counter: a GetItem; for a counter not written yet, what it would be.
@@ -234,13 +227,7 @@ impl Store {
             Some(item) => Ok(items::counter_from_item(item)?),
             None => {
                 let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
-                Ok(unwritten_counter(
-                    &state.profile,
-                    resource,
-                    kind,
-                    catalogue,
-                    now,
-                )?)
+                Ok(unwritten_counter(&state.profile, resource, kind, catalogue, now)?)
             }
         }
     }
@@ -258,19 +245,15 @@ impl Store {
             .limit(limit)
             .send()
             .await?;
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(AuditEntry::from_item)
-            .collect())
+        Ok(out.items().iter().filter_map(AuditEntry::from_item).collect())
     }
 
     // ---- orgs --------------------------------------------------------------
 
     /// Creates or updates an org: profile, every counter whose settings
     /// change, and the audit entries, in one transaction pinned to the
-    /// profile version it was computed from. Returns the profile and whether
-    /// it was created.
+    /// profile version it was computed from. Returns the profile and the one
+    /// it replaced (`None` when it was created).
     pub async fn put_org(
         &self,
         org: &OrgId,
@@ -278,16 +261,21 @@ impl Store {
         actor: &str,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<(OrgProfile, bool), StoreError> {
+    ) -> Result<(OrgProfile, Option<OrgProfile>), StoreError> {
         for attempt in 0..MAX_ATTEMPTS {
             let state = self.org_state(org).await?;
             let existing = state.as_ref().map(|s| &s.profile);
             let profile = patch.apply(org, existing, catalogue, now);
             let version = state.as_ref().map_or(0, |s| s.version);
 
-            let mut put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(items::profile_to_item(&profile, version + 1)));
+            let mut item = items::profile_to_item(&profile, version + 1);
+            if let Some(state) = &state {
+                let same_trial = state.profile.trial_ends_at == profile.trial_ends_at;
+                if let (true, Some(at)) = (same_trial, &state.trial_notified_at) {
+                    item.insert("trialNotifiedAt".into(), s(at));
+                }
+            }
+            let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
             put = match state {
                 None => put.condition_expression("attribute_not_exists(pk)"),
                 Some(_) => put
@@ -295,11 +283,7 @@ impl Store {
                     .expression_attribute_names("#version", "version")
                     .expression_attribute_values(":v", n(version)),
             };
-            let mut writes = vec![
-                TransactWriteItem::builder()
-                    .put(put.build().map_err(build_err)?)
-                    .build(),
-            ];
+            let mut writes = vec![TransactWriteItem::builder().put(put.build().map_err(build_err)?).build()];
 
             for (resource, def) in &catalogue.resources {
                 let Some(settings) = CounterSettings::of(&profile, resource, catalogue) else {
@@ -333,21 +317,13 @@ impl Store {
                 writes.push(TransactWriteItem::builder().put(put).build());
             }
 
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok((profile, existing.is_none())),
+            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+                Ok(_) => return Ok((profile, existing.cloned())),
                 Err(err) if cancelled(&err).is_some() => backoff(attempt).await,
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(StoreError::Unavailable(
-            "org update kept conflicting".into(),
-        ))
+        Err(StoreError::Unavailable("org update kept conflicting".into()))
     }
 
     /// The update that brings a counter to new settings, if any differ.
@@ -364,26 +340,16 @@ impl Store {
             && counter.locale == to.locale
             && counter.timezone == to.timezone
             && counter.anchor_day == to.anchor_day
-            && counter.trial_ends_at.map(|t| t.timestamp())
-                == to.trial_ends_at.map(|t| t.timestamp());
+            && counter.trial_ends_at.map(|t| t.timestamp()) == to.trial_ends_at.map(|t| t.timestamp());
         if same {
             return Ok(None);
         }
         // `plan` is a reserved word; names go through placeholders.
-        let mut set = vec![
-            "#plan = :plan",
-            "enf = :enf",
-            "#locale = :locale",
-            "#tz = :tz",
-            "#anchor = :anchor",
-        ];
+        let mut set = vec!["#plan = :plan", "enf = :enf", "#locale = :locale", "#tz = :tz", "#anchor = :anchor"];
         let mut remove = vec![];
         let mut update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(
-                items::pk(org),
-                items::counter_sk(&counter.resource),
-            )))
+            .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#plan", "plan")
             .expression_attribute_names("#locale", "locale")
@@ -425,12 +391,7 @@ impl Store {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        Ok(Some(
-            update
-                .update_expression(expression)
-                .build()
-                .map_err(build_err)?,
-        ))
+        Ok(Some(update.update_expression(expression).build().map_err(build_err)?))
     }
 
     // ---- usage -------------------------------------------------------------
@@ -456,8 +417,7 @@ impl Store {
                     let result = update.send_with(&self.client).await;
                     match result {
                         Ok(out) => {
-                            let counter =
-                                items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
+                            let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
                             let before = counter.used - amount;
                             return Ok(Consumed::Admitted { counter, before });
                         }
@@ -467,10 +427,7 @@ impl Store {
                         },
                     }
                 }
-                Some(idem) => match self
-                    .consume_idempotent(org, resource, amount, idem, now)
-                    .await?
-                {
+                Some(idem) => match self.consume_idempotent(org, resource, amount, idem, now).await? {
                     Idem::Done => {
                         let counter = self.counter(org, resource, kind, catalogue, now).await?;
                         let before = counter.used - amount;
@@ -478,9 +435,7 @@ impl Store {
                     }
                     Idem::Replay => {
                         let counter = self.counter(org, resource, kind, catalogue, now).await?;
-                        return Ok(Consumed::Replayed {
-                            counter: counter.at(now),
-                        });
+                        return Ok(Consumed::Replayed { counter: counter.at(now) });
                     }
                     Idem::Conflict => {
                         backoff(attempt).await;
@@ -489,10 +444,7 @@ impl Store {
                     Idem::CounterRefused(old) => old,
                 },
             };
-            match self
-                .after_refusal(org, resource, kind, old, amount, catalogue, now)
-                .await?
-            {
+            match self.after_refusal(org, resource, kind, old, amount, catalogue, now).await? {
                 Next::Retry => continue,
                 Next::Refused(counter, reason) => return Ok(Consumed::Refused { counter, reason }),
             }
@@ -500,13 +452,7 @@ impl Store {
         Err(StoreError::Unavailable("consume kept conflicting".into()))
     }
 
-    fn consume_update(
-        &self,
-        org: &OrgId,
-        resource: &str,
-        amount: i64,
-        now: DateTime<Utc>,
-    ) -> ConsumeUpdate {
+    fn consume_update(&self, org: &OrgId, resource: &str, amount: i64, now: DateTime<Utc>) -> ConsumeUpdate {
         ConsumeUpdate {
             table: self.table.clone(),
             key: key(items::pk(org), items::counter_sk(resource)),
@@ -527,10 +473,7 @@ impl Store {
         record.insert("type".into(), s("idempotency"));
         record.insert("fingerprint".into(), s(&idem.fingerprint));
         record.insert("createdAt".into(), s(rfc3339(now)));
-        record.insert(
-            "ttl".into(),
-            n((now + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp()),
-        );
+        record.insert("ttl".into(), n((now + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp()));
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record))
@@ -555,12 +498,7 @@ impl Store {
         let Some(reasons) = cancelled(&err) else {
             return Err(err.into());
         };
-        let code = |i: usize| {
-            reasons
-                .get(i)
-                .and_then(CancellationReason::code)
-                .unwrap_or("None")
-        };
+        let code = |i: usize| reasons.get(i).and_then(CancellationReason::code).unwrap_or("None");
         if code(0) == "ConditionalCheckFailed" {
             let stored = reasons[0].item().and_then(|i| get_s(i, "fingerprint"));
             return if stored == Some(idem.fingerprint.as_str()) {
@@ -572,10 +510,7 @@ impl Store {
         if code(1) == "ConditionalCheckFailed" {
             return Ok(Idem::CounterRefused(reasons[1].item().cloned()));
         }
-        if reasons
-            .iter()
-            .any(|r| r.code().is_some_and(|c| c != "None"))
-        {
+        if reasons.iter().any(|r| r.code().is_some_and(|c| c != "None")) {
             return Ok(Idem::Conflict);
         }
         Err(err.into())
@@ -596,8 +531,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Next, StoreError> {
         let Some(old) = old else {
-            self.materialize(org, resource, kind, catalogue, now)
-                .await?;
+            self.materialize(org, resource, kind, catalogue, now).await?;
             return Ok(Next::Retry);
         };
         let counter = items::counter_from_item(&old)?;
@@ -626,54 +560,34 @@ impl Store {
         if state.counters.contains_key(resource) {
             return Ok(());
         }
-        let settings =
-            CounterSettings::of(&state.profile, resource, catalogue).ok_or_else(|| {
-                StoreError::Unavailable(format!("plan {} lacks {resource}", state.profile.plan))
-            })?;
+        let settings = CounterSettings::of(&state.profile, resource, catalogue)
+            .ok_or_else(|| StoreError::Unavailable(format!("plan {} lacks {resource}", state.profile.plan)))?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(items::new_counter_item(
-                org, resource, kind, &settings, now,
-            )))
+            .set_item(Some(items::new_counter_item(org, resource, kind, &settings, now)))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
             Err(err) => Err(err.into()),
         }
     }
 
     /// Starts a counter's new period at 0 and records the one that ended,
     /// for billing, in one transaction. Whoever loses the race does nothing.
-    pub async fn roll_over(
-        &self,
-        org: &OrgId,
-        counter: &Counter,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    pub async fn roll_over(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<(), StoreError> {
         let Some(old) = counter.period else {
             return Ok(());
         };
         let new = Period::containing(now, counter.anchor_day, counter.timezone);
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(
-                items::pk(org),
-                items::counter_sk(&counter.resource),
-            )))
-            .update_expression(
-                "SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe REMOVE notified",
-            )
+            .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
+            .update_expression("SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe REMOVE notified")
             .condition_expression("pend = :oldpe AND used = :oldused")
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":ps", n(new.start.timestamp()))
@@ -682,12 +596,7 @@ impl Store {
             .expression_attribute_values(":oldused", n(counter.used))
             .build()
             .map_err(build_err)?;
-        let sk = format!(
-            "CLOSED#{}#{}#{}",
-            counter.resource,
-            old.start.timestamp(),
-            old.end.timestamp()
-        );
+        let sk = format!("CLOSED#{}#{}#{}", counter.resource, old.start.timestamp(), old.end.timestamp());
         let mut closed = key(items::pk(org), sk);
         closed.insert("type".into(), s("closed-period"));
         closed.insert("orgId".into(), s(org.as_str()));
@@ -700,10 +609,7 @@ impl Store {
         if let Some(limit) = counter.limit {
             closed.insert("lim".into(), n(limit));
         }
-        closed.insert(
-            "overage".into(),
-            n(counter.limit.map_or(0, |l| (counter.used - l).max(0))),
-        );
+        closed.insert("overage".into(), n(counter.limit.map_or(0, |l| (counter.used - l).max(0))));
         closed.insert("closedAt".into(), s(rfc3339(now)));
         let put = Put::builder()
             .table_name(&self.table)
@@ -747,16 +653,12 @@ impl Store {
                 .expression_attribute_values(":neg", n(-amount))
                 .expression_attribute_values(":amt", n(amount))
                 .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
                 .await;
             let old = match result {
                 Ok(out) => {
-                    return Ok(items::counter_from_item(
-                        out.attributes().unwrap_or(&Item::new()),
-                    )?);
+                    return Ok(items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?);
                 }
                 Err(err) => match condition_failed_item(&err) {
                     Some(old) => old,
@@ -764,8 +666,7 @@ impl Store {
                 },
             };
             let Some(old) = old else {
-                self.materialize(org, resource, kind, catalogue, now)
-                    .await?;
+                self.materialize(org, resource, kind, catalogue, now).await?;
                 continue;
             };
             // Fewer in use than released: clamp to 0, if nobody moved it since.
@@ -783,14 +684,9 @@ impl Store {
                 .await;
             match result {
                 Ok(out) => {
-                    return Ok(items::counter_from_item(
-                        out.attributes().unwrap_or(&Item::new()),
-                    )?);
+                    return Ok(items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?);
                 }
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
                 Err(err) => return Err(err.into()),
             }
         }
@@ -848,8 +744,7 @@ impl Store {
                 .send()
                 .await?;
             let Some(item) = out.item() else {
-                self.materialize(org, resource, kind, catalogue, now)
-                    .await?;
+                self.materialize(org, resource, kind, catalogue, now).await?;
                 continue;
             };
             let before = items::counter_from_item(item)?;
@@ -875,19 +770,12 @@ impl Store {
                     .condition_expression("used = :before AND pend = :pe")
                     .expression_attribute_values(":pe", n(p.end.timestamp()));
             }
-            let audit = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(entry.to_item(org)))
-                .build()
-                .map_err(build_err)?;
+            let audit =
+                Put::builder().table_name(&self.table).set_item(Some(entry.to_item(org))).build().map_err(build_err)?;
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .update(update.build().map_err(build_err)?)
-                        .build(),
-                )
+                .transact_items(TransactWriteItem::builder().update(update.build().map_err(build_err)?).build())
                 .transact_items(TransactWriteItem::builder().put(audit).build())
                 .send()
                 .await;
@@ -904,9 +792,7 @@ impl Store {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(StoreError::Unavailable(
-            "count update kept conflicting".into(),
-        ))
+        Err(StoreError::Unavailable("count update kept conflicting".into()))
     }
 }
 
@@ -918,16 +804,9 @@ fn unwritten_counter(
     catalogue: &Catalogue,
     now: DateTime<Utc>,
 ) -> Result<Counter, StoreError> {
-    let settings = CounterSettings::of(profile, resource, catalogue).ok_or_else(|| {
-        StoreError::Unavailable(format!("plan {} lacks {resource}", profile.plan))
-    })?;
-    Ok(items::counter_from_item(&items::new_counter_item(
-        &profile.org_id,
-        resource,
-        kind,
-        &settings,
-        now,
-    ))?)
+    let settings = CounterSettings::of(profile, resource, catalogue)
+        .ok_or_else(|| StoreError::Unavailable(format!("plan {} lacks {resource}", profile.plan)))?;
+    Ok(items::counter_from_item(&items::new_counter_item(&profile.org_id, resource, kind, &settings, now))?)
 }
 
 /// Every counter of an org as it stands at `now`, in catalogue order,
@@ -949,9 +828,7 @@ fn org_audit_entries(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Vec<AuditEntry> {
-    let entry = |action: &str,
-                 before: Option<serde_json::Value>,
-                 after: Option<serde_json::Value>| AuditEntry {
+    let entry = |action: &str, before: Option<serde_json::Value>, after: Option<serde_json::Value>| AuditEntry {
         at: now,
         actor: actor.to_string(),
         action: action.to_string(),
@@ -961,19 +838,11 @@ fn org_audit_entries(
         reason: None,
     };
     match before {
-        None => vec![entry(
-            "org_created",
-            None,
-            Some(serde_json::json!({ "plan": after.plan })),
-        )],
+        None => vec![entry("org_created", None, Some(serde_json::json!({ "plan": after.plan })))],
         Some(b) => {
             let mut out = Vec::new();
             if b.plan != after.plan {
-                out.push(entry(
-                    "plan_changed",
-                    Some(b.plan.clone().into()),
-                    Some(after.plan.clone().into()),
-                ));
+                out.push(entry("plan_changed", Some(b.plan.clone().into()), Some(after.plan.clone().into())));
             }
             if b.limits != after.limits {
                 out.push(entry(
@@ -1021,8 +890,7 @@ impl ConsumeUpdate {
     async fn send_with(
         self,
         client: &Client,
-    ) -> Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, SdkError<UpdateItemError>>
-    {
+    ) -> Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, SdkError<UpdateItemError>> {
         let mut req = client
             .update_item()
             .table_name(&self.table)
@@ -1061,25 +929,20 @@ fn condition_failed_item(err: &SdkError<UpdateItemError>) -> Option<Option<Item>
 }
 
 /// The cancellation reasons of a cancelled transaction.
-fn cancelled(err: &SdkError<TransactWriteItemsError>) -> Option<&[CancellationReason]> {
+pub(crate) fn cancelled(err: &SdkError<TransactWriteItemsError>) -> Option<&[CancellationReason]> {
     match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-            Some(e.cancellation_reasons())
-        }
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(e.cancellation_reasons()),
         _ => None,
     }
 }
 
-fn build_err(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+pub(crate) fn build_err(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
 /// Jittered exponential backoff for transaction conflicts: 5 ms, 10 ms, … up to 320 ms.
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let base = 5u64 << attempt.min(6);
-    let jitter = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        % base.max(1);
+    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() % base.max(1);
     tokio::time::sleep(StdDuration::from_millis(base / 2 + jitter)).await;
 }

@@ -3,21 +3,14 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::StoreError;
 
 /// Creates the table (and its TTL) unless it exists.
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    if client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_ok()
-    {
+    if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }
     let attr = |name: &str| {
@@ -46,10 +39,7 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
         .await;
     if let Err(err) = created {
         // Another process may have created it meanwhile.
-        if !err
-            .as_service_error()
-            .is_some_and(|e| e.is_resource_in_use_exception())
-        {
+        if !err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) {
             return Err(err.into());
         }
     }
@@ -68,12 +58,7 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
         .map(|_| ())
         .or_else(|err| {
             // Already enabled is fine.
-            if err
-                .as_service_error()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
-                .contains("already enabled")
-            {
+            if err.as_service_error().map(|e| e.to_string()).unwrap_or_default().contains("already enabled") {
                 Ok(())
             } else {
                 Err(err.into())

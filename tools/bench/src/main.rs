@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use quota_local::metrics::{RequestLog, counted_client};
-use quota_shared::domain::catalogue::Catalogue;
+use quota_shared::deps::Config;
 use quota_shared::store::Store;
 use quota_shared::{Clock, Deps};
 
@@ -30,13 +30,7 @@ struct Api {
 }
 
 impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: &str,
-        key: Option<&str>,
-    ) -> anyhow::Result<(u16, Bytes)> {
+    async fn call(&self, method: &str, path: &str, body: &str, key: Option<&str>) -> anyhow::Result<(u16, Bytes)> {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -45,10 +39,7 @@ impl Api {
         if let Some(k) = key {
             req = req.header("idempotency-key", k);
         }
-        let resp = self
-            .http
-            .request(req.body(Full::new(Bytes::from(body.to_string())))?)
-            .await?;
+        let resp = self.http.request(req.body(Full::new(Bytes::from(body.to_string())))?).await?;
         let status = resp.status().as_u16();
         Ok((status, resp.into_body().collect().await?.to_bytes()))
     }
@@ -56,11 +47,7 @@ impl Api {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let iterations: usize = std::env::args()
-        .nth(1)
-        .map(|n| n.parse())
-        .transpose()?
-        .unwrap_or(2000);
+    let iterations: usize = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(2000);
     ensure!(
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
         "AWS_ENDPOINT_URL_DYNAMODB is not set: run scripts/bench, which starts DynamoDB Local"
@@ -71,35 +58,24 @@ async fn main() -> anyhow::Result<()> {
     // quota-local, in this process, on a real loopback socket.
     let log = RequestLog::default();
     let client = counted_client(&aws, &log);
-    quota_shared::store::schema::ensure_table(&client, &table)
-        .await
-        .context("creating the table")?;
-    let deps = Deps {
-        store: Store::new(client, &table),
-        clock: Clock::system(),
-        catalogue: Catalogue::builtin(),
+    let config = Config {
+        table_name: table.clone(),
+        event_bus: "quota-bench".into(),
+        sender_email: "quota@bench.example".into(),
+        dashboard_url: "https://app.example.com/usage".into(),
     };
+    let mut deps = Deps::new(&aws, &config, Clock::system());
+    deps.store = Store::new(client, &table);
+    quota_local::ensure_local_resources(&deps).await?;
     let direct = deps.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let app = quota_local::app(quota_local::Local {
-        deps,
-        jwt_secret: SECRET.into(),
-    });
+    let app = quota_local::app(quota_local::Local { deps, jwt_secret: SECRET.into() });
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let token = quota_local::jwt::mint(
-        SECRET,
-        &serde_json::json!({ "sub": "bench", "scope": "quota:admin" }),
-    );
-    let api = Api {
-        http: Client::builder(TokioExecutor::new()).build_http(),
-        base,
-        token,
-    };
-    let (status, _) = api
-        .call("PUT", "/v1/orgs/bench", r#"{"plan":"pro"}"#, None)
-        .await?;
+    let token = quota_local::jwt::mint(SECRET, &serde_json::json!({ "sub": "bench", "scope": "quota:admin" }));
+    let api = Api { http: Client::builder(TokioExecutor::new()).build_http(), base, token };
+    let (status, _) = api.call("PUT", "/v1/orgs/bench", r#"{"plan":"pro"}"#, None).await?;
     ensure!(status == 201, "creating the org answered {status}");
 
     // The bare baseline: the same SDK, a plain client, one counter item.
@@ -130,10 +106,7 @@ async fn main() -> anyhow::Result<()> {
         ensure!(status == 200, "consume answered {status}");
         let start = Instant::now();
         let now = direct.clock.now();
-        direct
-            .store
-            .consume(&org, "conversations", kind, 1, None, direct.catalogue, now)
-            .await?;
+        direct.store.consume(&org, "conversations", kind, 1, None, direct.catalogue, now).await?;
         let store_took = start.elapsed();
         if i >= WARMUP {
             t_bare.push(bare_took);
@@ -145,13 +118,8 @@ async fn main() -> anyhow::Result<()> {
     let bare = summary(&mut t_bare);
     let store = summary(&mut t_store);
     let local = summary(&mut t_local);
-    println!(
-        "quota-service benchmark: {iterations} consumes each, interleaved, after {WARMUP} warm-up"
-    );
-    println!(
-        "DynamoDB Local at {}",
-        std::env::var("AWS_ENDPOINT_URL_DYNAMODB")?
-    );
+    println!("quota-service benchmark: {iterations} consumes each, interleaved, after {WARMUP} warm-up");
+    println!("DynamoDB Local at {}", std::env::var("AWS_ENDPOINT_URL_DYNAMODB")?);
     println!();
     println!("{:<36}{:>10}{:>10}{:>10}", "", "p50", "p99", "mean");
     row("bare UpdateItem (SDK)", bare);
@@ -177,14 +145,11 @@ async fn main() -> anyhow::Result<()> {
     };
     api.call("POST", consume, r#"{"amount":1}"#, None).await?;
     cost("consume");
-    api.call("POST", consume, r#"{"amount":1}"#, Some("bench-key"))
-        .await?;
+    api.call("POST", consume, r#"{"amount":1}"#, Some("bench-key")).await?;
     cost("consume with Idempotency-Key");
-    api.call("POST", consume, r#"{"amount":1}"#, Some("bench-key"))
-        .await?;
+    api.call("POST", consume, r#"{"amount":1}"#, Some("bench-key")).await?;
     cost("replay of that key");
-    api.call("GET", "/v1/orgs/bench/usage/conversations/check", "", None)
-        .await?;
+    api.call("GET", "/v1/orgs/bench/usage/conversations/check", "", None).await?;
     cost("check");
     api.call("GET", "/v1/orgs/bench/usage", "", None).await?;
     cost("org usage read");
@@ -193,11 +158,7 @@ async fn main() -> anyhow::Result<()> {
 
 fn summary(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
     samples.sort_unstable();
-    let at = |q: f64| {
-        samples[((samples.len() as f64 * q).ceil() as usize)
-            .saturating_sub(1)
-            .min(samples.len() - 1)]
-    };
+    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).saturating_sub(1).min(samples.len() - 1)];
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     (at(0.50), at(0.99), mean)
 }

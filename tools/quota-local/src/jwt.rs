@@ -29,29 +29,19 @@ pub fn verify(secret: &str, token: &str, now: i64) -> Option<HashMap<String, Str
     if parts.next().is_some() {
         return None;
     }
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
     if header.get("alg")?.as_str()? != "HS256" {
         return None;
     }
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).ok()?;
     mac.update(format!("{}.{payload}", token.rsplit_once('.')?.0.split_once('.')?.0).as_bytes());
-    mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
-        .ok()?;
+    mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?).ok()?;
     let claims: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    if claims
-        .get("exp")
-        .and_then(|v| v.as_i64())
-        .is_some_and(|exp| exp <= now)
-    {
+    if claims.get("exp").and_then(|v| v.as_i64()).is_some_and(|exp| exp <= now) {
         return None;
     }
-    if claims
-        .get("nbf")
-        .and_then(|v| v.as_i64())
-        .is_some_and(|nbf| nbf > now)
-    {
+    if claims.get("nbf").and_then(|v| v.as_i64()).is_some_and(|nbf| nbf > now) {
         return None;
     }
     Some(

@@ -30,7 +30,37 @@ pub async fn dispatch(deps: &Deps, req: Request) -> Response<Body> {
         Function::IncrementUsage => increment_usage::handle(deps, req).await,
         Function::GetUsage => get_usage::handle(deps, req).await,
         Function::ManageOrgs => manage_orgs::handle(deps, req).await,
+        Function::AdminReset => admin_reset::handle(deps, req).await,
+        Function::UsageJob => usage_job::handle(deps, req).await,
     }
+}
+
+/// What `template.yaml` creates in AWS, created here when missing: the
+/// table, the SES sender identity and the event bus (local runs and tests).
+pub async fn ensure_local_resources(deps: &Deps) -> anyhow::Result<()> {
+    quota_shared::store::schema::ensure_table(deps.store.client(), deps.store.table())
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the table: {e}"))?;
+    deps.notifier
+        .client()
+        .create_email_identity()
+        .email_identity(deps.notifier.sender())
+        .send()
+        .await
+        .map(|_| ())
+        .or_else(|e| match e.as_service_error() {
+            Some(err) if err.is_already_exists_exception() => Ok(()),
+            _ => Err(anyhow::anyhow!("creating the SES identity: {}", aws_sdk_sesv2::error::DisplayErrorContext(&e))),
+        })?;
+    deps.events.client().create_event_bus().name(deps.events.bus()).send().await.map(|_| ()).or_else(|e| {
+        match e.as_service_error() {
+            Some(err) if err.is_resource_already_exists_exception() => Ok(()),
+            _ => {
+                Err(anyhow::anyhow!("creating the event bus: {}", aws_sdk_eventbridge::error::DisplayErrorContext(&e)))
+            }
+        }
+    })?;
+    Ok(())
 }
 
 /// The API Gateway HTTP API (payload 2.0) event for a request.
@@ -137,17 +167,8 @@ async fn gateway(
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .and_then(|token| {
-            jwt::verify(
-                &local.jwt_secret,
-                token.trim(),
-                chrono::Utc::now().timestamp(),
-            )
-        });
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|token| jwt::verify(&local.jwt_secret, token.trim(), chrono::Utc::now().timestamp()));
     let event = apigw_event(
         &parts.method,
         parts.uri.path(),
@@ -168,8 +189,7 @@ fn into_axum(response: Response<Body>) -> axum::response::Response {
         _ => Bytes::new(),
     };
     let mut out = axum::response::Response::new(axum::body::Body::from(bytes));
-    *out.status_mut() =
-        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *out.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     *out.headers_mut() = parts.headers;
     out
 }

@@ -5,9 +5,12 @@
 //! quota-local token [--sub S] [--scope "quota:read quota:write"] [--org ORG] [--hours H]
 //! ```
 //!
-//! Environment: `PORT`, `TABLE_NAME` (default `quota-local`), `LOCAL_JWT_SECRET`
-//! (default `local-dev-secret`), `QUOTA_NOW` (RFC 3339; pins the clock), and
-//! the SDK's `AWS_ENDPOINT_URL_*` variables.
+//! Environment: `PORT`, `TABLE_NAME` (default `quota-local`), `SENDER_EMAIL`
+//! (default `quota@example.com`), `EVENT_BUS_NAME` (default `quota-local`),
+//! `DASHBOARD_URL` (default `http://127.0.0.1:3000/v1/health`),
+//! `LOCAL_JWT_SECRET` (default `local-dev-secret`), `QUOTA_NOW` (RFC 3339;
+//! pins the clock), `EMAIL_OUTBOX_DIR` (also write each sent email there as
+//! `.html`), and the SDK's `AWS_ENDPOINT_URL_*` variables.
 
 use anyhow::{Context, bail};
 use quota_shared::deps::{Config, init_tracing};
@@ -30,12 +33,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn token(secret: &str, args: &[String]) -> anyhow::Result<String> {
-    let (mut sub, mut scope, mut org, mut hours) = (
-        "local-admin".to_string(),
-        "quota:admin".to_string(),
-        None,
-        12i64,
-    );
+    let (mut sub, mut scope, mut org, mut hours) = ("local-admin".to_string(), "quota:admin".to_string(), None, 12i64);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -61,38 +59,38 @@ fn token(secret: &str, args: &[String]) -> anyhow::Result<String> {
 
 async fn serve(secret: String) -> anyhow::Result<()> {
     init_tracing();
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .map(|p| p.parse())
-        .transpose()
-        .context("PORT")?
-        .unwrap_or(3000);
-    if std::env::var("TABLE_NAME").is_err() {
-        // SAFETY: single-threaded at this point; nothing reads the environment concurrently.
-        unsafe { std::env::set_var("TABLE_NAME", "quota-local") };
+    let port: u16 = std::env::var("PORT").ok().map(|p| p.parse()).transpose().context("PORT")?.unwrap_or(3000);
+    let defaults = [
+        ("TABLE_NAME", "quota-local".to_string()),
+        ("SENDER_EMAIL", "quota@example.com".to_string()),
+        ("EVENT_BUS_NAME", "quota-local".to_string()),
+        ("DASHBOARD_URL", format!("http://127.0.0.1:{port}/v1/health")),
+    ];
+    for (name, value) in defaults {
+        if std::env::var(name).is_err() {
+            // SAFETY: still single-threaded here; nothing reads the environment concurrently.
+            unsafe { std::env::set_var(name, value) };
+        }
     }
     let clock = match std::env::var("QUOTA_NOW") {
-        Ok(at) => Clock::fixed(
-            at.parse()
-                .context("QUOTA_NOW must be an RFC 3339 instant")?,
-        ),
+        Ok(at) => Clock::fixed(at.parse().context("QUOTA_NOW must be an RFC 3339 instant")?),
         Err(_) => Clock::system(),
     };
     let config = Config::from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deps = Deps::new(&aws, &config, clock);
-    quota_shared::store::schema::ensure_table(deps.store.client(), &config.table_name)
+    let mut deps = Deps::new(&aws, &config, clock);
+    if let Ok(dir) = std::env::var("EMAIL_OUTBOX_DIR") {
+        deps.notifier = deps.notifier.with_outbox(dir.into());
+    }
+    quota_local::ensure_local_resources(&deps)
         .await
-        .context("creating the table in DynamoDB (is DynamoDB Local running? see AWS_ENDPOINT_URL_DYNAMODB)")?;
+        .context("preparing local resources (are DynamoDB Local and moto running? see AWS_ENDPOINT_URL_*)")?;
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     print_banner(port, &secret, &config.table_name)?;
-    let app = quota_local::app(quota_local::Local {
-        deps,
-        jwt_secret: secret,
-    });
+    let app = quota_local::app(quota_local::Local { deps, jwt_secret: secret });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

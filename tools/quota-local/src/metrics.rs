@@ -52,8 +52,6 @@ impl Intercept for RequestLog {
 
 /// A DynamoDB client that records its requests in `log`.
 pub fn counted_client(aws: &aws_config::SdkConfig, log: &RequestLog) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::config::Builder::from(aws)
-        .interceptor(log.clone())
-        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(aws).interceptor(log.clone()).build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }

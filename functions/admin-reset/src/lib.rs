@@ -1,0 +1,131 @@
+//! `admin-reset`: platform-admin actions on an org, each audit-logged.
+//!
+//! - `POST /v1/admin/orgs/{orgId}/reset` `{"resource"?: r, "reason": "…"}`:
+//!   the current period's count to 0 and its thresholds re-armed, with the
+//!   audit entry in the same transaction; without `resource`, every `period` resource
+//! - `GET /v1/admin/orgs/{orgId}/audit?limit=n`: the audit log, newest first
+
+use lambda_http::{Body, Request, Response};
+use quota_shared::domain::catalogue::ResourceKind;
+use quota_shared::domain::rfc3339;
+use quota_shared::events::EventKind;
+use quota_shared::http::{self, Call, Endpoint, Function};
+use quota_shared::store::AuditEntry;
+use quota_shared::{ApiError, Deps};
+use serde::Deserialize;
+
+/// Longest accepted reason, in characters.
+pub const MAX_REASON: usize = 1000;
+/// Most audit entries one request returns.
+pub const MAX_AUDIT_ENTRIES: i32 = 500;
+
+pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let result = match Call::prepare(&req, Function::AdminReset) {
+        Ok(call) => match call.route.endpoint {
+            Endpoint::AdminReset => reset(deps, &call, &req).await,
+            Endpoint::AdminAudit => audit(deps, &call, &req).await,
+            _ => Err(ApiError::NotFound),
+        },
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    resource: Option<String>,
+    reason: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(org = %call.org()))]
+async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
+    let body: ResetBody = http::body(req)?
+        .ok_or_else(|| ApiError::InvalidRequest("request body: {\"reason\": \"…\"} is required".into()))?;
+    let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        return Err(ApiError::InvalidRequest(format!("reason is required, 1 to {MAX_REASON} characters")));
+    }
+    let resources: Vec<(&str, ResourceKind)> = match &body.resource {
+        Some(r) => {
+            let def = deps.catalogue.resource(r).ok_or_else(|| ApiError::UnknownResource(r.clone()))?;
+            vec![(r.as_str(), def.kind)]
+        }
+        None => deps
+            .catalogue
+            .resources
+            .iter()
+            .filter(|(_, d)| d.kind == ResourceKind::Period)
+            .map(|(name, d)| (name.as_str(), d.kind))
+            .collect(),
+    };
+    let now = deps.clock.now();
+    let actor = call.subject();
+    let mut usages = Vec::new();
+    for (resource, kind) in resources {
+        let (before, after) = deps
+            .store
+            .replace_count(call.org(), resource, kind, deps.catalogue, now, |before| {
+                let entry = AuditEntry {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: "reset".into(),
+                    resource: Some(resource.to_string()),
+                    before: Some(before.used.into()),
+                    after: Some(0.into()),
+                    reason: Some(reason.to_string()),
+                };
+                (0, true, entry)
+            })
+            .await?;
+        tracing::info!(resource, before = before.used, actor, "quota reset");
+        let detail = serde_json::json!({
+            "orgId": call.org(),
+            "resource": resource,
+            "before": before.used,
+            "actor": actor,
+            "reason": reason,
+            "period": after.period,
+            "at": rfc3339(now),
+        });
+        deps.events.publish_or_log(EventKind::QuotaReset, &detail).await;
+        usages.push(after.usage(now));
+    }
+    Ok(http::ok(&serde_json::json!({ "orgId": call.org(), "reset": usages })))
+}
+
+#[tracing::instrument(skip_all, fields(org = %call.org()))]
+async fn audit(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
+    let limit = match http::query(req, "limit") {
+        None => 100,
+        Some(text) => text.parse::<i32>().ok().filter(|l| (1..=MAX_AUDIT_ENTRIES).contains(l)).ok_or_else(|| {
+            ApiError::InvalidRequest(format!("limit must be an integer from 1 to {MAX_AUDIT_ENTRIES}"))
+        })?,
+    };
+    let entries = deps.store.audit(call.org(), limit).await?;
+    if entries.is_empty() && deps.store.profile(call.org()).await?.is_none() {
+        return Err(ApiError::OrgNotFound);
+    }
+    let entries: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::json!({
+                "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "actor": e.actor,
+                "action": e.action,
+            });
+            for (name, value) in [
+                ("resource", e.resource.clone().map(serde_json::Value::from)),
+                ("before", e.before.clone()),
+                ("after", e.after.clone()),
+                ("reason", e.reason.clone().map(serde_json::Value::from)),
+            ] {
+                if let Some(value) = value {
+                    v[name] = value;
+                }
+            }
+            v
+        })
+        .collect();
+    Ok(http::ok(&serde_json::json!({ "entries": entries })))
+}

@@ -1,0 +1,249 @@
+//! What the daily job and the history read need from the table: profile
+//! reads, the segment scan, closed periods awaiting their event, daily
+//! snapshots.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Update, WriteRequest};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::{Store, StoreError, build_err, cancelled};
+use crate::domain::org::{OrgId, OrgProfile};
+use crate::domain::usage::Counter;
+
+/// Snapshots are kept this long.
+pub const SNAPSHOT_RETENTION_DAYS: i64 = 400;
+
+/// One page of a scan segment: the `STATE#` items of orgs and their closed
+/// periods still awaiting their event, in key order.
+pub struct ScanPage {
+    pub items: Vec<Item>,
+    pub next: Option<HashMap<String, AttributeValue>>,
+}
+
+/// A period that ended, with its final figures, for billing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedPeriod {
+    pub sk: String,
+    pub resource: String,
+    pub plan: String,
+    pub start: String,
+    pub end: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+    pub overage: i64,
+    pub enforcement: String,
+}
+
+impl ClosedPeriod {
+    pub fn from_item(item: &Item) -> Option<Self> {
+        Some(ClosedPeriod {
+            sk: get_s(item, "sk")?.to_string(),
+            resource: get_s(item, "resource")?.to_string(),
+            plan: get_s(item, "plan")?.to_string(),
+            start: get_s(item, "start")?.to_string(),
+            end: get_s(item, "end")?.to_string(),
+            used: get_n(item, "used")?,
+            limit: get_n(item, "lim"),
+            overage: get_n(item, "overage")?,
+            enforcement: get_s(item, "enf")?.to_string(),
+        })
+    }
+}
+
+pub fn is_closed(item: &Item) -> bool {
+    get_s(item, "sk").is_some_and(|sk| sk.starts_with("CLOSED#"))
+}
+
+/// A day's usage of one resource.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Snapshot {
+    pub date: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+}
+
+impl Store {
+    /// The org's profile alone (one GetItem).
+    pub async fn profile(&self, org: &OrgId) -> Result<Option<OrgProfile>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::PROFILE_SK.to_string())))
+            .send()
+            .await?;
+        Ok(out.item().map(items::profile_from_item).transpose()?.map(|(p, _)| p))
+    }
+
+    /// One page of one segment of a parallel scan.
+    pub async fn scan_page(
+        &self,
+        segment: i32,
+        total_segments: i32,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<ScanPage, StoreError> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(segment)
+            .total_segments(total_segments)
+            .filter_expression(
+                "begins_with(sk, :state) OR (begins_with(sk, :closed) AND attribute_not_exists(emittedAt))",
+            )
+            .expression_attribute_values(":state", s(items::STATE_PREFIX))
+            .expression_attribute_values(":closed", s("CLOSED#"))
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        Ok(ScanPage { items: out.items().to_vec(), next: out.last_evaluated_key().cloned() })
+    }
+
+    /// Closed periods of an org whose event has not gone out.
+    pub async fn unemitted_closed(&self, org: &OrgId) -> Result<Vec<ClosedPeriod>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :closed)")
+            .filter_expression("attribute_not_exists(emittedAt)")
+            .expression_attribute_values(":pk", s(items::pk(org)))
+            .expression_attribute_values(":closed", s("CLOSED#"))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.items().iter().filter_map(ClosedPeriod::from_item).collect())
+    }
+
+    /// Claims (`emitted: false`) or marks emitted (`true`) a group of
+    /// closed-period records, all or none.
+    pub async fn claim_closed(
+        &self,
+        org: &OrgId,
+        group: &[ClosedPeriod],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.closed_transition(org, group, now, false).await
+    }
+
+    pub async fn mark_closed_emitted(
+        &self,
+        org: &OrgId,
+        group: &[ClosedPeriod],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.closed_transition(org, group, now, true).await
+    }
+
+    async fn closed_transition(
+        &self,
+        org: &OrgId,
+        group: &[ClosedPeriod],
+        now: DateTime<Utc>,
+        emitted: bool,
+    ) -> Result<bool, StoreError> {
+        let mut writes = Vec::with_capacity(group.len());
+        for closed in group {
+            let update =
+                Update::builder().table_name(&self.table).set_key(Some(key(items::pk(org), closed.sk.clone())));
+            let update = if emitted {
+                update
+                    .update_expression("SET emittedAt = :at REMOVE emitLease")
+                    .condition_expression("attribute_not_exists(emittedAt)")
+                    .expression_attribute_values(":at", s(crate::domain::rfc3339(now)))
+            } else {
+                update
+                    .update_expression("SET emitLease = :until")
+                    .condition_expression(
+                        "attribute_not_exists(emittedAt) AND (attribute_not_exists(emitLease) OR emitLease < :now)",
+                    )
+                    .expression_attribute_values(":now", n(now.timestamp()))
+                    .expression_attribute_values(
+                        ":until",
+                        n((now + Duration::seconds(super::notices::LEASE_SECONDS)).timestamp()),
+                    )
+            };
+            writes.push(TransactWriteItem::builder().update(update.build().map_err(build_err)?).build());
+        }
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled(&err).is_some() => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Records the day's usage of every resource (one BatchWriteItem for
+    /// up to 25 resources; a later run the same day overwrites).
+    pub async fn put_snapshots(
+        &self,
+        org: &OrgId,
+        counters: &[Counter],
+        day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let ttl = (now + Duration::days(SNAPSHOT_RETENTION_DAYS)).timestamp();
+        let mut requests = Vec::new();
+        for c in counters {
+            let mut item = key(items::pk(org), format!("SNAP#{}#{day}", c.resource));
+            item.insert("type".into(), s("snapshot"));
+            item.insert("date".into(), s(day.to_string()));
+            item.insert("used".into(), n(c.used));
+            if let Some(l) = c.limit {
+                item.insert("lim".into(), n(l));
+            }
+            item.insert("ttl".into(), n(ttl));
+            let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_err)?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        let written = requests.len();
+        for chunk in requests.chunks(25) {
+            let mut pending = HashMap::from([(self.table.clone(), chunk.to_vec())]);
+            for attempt in 0..5u32 {
+                let out = self.client.batch_write_item().set_request_items(Some(pending.clone())).send().await?;
+                match out.unprocessed_items() {
+                    Some(left) if left.values().any(|v| !v.is_empty()) => {
+                        pending = left.clone();
+                        super::backoff(attempt).await;
+                    }
+                    _ => {
+                        pending.clear();
+                        break;
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable("snapshot writes kept being throttled".into()));
+            }
+        }
+        Ok(written)
+    }
+
+    /// Daily snapshots of one resource from `from` to `to`, oldest first.
+    pub async fn history(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Snapshot>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(items::pk(org)))
+            .expression_attribute_values(":from", s(format!("SNAP#{resource}#{from}")))
+            .expression_attribute_values(":to", s(format!("SNAP#{resource}#{to}")))
+            .send()
+            .await?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|i| {
+                Some(Snapshot { date: get_s(i, "date")?.to_string(), used: get_n(i, "used")?, limit: get_n(i, "lim") })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,150 @@
+//! Notification bookkeeping on the items themselves, so a notice is never
+//! sent twice and never lost:
+//!
+//! 1. claim: a conditional write takes a short lease, unless the notice is
+//!    already marked sent or someone else holds a live lease;
+//! 2. send;
+//! 3. mark sent (and drop the lease), or on failure just drop the lease, so
+//!    the next job run tries again.
+//!
+//! A process that dies between 2 and 3 leaves the lease to expire: the
+//! notice is then sent again. That window (one SES call) is the only way a
+//! duplicate can happen.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+
+use super::items::{self, key, n, s};
+use super::{Store, StoreError};
+use crate::domain::org::OrgId;
+use crate::domain::period::Period;
+
+/// How long a claimed notice stays claimed if its sender disappears.
+pub const LEASE_SECONDS: i64 = 120;
+
+impl Store {
+    /// Claims threshold `threshold` of a counter's current period.
+    pub async fn claim_threshold(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        threshold: u32,
+        period: Option<Period>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut condition = "attribute_exists(pk) AND NOT contains(notified, :t) \
+            AND (attribute_not_exists(noticeLease) OR noticeLease < :now)"
+            .to_string();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
+            .update_expression("SET noticeLease = :until")
+            .expression_attribute_values(":t", n(i64::from(threshold)))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":until", n((now + Duration::seconds(LEASE_SECONDS)).timestamp()));
+        if let Some(p) = period {
+            condition.push_str(" AND pend = :pe");
+            req = req.expression_attribute_values(":pe", n(p.end.timestamp()));
+        }
+        match req.condition_expression(condition).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Marks thresholds sent (the one sent and every lower one) and drops the lease.
+    pub async fn mark_thresholds(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        thresholds: &[u32],
+        period: Option<Period>,
+    ) -> Result<(), StoreError> {
+        let set = AttributeValue::Ns(thresholds.iter().map(u32::to_string).collect());
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
+            .update_expression("ADD notified :set REMOVE noticeLease")
+            .expression_attribute_values(":set", set);
+        // The period may have rolled over meanwhile: then the marks belong to
+        // a period that is gone, and the new one must stay unmarked.
+        req = match period {
+            Some(p) => req.condition_expression("pend = :pe").expression_attribute_values(":pe", n(p.end.timestamp())),
+            None => req.condition_expression("attribute_exists(pk)"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Drops a counter's notice lease after a failed send.
+    pub async fn release_threshold(&self, org: &OrgId, resource: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
+            .update_expression("REMOVE noticeLease")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|err| {
+                if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                    Ok(())
+                } else {
+                    Err(err.into())
+                }
+            })
+    }
+
+    /// Claims the org's one trial-ended notice.
+    pub async fn claim_trial_notice(&self, org: &OrgId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::PROFILE_SK.to_string())))
+            .update_expression("SET trialNoticeLease = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(trialNotifiedAt) \
+                 AND (attribute_not_exists(trialNoticeLease) OR trialNoticeLease < :now)",
+            )
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":until", n((now + Duration::seconds(LEASE_SECONDS)).timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Marks the trial notice sent (`sent`) or releases the claim.
+    pub async fn finish_trial_notice(&self, org: &OrgId, sent: bool, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::PROFILE_SK.to_string())))
+            .condition_expression("attribute_exists(pk)");
+        let req = if sent {
+            req.update_expression("SET trialNotifiedAt = :at REMOVE trialNoticeLease")
+                .expression_attribute_values(":at", s(crate::domain::rfc3339(now)))
+        } else {
+            req.update_expression("REMOVE trialNoticeLease")
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
