@@ -216,3 +216,20 @@ async fn multi_resource_check_records_nothing() {
     assert_eq!(r.body["allowed"], true);
     assert_eq!(r.body["usage"]["blocked"], true);
 }
+
+#[tokio::test]
+async fn extreme_limits_and_amounts_answer_without_panicking() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let max = 9_007_199_254_740_991i64;
+    app.org("huge", json!({ "plan": "pro", "limits": { "conversations": max, "storage": 0 } })).await;
+    let r = app.consume("huge", "conversations", max).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["usage"]["remaining"], 0);
+    assert_eq!(r.body["usage"]["forecast"], json!(null));
+    let r = app.consume("huge", "conversations", 1).await;
+    assert_eq!(r.status, 200, "soft: overage past 2^53 - 1 is still counted");
+    assert_eq!(r.body["usage"]["overage"], 1);
+    let r = app.consume("huge", "storage", 1).await;
+    assert_eq!((r.status, r.body["usage"]["percentage"].clone()), (429, json!(100.0)), "a limit of 0");
+    app.usage("huge").await;
+}

@@ -96,7 +96,8 @@ impl Counter {
             return None;
         }
         let to_limit = i64::try_from(i128::from(elapsed) * i128::from(limit) / i128::from(self.used)).ok()?;
-        let at = period.start + chrono::Duration::seconds(to_limit);
+        // Checked: a limit of 10^15 would put the date past what time can hold.
+        let at = period.start.checked_add_signed(chrono::Duration::try_seconds(to_limit)?)?;
         (at < period.end).then_some(at)
     }
 }
@@ -308,6 +309,11 @@ mod tests {
         assert_eq!(counter(100, Some(100), Enforcement::Soft).forecast(now()), None);
         assert_eq!(counter(0, Some(100), Enforcement::Soft).forecast(now()), None);
         assert_eq!(counter(10, None, Enforcement::Soft).forecast(now()), None);
+        // Far beyond any period, and beyond what a date can hold: no forecast, no panic.
+        for limit in [1_000_000_000_000, crate::domain::org::MAX_COUNT] {
+            let u = counter(1, Some(limit), Enforcement::Soft).usage(now());
+            assert_eq!(u.forecast, None);
+        }
     }
 
     #[test]
