@@ -149,6 +149,22 @@ pub struct Local {
     pub jwt_secret: String,
 }
 
+/// Serves the app on `listener` until `shutdown` resolves. Small JSON
+/// requests and answers: Nagle's algorithm only adds latency, so it is off.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    local: Local,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "TCP_NODELAY not set");
+        }
+    });
+    axum::serve(listener, app(local)).with_graceful_shutdown(shutdown).await
+}
+
 /// The axum app: every path goes through [`gateway`].
 pub fn app(local: Local) -> axum::Router {
     axum::Router::new().fallback(gateway).with_state(local)

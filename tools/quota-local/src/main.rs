@@ -90,12 +90,11 @@ async fn serve(secret: String) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     print_banner(port, &secret, &config.table_name)?;
-    let app = quota_local::app(quota_local::Local { deps, jwt_secret: secret });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let local = quota_local::Local { deps, jwt_secret: secret };
+    quota_local::serve(listener, local, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }
 
