@@ -68,6 +68,17 @@ pub struct TestApp {
     pub deps: Deps,
     pub clock: Clock,
     pub requests: RequestLog,
+    /// Unique to this test in the whole run: for org ids and email domains
+    /// that must not meet another test's in the shared SES server.
+    pub id: String,
+}
+
+/// An email as the local SES server recorded it (it keeps the HTML part).
+#[derive(Debug, Clone)]
+pub struct SentEmail {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub html: String,
 }
 
 static TABLES: AtomicU32 = AtomicU32::new(0);
@@ -95,7 +106,7 @@ impl TestApp {
         let aws = aws_config().await;
         let requests = RequestLog::default();
         let client = counted_client(&aws, &requests);
-        let table = format!(
+        let table: String = format!(
             "test-{}-{}-{}",
             std::process::id(),
             TABLES.fetch_add(1, Ordering::Relaxed),
@@ -103,7 +114,7 @@ impl TestApp {
         );
         let clock = Clock::fixed(now.parse().expect("RFC 3339 instant"));
         let deps = Deps {
-            store: Store::new(client, table),
+            store: Store::new(client, table.clone()),
             clock: clock.clone(),
             catalogue: Catalogue::builtin(),
             notifier: Notifier::new(aws_sdk_sesv2::Client::new(&aws), SENDER, DASHBOARD),
@@ -111,7 +122,67 @@ impl TestApp {
         };
         quota_local::ensure_local_resources(&deps).await.expect("create the table, SES identity and bus");
         requests.take();
-        TestApp { deps, clock, requests }
+        let id = table.trim_start_matches("test-").to_string();
+        TestApp { deps, clock, requests, id }
+    }
+
+    /// `base` made unique to this test, e.g. `free` → `free-4711-3-…`.
+    pub fn unique(&self, base: &str) -> String {
+        format!("{base}-{}", self.id)
+    }
+
+    /// Contacts whose addresses live at this test's own domain.
+    pub fn contacts(&self, org: &str) -> Value {
+        let d = self.domain(org);
+        json!({ "owner": format!("owner@{d}"), "billing": format!("billing@{d}"),
+                "admins": [format!("admin@{d}"), format!("OWNER@{d}")] })
+    }
+
+    pub fn domain(&self, org: &str) -> String {
+        format!("{org}.test")
+    }
+
+    /// Every email the local SES server has accepted for `org`'s domain.
+    pub async fn emails(&self, org: &str) -> Vec<SentEmail> {
+        let suffix = format!("@{}", self.domain(org));
+        let data = moto_data().await;
+        data["ses"]["Message"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|m| {
+                        let to: Vec<String> = m["destinations"]["ToAddresses"]
+                            .as_array()?
+                            .iter()
+                            .filter_map(|a| a.as_str().map(str::to_string))
+                            .collect();
+                        to.iter().any(|a| a.to_ascii_lowercase().ends_with(&suffix)).then(|| SentEmail {
+                            to,
+                            subject: m["subject"].as_str().unwrap_or_default().to_string(),
+                            html: m["body"].as_str().unwrap_or_default().to_string(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Events the bus accepted for `org`, as `(detail-type, detail)`.
+    pub fn events(&self, org: &str) -> Vec<(String, Value)> {
+        self.deps
+            .events
+            .published()
+            .into_iter()
+            .filter(|(_, d)| d["orgId"] == org)
+            .map(|(k, d)| (k.detail_type().to_string(), d))
+            .collect()
+    }
+
+    /// Runs the daily job through `POST /v1/admin/jobs/daily`.
+    pub async fn run_job(&self) -> Value {
+        let reply = self.post("/v1/admin/jobs/daily", json!({}), &ADMIN).await;
+        assert_eq!(reply.status, 200, "job: {}", reply.body);
+        reply.body
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -203,4 +274,16 @@ impl TestApp {
             .cloned()
             .unwrap_or_else(|| panic!("{resource} missing from {}", all.body))
     }
+}
+
+/// The local SES/EventBridge server's state (`/moto-api/data.json`).
+pub async fn moto_data() -> Value {
+    use http_body_util::BodyExt;
+    let base = std::env::var("MOTO_URL").expect("MOTO_URL is not set: run the tests with scripts/test");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri = format!("{base}/moto-api/data.json").parse().expect("moto URL");
+    let response = client.get(uri).await.expect("moto answers");
+    let body = response.into_body().collect().await.expect("moto body").to_bytes();
+    serde_json::from_slice(&body).expect("moto data is JSON")
 }

@@ -19,6 +19,9 @@ fn get_usage(d: &Deps, r: Request) -> futures::future::BoxFuture<'_, Response<Bo
 fn manage_orgs(d: &Deps, r: Request) -> futures::future::BoxFuture<'_, Response<Body>> {
     Box::pin(manage_orgs::handle(d, r))
 }
+fn admin_reset(d: &Deps, r: Request) -> futures::future::BoxFuture<'_, Response<Body>> {
+    Box::pin(admin_reset::handle(d, r))
+}
 
 #[tokio::test]
 async fn sample_events_replay_through_their_functions() {
@@ -37,6 +40,9 @@ async fn sample_events_replay_through_their_functions() {
         ("set-usage.json", increment_usage, 200),
         ("release.json", increment_usage, 200),
         ("get-usage.json", get_usage, 200),
+        ("history.json", get_usage, 200),
+        ("admin-reset.json", admin_reset, 200),
+        ("admin-audit.json", admin_reset, 200),
     ];
     let mut last = Value::Null;
     for (file, handler, status) in steps {
@@ -47,11 +53,34 @@ async fn sample_events_replay_through_their_functions() {
         assert_eq!(response.status(), *status, "{file}: {body}");
         last = body;
     }
-    // The consume was sent twice with one Idempotency-Key: counted once.
-    let conv = last["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "conversations").unwrap();
-    assert_eq!(conv["used"], 1);
-    let contacts = last["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "contacts").unwrap();
-    assert_eq!(contacts["used"], 41, "set to 42, released 1");
+    let actions: Vec<&str> =
+        last["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    assert!(actions.contains(&"reset") && actions.contains(&"usage_set") && actions.contains(&"org_created"));
+    // The consume was sent twice with one Idempotency-Key: counted once
+    // (the audit's reset entry shows what was reset).
+    let reset = last["entries"].as_array().unwrap().iter().find(|e| e["action"] == "reset").unwrap();
+    assert_eq!(reset["before"], 1);
+}
+
+/// The usage-job Lambda takes both the schedule's event and the admin route's
+/// API Gateway event.
+#[tokio::test]
+async fn the_job_function_takes_the_schedule_and_the_admin_route() {
+    let app = TestApp::new("2026-11-25T06:00:00Z").await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+    let read =
+        |f: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{f}")).unwrap()).unwrap() };
+    let scheduled = usage_job::handle_event(&app.deps, read("scheduled-daily.json")).await;
+    assert_eq!(scheduled["failures"], 0, "{scheduled}");
+    assert!(scheduled["orgsSeen"].is_number());
+    let http = usage_job::handle_event(&app.deps, read("run-daily-job.json")).await;
+    assert_eq!(http["statusCode"], 200, "{http}");
+    let body: Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["failures"], 0);
+    let mut anonymous = read("run-daily-job.json");
+    anonymous["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    assert_eq!(usage_job::handle_event(&app.deps, anonymous).await["statusCode"], 401);
 }
 
 #[tokio::test]

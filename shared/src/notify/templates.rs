@@ -89,7 +89,7 @@ pub fn threshold_email(n: &ThresholdNotice) -> Email {
             } else {
                 format!("Du har brugt 80% af din grænse for {name}")
             },
-            "Du nærmer dig din grænse".to_string(),
+            "I nærmer jer jeres grænse".to_string(),
             format!("Jeres organisation har brugt {used} af {limit} {name} på {plan}-planen."),
             "Opgrader jeres plan for at undgå afbrydelser.".to_string(),
         ),

@@ -1,6 +1,12 @@
 //! Benchmark: consume latency through quota-local against a bare UpdateItem
-//! on the same DynamoDB Local, interleaved in one run; and the DynamoDB
-//! requests each call costs. Run with `scripts/bench` (starts the stack).
+//! on the same DynamoDB Local, side by side in one run (with the store call
+//! and the handler alone, to show where time goes); the DynamoDB requests
+//! each call costs; and the daily job's requests at two sizes. Run with
+//! `scripts/bench` (starts the stack).
+//!
+//! quota-local's server runs in this process on a real loopback socket. The
+//! runtime is single-threaded: client and server share one core, and
+//! DynamoDB Local's JVM has the other (the machine this was written on has two).
 //!
 //! `bench [ITERATIONS]` (default 2000 of each, after 200 of warm-up).
 
@@ -9,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -45,7 +52,7 @@ impl Api {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let iterations: usize = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(2000);
     ensure!(
@@ -70,12 +77,17 @@ async fn main() -> anyhow::Result<()> {
     let direct = deps.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let app = quota_local::app(quota_local::Local { deps, jwt_secret: SECRET.into() });
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let local = quota_local::Local { deps, jwt_secret: SECRET.into() };
+    tokio::spawn(quota_local::serve(listener, local, std::future::pending()));
 
     let token = quota_local::jwt::mint(SECRET, &serde_json::json!({ "sub": "bench", "scope": "quota:admin" }));
-    let api = Api { http: Client::builder(TokioExecutor::new()).build_http(), base, token };
-    let (status, _) = api.call("PUT", "/v1/orgs/bench", r#"{"plan":"pro"}"#, None).await?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let api = Api { http: Client::builder(TokioExecutor::new()).build(connector), base, token };
+    // Steady state: a limit this run never comes near, so no consume crosses
+    // a notification threshold (a crossing adds its event and email).
+    let body = r#"{"plan":"pro","limits":{"conversations":1000000000000}}"#;
+    let (status, _) = api.call("PUT", "/v1/orgs/bench", body, None).await?;
     ensure!(status == 201, "creating the org answered {status}");
 
     // The bare baseline: the same SDK, a plain client, one counter item.
@@ -94,36 +106,65 @@ async fn main() -> anyhow::Result<()> {
     let mut t_bare = Vec::with_capacity(iterations);
     let mut t_local = Vec::with_capacity(iterations);
     let mut t_store = Vec::with_capacity(iterations);
+    let mut t_handler = Vec::with_capacity(iterations);
     let org = quota_shared::domain::org::OrgId::parse("bench").expect("valid id");
     let kind = quota_shared::domain::catalogue::ResourceKind::Period;
+    // Side by side: each round runs all three, in an order that rotates
+    // from round to round, so none always follows another's write.
+    let claims = std::collections::HashMap::from([
+        ("sub".to_string(), "bench".to_string()),
+        ("scope".to_string(), "quota:admin".to_string()),
+    ]);
     for i in 0..WARMUP + iterations {
-        let start = Instant::now();
-        bare_update().await?;
-        let bare_took = start.elapsed();
-        let start = Instant::now();
-        let (status, _) = api.call("POST", consume, r#"{"amount":1}"#, None).await?;
-        let local_took = start.elapsed();
-        ensure!(status == 200, "consume answered {status}");
-        let start = Instant::now();
-        let now = direct.clock.now();
-        direct.store.consume(&org, "conversations", kind, 1, None, direct.catalogue, now).await?;
-        let store_took = start.elapsed();
-        if i >= WARMUP {
-            t_bare.push(bare_took);
-            t_local.push(local_took);
-            t_store.push(store_took);
+        for step in 0..4 {
+            let which = (i + step) % 4;
+            // The handler series gets its request ready before the clock starts.
+            let event = (which == 3).then(|| {
+                let ev = quota_local::apigw_event(
+                    &hyper::Method::POST,
+                    consume,
+                    "",
+                    &Default::default(),
+                    br#"{"amount":1}"#,
+                    Some(&claims),
+                );
+                quota_local::request_from_event(&ev)
+            });
+            let start = Instant::now();
+            match (which, event) {
+                (0, _) => {
+                    bare_update().await?;
+                }
+                (1, _) => {
+                    let (status, _) = api.call("POST", consume, r#"{"amount":1}"#, None).await?;
+                    ensure!(status == 200, "consume answered {status}");
+                }
+                (3, Some(req)) => {
+                    let response = quota_local::dispatch(&direct, req).await;
+                    ensure!(response.status() == 200, "handler answered {}", response.status());
+                }
+                _ => {
+                    let now = direct.clock.now();
+                    direct.store.consume(&org, "conversations", kind, 1, None, direct.catalogue, now).await?;
+                }
+            }
+            let took = start.elapsed();
+            if i >= WARMUP {
+                [&mut t_bare, &mut t_local, &mut t_store, &mut t_handler][which].push(took);
+            }
         }
     }
 
     let bare = summary(&mut t_bare);
     let store = summary(&mut t_store);
     let local = summary(&mut t_local);
-    println!("quota-service benchmark: {iterations} consumes each, interleaved, after {WARMUP} warm-up");
+    println!("quota-service benchmark: {iterations} rounds of each, order rotating, after {WARMUP} warm-up");
     println!("DynamoDB Local at {}", std::env::var("AWS_ENDPOINT_URL_DYNAMODB")?);
     println!();
     println!("{:<36}{:>10}{:>10}{:>10}", "", "p50", "p99", "mean");
     row("bare UpdateItem (SDK)", bare);
-    row("consume, store only (no HTTP)", store);
+    row("consume, store only", store);
+    row("consume, handler (no HTTP)", summary(&mut t_handler));
     row("consume via quota-local (HTTP)", local);
     println!(
         "{:<36}{:>9.2}x{:>9.2}x{:>9.2}x",
@@ -153,6 +194,41 @@ async fn main() -> anyhow::Result<()> {
     cost("check");
     api.call("GET", "/v1/orgs/bench/usage", "", None).await?;
     cost("org usage read");
+
+    // The daily job: requests and time for one run, at two sizes.
+    println!();
+    println!("Daily job, one run (no emails owed; {} segments):", usage_job::SEGMENTS);
+    println!("  {:>6}  {:>9}  {:>9}  {:>9}  by operation", "orgs", "requests", "per org", "seconds");
+    let mut created = 0;
+    for orgs in [100usize, 1000] {
+        let patch = quota_shared::domain::org::OrgPatch { plan: Some("growth".into()), ..Default::default() };
+        futures::stream::iter(created..orgs)
+            .for_each_concurrent(32, |i| {
+                let (deps, patch) = (&direct, &patch);
+                async move {
+                    let org = quota_shared::domain::org::OrgId::parse(&format!("job-{i:05}")).expect("valid id");
+                    deps.store.put_org(&org, patch, "bench", deps.catalogue, deps.clock.now()).await.expect("org");
+                }
+            })
+            .await;
+        created = orgs;
+        log.take();
+        let start = Instant::now();
+        let summary = usage_job::run(&direct, direct.clock.now()).await?;
+        let took = start.elapsed();
+        ensure!(summary.failures == 0, "job failures: {summary:?}");
+        let counts = log.take_counts();
+        let total: usize = counts.values().sum();
+        let detail: Vec<String> = counts.iter().map(|(op, n)| format!("{n} {op}")).collect();
+        println!(
+            "  {:>6}  {:>9}  {:>9.3}  {:>9.2}  {}",
+            summary.orgs_seen,
+            total,
+            total as f64 / summary.orgs_seen as f64,
+            took.as_secs_f64(),
+            detail.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -1,0 +1,140 @@
+//! The daily job: trial expiry, period close for billing, snapshots and
+//! history, many orgs in one run.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use futures::StreamExt;
+use quota_tests::{APP, TestApp, json};
+
+#[tokio::test]
+async fn trial_expiry_sends_one_email_and_blocks_further_consumes() {
+    let app = TestApp::new("2026-03-01T08:00:00Z").await;
+    let org = app.unique("trial-job");
+    app.org(&org, json!({ "plan": "free", "locale": "da", "contacts": app.contacts(&org) })).await;
+    app.consume(&org, "contacts", 3).await;
+
+    let before = app.run_job().await;
+    assert_eq!(before["trialsExpired"], 0, "{before}");
+    app.advance(Duration::days(30));
+    let summary = app.run_job().await;
+    assert_eq!(summary["trialsExpired"], 1, "{summary}");
+    let emails = app.emails(&org).await;
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].subject, "Jeres gratis prøveperiode er slut");
+    assert_eq!(emails[0].to.len(), 3);
+
+    let refused = app.consume(&org, "conversations", 1).await;
+    assert_eq!((refused.status, refused.body["reason"].as_str()), (402, Some("trial_expired")));
+
+    let again = app.run_job().await;
+    assert_eq!(again["trialsExpired"], 0);
+    assert_eq!(app.emails(&org).await.len(), 1, "one trial email, ever");
+    let expired: Vec<_> = app.events(&org).into_iter().filter(|(k, _)| k == "TrialExpired").collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].1["trialEndedAt"], "2026-03-31T08:00:00Z");
+
+    // An upgrade ends the block; an extended trial would re-arm the notice.
+    app.org(&org, json!({ "plan": "basic" })).await;
+    assert_eq!(app.consume(&org, "conversations", 1).await.status, 200);
+}
+
+#[tokio::test]
+async fn period_close_emits_one_event_with_the_overage() {
+    let app = TestApp::new("2026-03-20T12:00:00Z").await;
+    let org = app.unique("close");
+    app.org(&org, json!({ "plan": "basic" })).await;
+    app.consume(&org, "conversations", 130).await;
+
+    app.set_now("2026-04-02T00:30:00Z");
+    let first = app.run_job().await;
+    assert_eq!(first["periodsClosed"], 1, "{first}");
+    let second = app.run_job().await;
+    assert_eq!(second["periodsClosed"], 0, "{second}");
+
+    let closed: Vec<_> = app.events(&org).into_iter().filter(|(k, _)| k == "UsagePeriodClosed").collect();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    let detail = &closed[0].1;
+    assert_eq!(detail["period"], json!({ "start": "2026-03-01T00:00:00Z", "end": "2026-04-01T00:00:00Z" }));
+    assert_eq!(detail["plan"], "basic");
+    let conv = detail["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "conversations").unwrap();
+    assert_eq!(
+        (conv["used"].clone(), conv["overage"].clone(), conv["limit"].clone()),
+        (json!(130), json!(30), json!(100))
+    );
+    assert_eq!(app.resource_usage(&org, "conversations").await["used"], 0);
+}
+
+#[tokio::test]
+async fn a_period_closed_by_a_consume_is_emitted_by_the_job_once() {
+    let app = TestApp::new("2026-03-20T12:00:00Z").await;
+    let org = app.unique("close2");
+    app.org(&org, json!({ "plan": "growth" })).await;
+    app.consume(&org, "conversations", 7).await;
+    app.set_now("2026-04-01T00:00:05Z");
+    app.consume(&org, "conversations", 1).await; // rolls the period over
+    app.run_job().await;
+    app.run_job().await;
+    let closed: Vec<_> = app.events(&org).into_iter().filter(|(k, _)| k == "UsagePeriodClosed").collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].1["resources"][0]["used"], 7);
+    assert_eq!(closed[0].1["resources"][0]["overage"], 0);
+}
+
+#[tokio::test]
+async fn history_comes_from_daily_snapshots_and_usage_has_a_forecast() {
+    let app = TestApp::new("2026-03-01T06:00:00Z").await;
+    let org = app.unique("hist");
+    app.org(&org, json!({ "plan": "pro" })).await;
+    for used in [100, 150, 200] {
+        app.consume(&org, "conversations", used).await;
+        app.run_job().await;
+        app.advance(Duration::days(1));
+    }
+    let r = app.get(&format!("/v1/orgs/{org}/usage/conversations/history?days=7"), &APP).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["days"],
+        json!([
+            { "date": "2026-03-01", "used": 100, "limit": 750 },
+            { "date": "2026-03-02", "used": 250, "limit": 750 },
+            { "date": "2026-03-03", "used": 450, "limit": 750 },
+        ])
+    );
+    assert_eq!((r.body["from"].as_str(), r.body["to"].as_str()), (Some("2026-02-26"), Some("2026-03-04")));
+    // Now is 4 March 06:00, 78 hours into the period, with 450 of 750 used:
+    // at that rate the limit falls 78 h × 750 / 450 = 130 h in, 6 March 10:00.
+    let conv = app.resource_usage(&org, "conversations").await;
+    assert_eq!(conv["forecast"], "2026-03-06T10:00:00Z");
+    assert_eq!(app.resource_usage(&org, "contacts").await["forecast"], json!(null));
+    for bad in ["days=0", "days=367", "days=x"] {
+        let r = app.get(&format!("/v1/orgs/{org}/usage/conversations/history?{bad}"), &APP).await;
+        assert_eq!(r.code(), Some("INVALID_REQUEST"), "{bad}");
+    }
+    let r = app.get("/v1/orgs/nobody/usage/conversations/history", &APP).await;
+    assert_eq!(r.code(), Some("ORG_NOT_FOUND"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_run_processes_a_thousand_orgs_with_requests_linear_in_orgs() {
+    let app = Arc::new(TestApp::new("2026-03-10T12:00:00Z").await);
+    let orgs: Vec<String> = (0..1000).map(|i| format!("bulk-{i:04}")).collect();
+    futures::stream::iter(orgs.clone())
+        .for_each_concurrent(32, |org| {
+            let app = Arc::clone(&app);
+            async move {
+                app.org(&org, json!({ "plan": "growth" })).await;
+            }
+        })
+        .await;
+    app.requests.take();
+    let summary = usage_job::run(&app.deps, app.now()).await.unwrap();
+    assert_eq!(summary.orgs_seen, 1000, "{summary:?}");
+    assert_eq!(summary.failures, 0);
+    assert_eq!(summary.snapshots, 1000 * app.deps.catalogue.resources.len());
+    let requests = app.requests.take_counts();
+    // Per org: one BatchWriteItem of snapshots; the scan pages come on top.
+    assert_eq!(requests.get("BatchWriteItem"), Some(&1000), "{requests:?}");
+    let total: usize = requests.values().sum();
+    assert!(total < 1000 + 100, "{total} requests for 1000 orgs: {requests:?}");
+}

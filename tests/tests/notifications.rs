@@ -1,0 +1,222 @@
+//! Threshold emails through the local SES server: once per threshold per
+//! period, to every contact once, in the org's locale; re-armed by a reset;
+//! retried by the job after a failed send, and never sent twice.
+
+use quota_tests::{ADMIN, TestApp, json};
+
+fn subjects(emails: &[quota_tests::SentEmail]) -> Vec<String> {
+    emails.iter().map(|e| e.subject.clone()).collect()
+}
+
+#[tokio::test]
+async fn free_org_gets_80_and_100_once_each_in_danish() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("mail-free");
+    app.org(&org, json!({ "plan": "free", "locale": "da", "contacts": app.contacts(&org) })).await;
+
+    assert_eq!(app.consume(&org, "conversations", 79).await.status, 200);
+    assert!(app.emails(&org).await.is_empty(), "79 % sends nothing");
+
+    assert_eq!(app.consume(&org, "conversations", 1).await.status, 200);
+    let emails = app.emails(&org).await;
+    assert_eq!(subjects(&emails), ["Du har brugt 80% af dine månedlige samtaler"]);
+    let d = app.domain(&org);
+    let mut to = emails[0].to.clone();
+    to.sort();
+    assert_eq!(to, [format!("admin@{d}"), format!("billing@{d}"), format!("owner@{d}")], "each contact once");
+    assert!(emails[0].html.contains("#f59e0b"), "yellow bar at 80 %");
+
+    assert_eq!(app.consume(&org, "conversations", 19).await.status, 200);
+    assert_eq!(app.emails(&org).await.len(), 1, "nothing between thresholds");
+    assert_eq!(app.consume(&org, "conversations", 1).await.status, 200);
+    let emails = app.emails(&org).await;
+    assert_eq!(subjects(&emails)[1], "Månedlig kvote nået");
+    assert!(emails[1].html.contains("Opgrader for at fortsætte."));
+    assert!(emails[1].html.contains("#dc2626"), "red bar at 100 %");
+
+    assert_eq!(app.consume(&org, "conversations", 1).await.status, 429);
+    let usage = app.usage(&org).await.body;
+    assert_eq!(usage["notificationsSent"]["conversations"], json!([80, 100]));
+
+    for _ in 0..2 {
+        let summary = app.run_job().await;
+        assert_eq!(summary["failures"], 0, "{summary}");
+    }
+    assert_eq!(app.emails(&org).await.len(), 2, "the job sends nothing more");
+
+    let kinds: Vec<(String, i64)> = app
+        .events(&org)
+        .iter()
+        .map(|(k, d)| (k.clone(), d["threshold"].as_i64().unwrap_or(d["used"].as_i64().unwrap_or(-1))))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("QuotaThresholdCrossed".to_string(), 80),
+            ("QuotaThresholdCrossed".to_string(), 100),
+            ("QuotaExceeded".to_string(), 100)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn paid_org_gets_80_100_110_120_once_each() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("mail-paid");
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    for step in [80, 20, 5, 5, 5, 5, 3] {
+        assert_eq!(app.consume(&org, "conversations", step).await.status, 200);
+    }
+    // 80, 100, 105, 110, 115, 120, 123
+    assert_eq!(
+        subjects(&app.emails(&org).await),
+        [
+            "You have used 80% of your monthly conversations",
+            "You have used 100% of your monthly conversations",
+            "You have used 110% of your monthly conversations",
+            "You have used 120% of your monthly conversations",
+        ]
+    );
+    let paid = &app.emails(&org).await[1];
+    assert!(paid.html.contains("Overage will be billed."), "paid wording, not blocked");
+    app.run_job().await;
+    assert_eq!(app.emails(&org).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_jump_across_several_thresholds_sends_the_highest_only() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("mail-jump");
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    app.consume(&org, "conversations", 70).await;
+    app.consume(&org, "conversations", 45).await;
+    assert_eq!(subjects(&app.emails(&org).await), ["You have used 110% of your monthly conversations"]);
+    assert_eq!(app.usage(&org).await.body["notificationsSent"]["conversations"], json!([80, 100, 110]));
+    app.consume(&org, "conversations", 4).await;
+    assert_eq!(app.emails(&org).await.len(), 1, "119 %: nothing new");
+    app.run_job().await;
+    assert_eq!(app.emails(&org).await.len(), 1, "the lower thresholds count as sent");
+}
+
+#[tokio::test]
+async fn reset_rearms_thresholds_and_is_audited() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("mail-reset");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    app.consume(&org, "conversations", 85).await;
+    assert_eq!(app.emails(&org).await.len(), 1);
+    // Audit entries order by time; entries at one instant have no order.
+    app.advance(chrono::Duration::seconds(1));
+
+    let missing = app.post(&format!("/v1/admin/orgs/{org}/reset"), json!({}), &ADMIN).await;
+    assert_eq!((missing.status, missing.code()), (400, Some("INVALID_REQUEST")), "reason is required");
+    let blank = app.post(&format!("/v1/admin/orgs/{org}/reset"), json!({ "reason": "  " }), &ADMIN).await;
+    assert_eq!(blank.status, 400);
+
+    let reset = app
+        .post(&format!("/v1/admin/orgs/{org}/reset"), json!({ "reason": "Support ticket 4711: bot traffic" }), &ADMIN)
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert_eq!(reset.body["reset"][0]["resource"], "conversations");
+    assert_eq!(reset.body["reset"][0]["used"], 0);
+    let usage = app.usage(&org).await.body;
+    assert_eq!(app.resource_usage(&org, "conversations").await["used"], 0);
+    assert_eq!(usage["notificationsSent"], json!({}), "thresholds re-armed");
+
+    app.consume(&org, "conversations", 80).await;
+    assert_eq!(app.emails(&org).await.len(), 2, "80 % again after the reset");
+
+    let audit = app.get(&format!("/v1/admin/orgs/{org}/audit"), &ADMIN).await;
+    assert_eq!(audit.status, 200);
+    let entries = audit.body["entries"].as_array().unwrap();
+    let reset_entry = &entries[0];
+    assert_eq!(reset_entry["action"], "reset");
+    assert_eq!(reset_entry["actor"], "admin@ops");
+    assert_eq!(reset_entry["reason"], "Support ticket 4711: bot traffic");
+    assert_eq!(reset_entry["resource"], "conversations");
+    assert_eq!((reset_entry["before"].clone(), reset_entry["after"].clone()), (json!(85), json!(0)));
+    assert_eq!(entries.last().unwrap()["action"], "org_created");
+    let reset_events: Vec<_> = app.events(&org).into_iter().filter(|(k, _)| k == "QuotaReset").collect();
+    assert_eq!(reset_events.len(), 1);
+    assert_eq!(reset_events[0].1["before"], 85);
+}
+
+#[tokio::test]
+async fn audit_records_org_and_usage_changes_newest_first() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("audit");
+    app.org(&org, json!({ "plan": "free" })).await;
+    app.advance(chrono::Duration::seconds(1));
+    app.org(&org, json!({ "plan": "growth" })).await;
+    app.advance(chrono::Duration::seconds(1));
+    app.org(&org, json!({ "limits": { "users": 3 } })).await;
+    app.advance(chrono::Duration::seconds(1));
+    let set = app.put(&format!("/v1/orgs/{org}/usage/contacts"), json!({ "value": 12 }), &quota_tests::APP).await;
+    assert_eq!(set.status, 200);
+    let audit = app.get(&format!("/v1/admin/orgs/{org}/audit"), &ADMIN).await.body;
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["usage_set", "limits_changed", "plan_changed", "org_created"]);
+    let plan = &audit["entries"][2];
+    assert_eq!((plan["before"].clone(), plan["after"].clone()), (json!("free"), json!("growth")));
+    assert_eq!(audit["entries"][0]["actor"], "app");
+    assert_eq!(app.events(&org).iter().filter(|(k, _)| k == "PlanChanged").count(), 1);
+
+    let limited = app.get(&format!("/v1/admin/orgs/{org}/audit?limit=2"), &ADMIN).await.body;
+    assert_eq!(limited["entries"].as_array().unwrap().len(), 2);
+    let bad = app.get(&format!("/v1/admin/orgs/{org}/audit?limit=0"), &ADMIN).await;
+    assert_eq!(bad.code(), Some("INVALID_REQUEST"));
+    let ghost = app.get("/v1/admin/orgs/ghost/audit", &ADMIN).await;
+    assert_eq!(ghost.code(), Some("ORG_NOT_FOUND"));
+    let ghost = app.post("/v1/admin/orgs/ghost/reset", json!({ "reason": "x" }), &ADMIN).await;
+    assert_eq!(ghost.code(), Some("ORG_NOT_FOUND"));
+    let bound = quota_tests::Auth::Token { sub: "x", scope: "quota:admin", org: Some("audit") };
+    assert_eq!(app.get(&format!("/v1/admin/orgs/{org}/audit"), &bound).await.status, 403);
+}
+
+#[tokio::test]
+async fn a_failed_send_is_retried_by_the_next_job_run_once() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("mail-fail");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+
+    // SES down: nothing listens on this port.
+    let working = app.deps.notifier.clone();
+    let down = aws_config::from_env()
+        .endpoint_url("http://127.0.0.1:9")
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let broken = quota_shared::notify::Notifier::new(
+        aws_sdk_sesv2::Client::new(&down),
+        working.sender(),
+        working.dashboard_url(),
+    );
+    let mut down_app = quota_shared::Deps { notifier: broken, ..app.deps.clone() };
+
+    let consume = |deps: quota_shared::Deps, org: String| async move {
+        let event = quota_local::apigw_event(
+            &lambda_http::http::Method::POST,
+            &format!("/v1/orgs/{org}/usage/conversations/consume"),
+            "",
+            &Default::default(),
+            br#"{"amount":80}"#,
+            quota_tests::APP.claims().as_ref(),
+        );
+        quota_local::dispatch(&deps, quota_local::request_from_event(&event)).await.status().as_u16()
+    };
+    assert_eq!(consume(down_app.clone(), org.clone()).await, 200, "the consume succeeds though SES is down");
+    assert_eq!(app.usage(&org).await.body["notificationsSent"], json!({}), "nothing marked sent");
+
+    let summary = usage_job::run(&down_app, app.now()).await.unwrap();
+    assert_eq!(summary.emails_sent, 0);
+    assert!(summary.failed_orgs.contains(&org), "{summary:?}");
+    assert!(app.emails(&org).await.is_empty());
+
+    down_app.notifier = working;
+    let summary = usage_job::run(&down_app, app.now()).await.unwrap();
+    assert_eq!(summary.failures, 0, "{summary:?}");
+    assert_eq!(subjects(&app.emails(&org).await), ["You have used 80% of your monthly conversations"]);
+    usage_job::run(&down_app, app.now()).await.unwrap();
+    assert_eq!(app.emails(&org).await.len(), 1, "sent once");
+}
