@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration as StdDuration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -215,6 +215,17 @@ impl Store {
         catalogue: &Catalogue,
         now: DateTime<Utc>,
     ) -> Result<Counter, StoreError> {
+        match self.counter_item(org, resource).await? {
+            Some(counter) => Ok(counter),
+            None => {
+                let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
+                Ok(unwritten_counter(&state.profile, resource, kind, catalogue, now)?)
+            }
+        }
+    }
+
+    /// A counter as stored (consistent read), if it has been written.
+    async fn counter_item(&self, org: &OrgId, resource: &str) -> Result<Option<Counter>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -223,13 +234,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await?;
-        match out.item() {
-            Some(item) => Ok(items::counter_from_item(item)?),
-            None => {
-                let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
-                Ok(unwritten_counter(&state.profile, resource, kind, catalogue, now)?)
-            }
-        }
+        Ok(out.item().map(items::counter_from_item).transpose()?)
     }
 
     /// Audit entries, newest first.
@@ -570,11 +575,8 @@ impl Store {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+        // Not applied: someone else wrote it first, which is as good.
+        applied(result).map(|_| ())
     }
 
     /// Starts a counter's new period at 0 and records the one that ended,
@@ -735,19 +737,10 @@ impl Store {
         change: impl Fn(&Counter) -> (i64, bool, AuditEntry),
     ) -> Result<(Counter, Counter), StoreError> {
         for attempt in 0..MAX_ATTEMPTS {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
-                .consistent_read(true)
-                .send()
-                .await?;
-            let Some(item) = out.item() else {
+            let Some(before) = self.counter_item(org, resource).await? else {
                 self.materialize(org, resource, kind, catalogue, now).await?;
                 continue;
             };
-            let before = items::counter_from_item(item)?;
             if before.period.is_some_and(|p| !p.contains(now)) {
                 self.roll_over(org, &before, now).await?;
                 continue;
@@ -916,6 +909,22 @@ impl ConsumeUpdate {
             update = update.expression_attribute_values(name, value);
         }
         update.build().map_err(build_err)
+    }
+}
+
+/// A conditional write's outcome: `Ok(true)` when it was applied,
+/// `Ok(false)` when its condition did not hold; other errors stay errors.
+pub(crate) fn applied<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException") => {
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
     }
 }
 

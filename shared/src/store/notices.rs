@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 
 use super::items::{self, key, n, s};
-use super::{Store, StoreError};
+use super::{Store, StoreError, applied};
 use crate::domain::org::OrgId;
 use crate::domain::period::Period;
 
@@ -48,11 +48,7 @@ impl Store {
             condition.push_str(" AND pend = :pe");
             req = req.expression_attribute_values(":pe", n(p.end.timestamp()));
         }
-        match req.condition_expression(condition).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+        applied(req.condition_expression(condition).send().await)
     }
 
     /// Marks thresholds sent (the one sent and every lower one) and drops the lease.
@@ -77,31 +73,21 @@ impl Store {
             Some(p) => req.condition_expression("pend = :pe").expression_attribute_values(":pe", n(p.end.timestamp())),
             None => req.condition_expression("attribute_exists(pk)"),
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+        applied(req.send().await).map(|_| ())
     }
 
     /// Drops a counter's notice lease after a failed send.
     pub async fn release_threshold(&self, org: &OrgId, resource: &str) -> Result<(), StoreError> {
-        self.client
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
             .update_expression("REMOVE noticeLease")
             .condition_expression("attribute_exists(pk)")
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|err| {
-                if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
-                    Ok(())
-                } else {
-                    Err(err.into())
-                }
-            })
+            .await;
+        applied(result).map(|_| ())
     }
 
     /// Claims the org's one trial-ended notice.
@@ -120,11 +106,7 @@ impl Store {
             .expression_attribute_values(":until", n((now + Duration::seconds(LEASE_SECONDS)).timestamp()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+        applied(result)
     }
 
     /// Marks the trial notice sent (`sent`) or releases the claim.
@@ -141,10 +123,6 @@ impl Store {
         } else {
             req.update_expression("REMOVE trialNoticeLease")
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+        applied(req.send().await).map(|_| ())
     }
 }
