@@ -138,3 +138,22 @@ async fn one_run_processes_a_thousand_orgs_with_requests_linear_in_orgs() {
     let total: usize = requests.values().sum();
     assert!(total < 1000 + 100, "{total} requests for 1000 orgs: {requests:?}");
 }
+
+#[tokio::test]
+async fn an_org_update_keeps_the_trial_notice_sent() {
+    let app = TestApp::new("2026-03-01T08:00:00Z").await;
+    let org = app.unique("trial-keep");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    app.advance(Duration::days(31));
+    assert_eq!(app.run_job().await["trialsExpired"], 1);
+    // Updates that leave the trial alone must not re-arm its notice...
+    app.org(&org, json!({ "locale": "da" })).await;
+    assert_eq!(app.run_job().await["trialsExpired"], 0);
+    assert_eq!(app.emails(&org).await.len(), 1);
+    // ...and a new trial end does.
+    app.org(&org, json!({ "trialEndsAt": "2026-04-05T00:00:00Z" })).await;
+    assert_eq!(app.consume(&org, "tasks", 1).await.status, 200, "the extended trial is running");
+    app.set_now("2026-04-05T00:00:00Z");
+    assert_eq!(app.run_job().await["trialsExpired"], 1);
+    assert_eq!(app.emails(&org).await.len(), 2);
+}

@@ -117,9 +117,14 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::PROFILE_SK.to_string())))
             .condition_expression("attribute_exists(pk)");
+        // The mark bumps the profile's version, so an org update computed
+        // from the profile before it fails its condition and re-reads,
+        // instead of writing the profile back without the mark.
         let req = if sent {
-            req.update_expression("SET trialNotifiedAt = :at REMOVE trialNoticeLease")
+            req.update_expression("SET trialNotifiedAt = :at REMOVE trialNoticeLease ADD #version :one")
+                .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":at", s(crate::domain::rfc3339(now)))
+                .expression_attribute_values(":one", n(1))
         } else {
             req.update_expression("REMOVE trialNoticeLease")
         };
