@@ -208,9 +208,15 @@ async fn a_failed_send_is_retried_by_the_next_job_run_once() {
     assert_eq!(consume(down_app.clone(), org.clone()).await, 200, "the consume succeeds though SES is down");
     assert_eq!(app.usage(&org).await.body["notificationsSent"], json!({}), "nothing marked sent");
 
+    // Another org that owes nothing: the failure must not stop its run.
+    let calm = app.unique("calm");
+    app.org(&calm, json!({ "plan": "basic" })).await;
+
     let summary = usage_job::run(&down_app, app.now()).await.unwrap();
     assert_eq!(summary.emails_sent, 0);
-    assert!(summary.failed_orgs.contains(&org), "{summary:?}");
+    assert_eq!((summary.orgs_seen, summary.failures), (2, 1), "{summary:?}");
+    assert_eq!(summary.failed_orgs, std::slice::from_ref(&org));
+    assert_eq!(summary.snapshots, app.deps.catalogue.resources.len(), "the healthy org was fully processed");
     assert!(app.emails(&org).await.is_empty());
 
     down_app.notifier = working;
@@ -219,4 +225,30 @@ async fn a_failed_send_is_retried_by_the_next_job_run_once() {
     assert_eq!(subjects(&app.emails(&org).await), ["You have used 80% of your monthly conversations"]);
     usage_job::run(&down_app, app.now()).await.unwrap();
     assert_eq!(app.emails(&org).await.len(), 1, "sent once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_consumes_across_thresholds_email_each_threshold_once() {
+    use std::sync::Arc;
+    let app = Arc::new(TestApp::new("2026-03-02T09:00:00Z").await);
+    let org = app.unique("mail-race");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    app.consume(&org, "conversations", 70).await;
+    // 40 callers at once for the last 30 units: 80 % and 100 % are crossed
+    // somewhere in the middle, by whichever calls happen to land there.
+    let tasks = (0..40).map(|_| {
+        let (app, org) = (Arc::clone(&app), org.clone());
+        tokio::spawn(async move { app.consume(&org, "conversations", 1).await.status })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 30, "{statuses:?}");
+    // A crossing that met another's lease is left to the job.
+    app.run_job().await;
+    app.run_job().await;
+    let mut subjects = subjects(&app.emails(&org).await);
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["Monthly quota reached: conversations are paused", "You have used 80% of your monthly conversations"]
+    );
 }
