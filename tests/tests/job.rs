@@ -157,3 +157,25 @@ async fn an_org_update_keeps_the_trial_notice_sent() {
     assert_eq!(app.run_job().await["trialsExpired"], 1);
     assert_eq!(app.emails(&org).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_plan_change_after_the_period_ended_bills_the_old_period_under_the_old_plan() {
+    let app = TestApp::new("2026-03-20T12:00:00Z").await;
+    let org = app.unique("boundary");
+    app.org(&org, json!({ "plan": "growth" })).await;
+    app.consume(&org, "conversations", 450).await;
+    // Upgraded at 00:05 on 1 April: before any consume or job run in April.
+    app.set_now("2026-04-01T00:05:00Z");
+    app.org(&org, json!({ "plan": "pro" })).await;
+    app.run_job().await;
+    let closed: Vec<_> = app.events(&org).into_iter().filter(|(k, _)| k == "UsagePeriodClosed").collect();
+    assert_eq!(closed.len(), 1);
+    let conv = &closed[0].1["resources"][0];
+    assert_eq!(conv["plan"], "growth");
+    assert_eq!(
+        (conv["used"].clone(), conv["limit"].clone(), conv["overage"].clone()),
+        (json!(450), json!(300), json!(150))
+    );
+    let now = app.resource_usage(&org, "conversations").await;
+    assert_eq!((now["used"].clone(), now["limit"].clone()), (json!(0), json!(750)));
+}

@@ -252,3 +252,71 @@ async fn concurrent_consumes_across_thresholds_email_each_threshold_once() {
         ["Monthly quota reached: conversations are paused", "You have used 80% of your monthly conversations"]
     );
 }
+
+#[tokio::test]
+async fn a_huge_overage_marks_three_thresholds_not_millions() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("mail-huge");
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    let r = app.consume(&org, "conversations", 9_007_199_254_740_991).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent = app.usage(&org).await.body["notificationsSent"]["conversations"].clone();
+    assert_eq!(sent, json!([80, 100, 4_294_967_290u32]), "the highest 10 % step a threshold can name");
+    assert_eq!(app.emails(&org).await.len(), 1);
+    app.run_job().await;
+    assert_eq!(app.emails(&org).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_consume_with_an_idempotency_key_that_crosses_a_threshold_emails_and_publishes() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("mail-key");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    app.consume_with_key(&org, "conversations", 79, "a").await;
+    assert!(app.emails(&org).await.is_empty());
+    assert_eq!(app.consume_with_key(&org, "conversations", 1, "b").await.status, 200);
+    assert_eq!(app.emails(&org).await.len(), 1);
+    let crossed: Vec<_> = app.events(&org).into_iter().filter(|(k, _)| k == "QuotaThresholdCrossed").collect();
+    assert_eq!(crossed.len(), 1);
+    assert_eq!(crossed[0].1["threshold"], 80);
+    // A replay of the crossing consume sends nothing again.
+    app.consume_with_key(&org, "conversations", 1, "b").await;
+    assert_eq!(app.emails(&org).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_email_still_owed_when_the_period_ends_is_sent_by_the_next_run() {
+    let app = TestApp::new("2026-03-31T23:00:00Z").await;
+    let org = app.unique("mail-late");
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    let down = aws_config::from_env()
+        .endpoint_url("http://127.0.0.1:9")
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let working = app.deps.notifier.clone();
+    let broken = quota_shared::notify::Notifier::new(
+        aws_sdk_sesv2::Client::new(&down),
+        working.sender(),
+        working.dashboard_url(),
+    );
+    let down_deps = quota_shared::Deps { notifier: broken, ..app.deps.clone() };
+    let event = quota_local::apigw_event(
+        &lambda_http::http::Method::POST,
+        &format!("/v1/orgs/{org}/usage/conversations/consume"),
+        "",
+        &Default::default(),
+        br#"{"amount":100}"#,
+        quota_tests::APP.claims().as_ref(),
+    );
+    let response = quota_local::dispatch(&down_deps, quota_local::request_from_event(&event)).await;
+    assert_eq!(response.status(), 200);
+    assert!(app.emails(&org).await.is_empty(), "SES was down");
+
+    app.set_now("2026-04-01T00:15:00Z");
+    let summary = app.run_job().await;
+    assert_eq!((summary["emailsSent"].clone(), summary["periodsClosed"].clone()), (json!(1), json!(1)), "{summary}");
+    assert_eq!(subjects(&app.emails(&org).await), ["You have used 100% of your monthly conversations"]);
+    app.run_job().await;
+    assert_eq!(app.emails(&org).await.len(), 1);
+}

@@ -226,9 +226,13 @@ async fn extreme_limits_and_amounts_answer_without_panicking() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["usage"]["remaining"], 0);
     assert_eq!(r.body["usage"]["forecast"], json!(null));
+    // Soft, but counts stop at 2^53 - 1, past which JSON clients lose exactness.
     let r = app.consume("huge", "conversations", 1).await;
-    assert_eq!(r.status, 200, "soft: overage past 2^53 - 1 is still counted");
-    assert_eq!(r.body["usage"]["overage"], 1);
+    assert_eq!((r.status, r.body["reason"].as_str()), (429, Some("quota_exceeded")), "{}", r.body);
+    assert_eq!(r.used(), max, "nothing recorded");
+    app.org("huge", json!({ "limits": { "leads": null } })).await;
+    assert_eq!(app.consume("huge", "leads", max).await.status, 200, "unlimited, up to the cap");
+    assert_eq!(app.consume("huge", "leads", 1).await.status, 429, "unlimited, past the cap");
     let r = app.consume("huge", "storage", 1).await;
     assert_eq!((r.status, r.body["usage"]["percentage"].clone()), (429, json!(100.0)), "a limit of 0");
     app.usage("huge").await;

@@ -99,6 +99,6 @@ async fn set_usage(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
     let now = deps.clock.now();
     let (before, after) =
         deps.store.set_usage(call.org(), resource, def.kind, value, call.subject(), deps.catalogue, now).await?;
-    notify::after_increase(deps, &after, before.used, now).await;
+    notify::after_increase(deps, &after, Some(before.used), now).await;
     Ok(http::ok(&serde_json::json!({ "usage": after.usage(now) })))
 }

@@ -1,10 +1,11 @@
 //! `usage-job`: the daily job. For every org it
 //!
-//! 1. closes periods that ended (the rollover a consume would have done) and
+//! 1. sends any threshold email still owed (a send that failed earlier),
+//!    including one owed by a period that has just ended;
+//! 2. closes periods that ended (the rollover a consume would have done) and
 //!    emits one `UsagePeriodClosed` per org and period, exactly once;
-//! 2. sends the trial-ended email to free orgs whose trial is over (once),
+//! 3. sends the trial-ended email to free orgs whose trial is over (once),
 //!    and publishes `TrialExpired`;
-//! 3. sends any threshold email still owed (a send that failed earlier);
 //! 4. records the day's usage snapshot per resource.
 //!
 //! It walks the table with a parallel scan (`SEGMENTS` segments, paginated),
@@ -139,9 +140,18 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
     let mut outcome = OrgOutcome::default();
     let mut errors = Vec::new();
 
-    // 1. Close ended periods, then emit what is closed and not yet emitted.
-    let mut closed: Vec<ClosedPeriod> =
-        items.iter().filter(|i| is_closed(i)).filter_map(ClosedPeriod::from_item).collect();
+    // 1. Threshold emails still owed, on the counters as stored: a period
+    //    that has just ended still owes its own (the claim is pinned to it).
+    for counter in state.counters.values() {
+        match notify::deliver_threshold(deps, profile, counter, now).await {
+            Ok(sent) => outcome.emails += usize::from(sent),
+            Err(err) => errors.push(JobError::from(err)),
+        }
+    }
+
+    // 2. Close ended periods, then emit what is closed and not yet emitted.
+    //    The scan may be stale, so closed periods are re-read consistently
+    //    whenever there are any, to emit each period whole.
     let mut rolled = false;
     for counter in state.counters.values() {
         if counter.period.is_some_and(|p| p.end <= now) {
@@ -149,12 +159,12 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
             rolled = true;
         }
     }
-    if rolled {
-        closed = deps.store.unemitted_closed(org).await?;
+    if rolled || items.iter().any(is_closed) {
+        let closed = deps.store.unemitted_closed(org).await?;
+        outcome.periods_closed = emit_closed(deps, org, &profile.plan, closed, now).await?;
     }
-    outcome.periods_closed = emit_closed(deps, org, &profile.plan, closed, now).await?;
 
-    // 2. Trial expiry: one email, one event.
+    // 3. Trial expiry: one email, one event.
     let trial_over = profile.active_trial(deps.catalogue).is_some_and(|end| end <= now);
     if trial_over && state.trial_notified_at.is_none() {
         match notify::deliver_trial_ended(deps, profile, now).await {
@@ -174,16 +184,8 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
         }
     }
 
-    // 3. Threshold emails still owed (counters as they stand now).
+    // 4. Today's snapshot, of the counters as they stand now.
     let counters = all_counters(&state, deps.catalogue, now);
-    for counter in &counters {
-        match notify::deliver_threshold(deps, profile, counter, now).await {
-            Ok(sent) => outcome.emails += usize::from(sent),
-            Err(err) => errors.push(JobError::from(err)),
-        }
-    }
-
-    // 4. Today's snapshot.
     outcome.snapshots = deps.store.put_snapshots(org, &counters, now.date_naive(), now).await?;
 
     match errors.into_iter().next() {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::catalogue::{Enforcement, ResourceKind};
 use super::messages;
-use super::org::Locale;
+use super::org::{Locale, MAX_COUNT};
 use super::period::Period;
 
 /// What the store knows of one resource of one org.
@@ -49,10 +49,12 @@ impl Counter {
         self.trial_ends_at.is_some_and(|end| end <= now)
     }
 
-    /// Whether `amount` more units would be refused by a hard limit.
+    /// Whether `amount` more units would be refused: by a hard limit, or
+    /// because the count would pass `MAX_COUNT` (2^53 − 1), past which JSON
+    /// clients lose exactness; soft and unlimited resources stop there too.
     pub fn would_exceed(&self, amount: i64) -> bool {
-        self.enforcement == Enforcement::Hard
-            && self.limit.is_some_and(|limit| self.used.saturating_add(amount) > limit)
+        let after = self.used.saturating_add(amount);
+        after > MAX_COUNT || (self.enforcement == Enforcement::Hard && self.limit.is_some_and(|limit| after > limit))
     }
 
     /// Why `amount` more units would be refused at `now`, if they would.
@@ -196,7 +198,7 @@ pub fn threshold_reached(used: i64, limit: Option<i64>, enforcement: Enforcement
         (p, _) if p < 80 => None,
         (p, _) if p < 100 => Some(80),
         (_, Enforcement::Hard) => Some(100),
-        (p, Enforcement::Soft) => Some(u32::try_from(p / 10 * 10).unwrap_or(u32::MAX)),
+        (p, Enforcement::Soft) => Some(u32::try_from(p / 10 * 10).unwrap_or(u32::MAX / 10 * 10)),
     }
 }
 

@@ -90,16 +90,20 @@ fn slug(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(60).collect()
 }
 
-/// The thresholds that count as sent with `threshold`: it and every lower one.
-pub fn thresholds_up_to(threshold: u32) -> Vec<u32> {
-    let mut out = vec![80];
-    out.extend((100..=threshold).step_by(10));
-    out.retain(|t| *t <= threshold);
+/// What to mark when `threshold` is sent: it, and 80 and 100 below it. Every
+/// lower threshold counts as sent whenever a higher one is marked (see
+/// `threshold_owed`), so the steps in between need no entry, and a jump to
+/// 10 000 % stores three numbers, not a thousand.
+pub fn marks_for(threshold: u32) -> Vec<u32> {
+    let mut out: Vec<u32> = [80, 100].into_iter().filter(|t| *t < threshold).collect();
+    out.push(threshold);
     out
 }
 
-/// Sends the threshold email a counter still owes, if any. `Ok(true)` when
-/// an email went out.
+/// Sends the threshold email a counter still owes, if any, and publishes
+/// the crossing (`QuotaThresholdCrossed`, and `QuotaExceeded` the first time
+/// 100 % is reached in a period) once its claim is won. `Ok(true)` when an
+/// email went out.
 pub async fn deliver_threshold(
     deps: &Deps,
     profile: &OrgProfile,
@@ -109,11 +113,12 @@ pub async fn deliver_threshold(
     let Some(threshold) = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified) else {
         return Ok(false);
     };
+    let Some(limit) = counter.limit else { return Ok(false) };
     let org = &profile.org_id;
     let resource = counter.resource.as_str();
-    if !deps.store.claim_threshold(org, resource, threshold, counter.period, now).await? {
-        return Ok(false);
-    }
+    let claim = deps.store.claim_threshold(org, resource, threshold, limit, counter.period, now).await?;
+    let Some(lease) = claim else { return Ok(false) };
+    publish_crossing(deps, counter, threshold, limit, now).await;
     let recipients = profile.contacts.recipients();
     if !recipients.is_empty() {
         let notice = ThresholdNotice {
@@ -123,55 +128,28 @@ pub async fn deliver_threshold(
             kind: counter.kind,
             threshold,
             used: counter.used,
-            limit: counter.limit.unwrap_or_default(),
+            limit,
             blocks_at_limit: counter.enforcement == Enforcement::Hard,
             locale: profile.locale,
             dashboard_url: deps.notifier.dashboard_url.clone(),
         };
         if let Err(err) = deps.notifier.send(&recipients, &templates::threshold_email(&notice)).await {
-            deps.store.release_threshold(org, resource).await?;
+            deps.store.release_threshold(org, resource, lease).await?;
             return Err(err);
         }
     }
-    deps.store.mark_thresholds(org, resource, &thresholds_up_to(threshold), counter.period).await?;
+    deps.store.mark_thresholds(org, resource, &marks_for(threshold), lease).await?;
     tracing::info!(org = %org, resource, threshold, recipients = recipients.len(), "threshold notice sent");
     Ok(!recipients.is_empty())
 }
 
-/// Sends the one trial-ended email, if owed. `Ok(true)` when it went out now.
-pub async fn deliver_trial_ended(deps: &Deps, profile: &OrgProfile, now: DateTime<Utc>) -> Result<bool, NotifyError> {
-    let org = &profile.org_id;
-    if !deps.store.claim_trial_notice(org, now).await? {
-        return Ok(false);
-    }
-    let recipients = profile.contacts.recipients();
-    if !recipients.is_empty() {
-        let email = templates::trial_ended_email(org.as_str(), profile.locale, &deps.notifier.dashboard_url);
-        if let Err(err) = deps.notifier.send(&recipients, &email).await {
-            deps.store.finish_trial_notice(org, false, now).await?;
-            return Err(err);
-        }
-    }
-    deps.store.finish_trial_notice(org, true, now).await?;
-    Ok(true)
-}
-
-/// After a write raised a counter from `before`: if that crossed a
-/// threshold, publish it and try to send its email at once. A failure here
-/// never fails the write; the daily job sends whatever is still owed.
-pub async fn after_increase(deps: &Deps, counter: &Counter, before: i64, now: DateTime<Utc>) {
-    let Some(owed) = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified) else {
-        return;
-    };
-    if threshold_reached(before, counter.limit, counter.enforcement) == Some(owed) {
-        return; // reached earlier and still unsent: the job's to retry
-    }
-    let limit = counter.limit.unwrap_or_default();
-    let org = counter.org_id.clone();
+/// The crossing's events. At least once: a send that fails and is retried
+/// publishes again (consumers dedupe on org, resource, period and threshold).
+async fn publish_crossing(deps: &Deps, counter: &Counter, threshold: u32, limit: i64, now: DateTime<Utc>) {
     let detail = serde_json::json!({
-        "orgId": org,
+        "orgId": counter.org_id,
         "resource": counter.resource,
-        "threshold": owed,
+        "threshold": threshold,
         "used": counter.used,
         "limit": limit,
         "percentage": percentage(counter.used, limit),
@@ -181,9 +159,9 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: i64, now: Da
         "at": rfc3339(now),
     });
     deps.events.publish_or_log(EventKind::QuotaThresholdCrossed, &detail).await;
-    if owed >= 100 && before < limit {
+    if threshold >= 100 && !counter.notified.iter().any(|n| *n >= 100) {
         let exceeded = serde_json::json!({
-            "orgId": org,
+            "orgId": counter.org_id,
             "resource": counter.resource,
             "used": counter.used,
             "limit": limit,
@@ -194,7 +172,39 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: i64, now: Da
         });
         deps.events.publish_or_log(EventKind::QuotaExceeded, &exceeded).await;
     }
-    let Some(org) = crate::domain::org::OrgId::parse(&org) else { return };
+}
+
+/// Sends the one trial-ended email, if owed and not claimed elsewhere.
+/// `Ok(true)` when this call completed the notice.
+pub async fn deliver_trial_ended(deps: &Deps, profile: &OrgProfile, now: DateTime<Utc>) -> Result<bool, NotifyError> {
+    let org = &profile.org_id;
+    let Some(trial_end) = profile.trial_ends_at else { return Ok(false) };
+    let claim = deps.store.claim_trial_notice(org, &profile.plan, &rfc3339(trial_end), now).await?;
+    let Some(lease) = claim else { return Ok(false) };
+    let recipients = profile.contacts.recipients();
+    if !recipients.is_empty() {
+        let email = templates::trial_ended_email(org.as_str(), profile.locale, &deps.notifier.dashboard_url);
+        if let Err(err) = deps.notifier.send(&recipients, &email).await {
+            deps.store.finish_trial_notice(org, lease, false, now).await?;
+            return Err(err);
+        }
+    }
+    deps.store.finish_trial_notice(org, lease, true, now).await?;
+    Ok(true)
+}
+
+/// After a write raised a counter (from `before`, when known): if a
+/// threshold is owed and this write crossed it, or `before` is unknown, try
+/// to claim, publish and email it at once. A failure here never fails the
+/// write; the daily job sends whatever is still owed.
+pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>, now: DateTime<Utc>) {
+    let Some(owed) = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified) else {
+        return;
+    };
+    if before.is_some_and(|b| threshold_reached(b, counter.limit, counter.enforcement) == Some(owed)) {
+        return; // reached by an earlier write and still unsent: the job retries it
+    }
+    let Some(org) = crate::domain::org::OrgId::parse(&counter.org_id) else { return };
     let result = match deps.store.profile(&org).await {
         Ok(Some(profile)) => deliver_threshold(deps, &profile, counter, now).await.map(|_| ()),
         Ok(None) => Ok(()),
@@ -210,9 +220,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lower_thresholds_count_as_sent() {
-        assert_eq!(thresholds_up_to(80), vec![80]);
-        assert_eq!(thresholds_up_to(100), vec![80, 100]);
-        assert_eq!(thresholds_up_to(130), vec![80, 100, 110, 120, 130]);
+    fn marks_stay_small_whatever_the_threshold() {
+        assert_eq!(marks_for(80), vec![80]);
+        assert_eq!(marks_for(100), vec![80, 100]);
+        assert_eq!(marks_for(130), vec![80, 100, 130]);
+        assert_eq!(marks_for(u32::MAX), vec![80, 100, u32::MAX]);
     }
 }

@@ -106,8 +106,10 @@ impl IdempotencyKey {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Consumed {
-    /// Recorded. `before` is the count this consume started from.
-    Admitted { counter: Counter, before: i64 },
+    /// Recorded. `before` is the count this consume started from, when the
+    /// write itself told (not with an idempotency key: transactions return
+    /// no values, and a later read may include other consumes).
+    Admitted { counter: Counter, before: Option<i64> },
     /// A retry of an admitted consume: nothing recorded again.
     Replayed { counter: Counter },
     /// Nothing recorded.
@@ -269,6 +271,18 @@ impl Store {
     ) -> Result<(OrgProfile, Option<OrgProfile>), StoreError> {
         for attempt in 0..MAX_ATTEMPTS {
             let state = self.org_state(org).await?;
+            // A period that has ended is closed for billing under the plan
+            // and limit it ran under, before any of them change.
+            if let Some(state) = &state {
+                let ended: Vec<&Counter> =
+                    state.counters.values().filter(|c| c.period.is_some_and(|p| !p.contains(now))).collect();
+                if !ended.is_empty() {
+                    for counter in ended {
+                        self.roll_over(org, counter, now).await?;
+                    }
+                    continue;
+                }
+            }
             let existing = state.as_ref().map(|s| &s.profile);
             let profile = patch.apply(org, existing, catalogue, now);
             let version = state.as_ref().map_or(0, |s| s.version);
@@ -423,7 +437,7 @@ impl Store {
                     match result {
                         Ok(out) => {
                             let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
-                            let before = counter.used - amount;
+                            let before = Some(counter.used - amount);
                             return Ok(Consumed::Admitted { counter, before });
                         }
                         Err(err) => match condition_failed_item(&err) {
@@ -435,8 +449,7 @@ impl Store {
                 Some(idem) => match self.consume_idempotent(org, resource, amount, idem, now).await? {
                     Idem::Done => {
                         let counter = self.counter(org, resource, kind, catalogue, now).await?;
-                        let before = counter.used - amount;
-                        return Ok(Consumed::Admitted { counter, before });
+                        return Ok(Consumed::Admitted { counter, before: None });
                     }
                     Idem::Replay => {
                         let counter = self.counter(org, resource, kind, catalogue, now).await?;
@@ -589,8 +602,15 @@ impl Store {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
-            .update_expression("SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe REMOVE notified")
-            .condition_expression("pend = :oldpe AND used = :oldused")
+            .update_expression(
+                "SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe REMOVE notified, noticeLease",
+            )
+            // Pinned to the anchor and zone the new period was computed from.
+            .condition_expression("pend = :oldpe AND used = :oldused AND #anchor = :anchor AND #tz = :tz")
+            .expression_attribute_names("#anchor", "anchor")
+            .expression_attribute_names("#tz", "tz")
+            .expression_attribute_values(":anchor", n(i64::from(counter.anchor_day)))
+            .expression_attribute_values(":tz", s(counter.timezone.name()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":ps", n(new.start.timestamp()))
             .expression_attribute_values(":pe", n(new.end.timestamp()))
@@ -748,7 +768,7 @@ impl Store {
             let (value, rearm, entry) = change(&before);
             let mut expression = "SET used = :v, rem = if_not_exists(lim, :zero) - :v".to_string();
             if rearm {
-                expression.push_str(" REMOVE notified");
+                expression.push_str(" REMOVE notified, noticeLease");
             }
             let mut update = Update::builder()
                 .table_name(&self.table)
@@ -869,7 +889,8 @@ impl ConsumeUpdate {
     const CONDITION: &'static str = "attribute_exists(pk) \
         AND (attribute_not_exists(pend) OR pend > :now) \
         AND (attribute_not_exists(trialEnd) OR trialEnd > :now) \
-        AND (enf = :soft OR attribute_not_exists(lim) OR rem >= :amt)";
+        AND (enf = :soft OR attribute_not_exists(lim) OR rem >= :amt) \
+        AND used <= :cap";
 
     fn values(&self) -> Vec<(&'static str, AttributeValue)> {
         vec![
@@ -877,6 +898,8 @@ impl ConsumeUpdate {
             (":neg", n(-self.amount)),
             (":now", n(self.now)),
             (":soft", s(Enforcement::Soft.as_str())),
+            // The count never passes MAX_COUNT (amounts are at most MAX_COUNT).
+            (":cap", n(crate::domain::org::MAX_COUNT - self.amount)),
         ]
     }
 
