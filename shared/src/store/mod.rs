@@ -64,6 +64,8 @@ pub struct OrgState {
     pub counters: BTreeMap<String, Counter>,
     /// When the trial-ended email went out, if it did.
     pub trial_notified_at: Option<String>,
+    /// A trial notice's live claim (lease expiry), while one is being sent.
+    pub trial_notice_lease: Option<i64>,
 }
 
 impl OrgState {
@@ -71,17 +73,25 @@ impl OrgState {
     pub fn from_items<'a>(found: impl IntoIterator<Item = &'a Item>) -> Result<Option<OrgState>, StoreError> {
         let mut profile = None;
         let mut trial_notified_at = None;
+        let mut trial_notice_lease = None;
         let mut counters = BTreeMap::new();
         for item in found {
             if items::is_profile(item) {
                 profile = Some(items::profile_from_item(item)?);
                 trial_notified_at = get_s(item, "trialNotifiedAt").map(str::to_string);
+                trial_notice_lease = get_n(item, "trialNoticeLease");
             } else if items::is_counter(item) {
                 let counter = items::counter_from_item(item)?;
                 counters.insert(counter.resource.clone(), counter);
             }
         }
-        Ok(profile.map(|(profile, version)| OrgState { profile, version, counters, trial_notified_at }))
+        Ok(profile.map(|(profile, version)| OrgState {
+            profile,
+            version,
+            counters,
+            trial_notified_at,
+            trial_notice_lease,
+        }))
     }
 }
 
@@ -288,10 +298,14 @@ impl Store {
             let version = state.as_ref().map_or(0, |s| s.version);
 
             let mut item = items::profile_to_item(&profile, version + 1);
-            if let Some(state) = &state {
-                let same_trial = state.profile.trial_ends_at == profile.trial_ends_at;
-                if let (true, Some(at)) = (same_trial, &state.trial_notified_at) {
+            // The trial notice's state lives on the profile item: kept while
+            // the trial end stays, dropped (re-armed) when it moves.
+            if let Some(state) = state.as_ref().filter(|st| st.profile.trial_ends_at == profile.trial_ends_at) {
+                if let Some(at) = &state.trial_notified_at {
                     item.insert("trialNotifiedAt".into(), s(at));
+                }
+                if let Some(lease) = state.trial_notice_lease {
+                    item.insert("trialNoticeLease".into(), n(lease));
                 }
             }
             let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
