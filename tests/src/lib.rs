@@ -206,6 +206,19 @@ impl TestApp {
         headers: &[(&str, &str)],
         auth: &Auth,
     ) -> Reply {
+        self.send_via(&self.deps, method, path_and_query, body, headers, auth).await
+    }
+
+    /// [`TestApp::send`] with other dependencies (say, [`TestApp::ses_down`]).
+    pub async fn send_via(
+        &self,
+        deps: &Deps,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+        auth: &Auth,
+    ) -> Reply {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let mut map = HeaderMap::new();
         map.insert("content-type", HeaderValue::from_static("application/json"));
@@ -214,7 +227,7 @@ impl TestApp {
         }
         let event =
             quota_local::apigw_event(&method, path, query, &map, body.unwrap_or("").as_bytes(), auth.claims().as_ref());
-        let response = quota_local::dispatch(&self.deps, quota_local::request_from_event(&event)).await;
+        let response = quota_local::dispatch(deps, quota_local::request_from_event(&event)).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes: &[u8] = response.body().as_ref();
@@ -247,6 +260,19 @@ impl TestApp {
 
     pub async fn consume(&self, org: &str, resource: &str, amount: i64) -> Reply {
         self.post(&format!("/v1/orgs/{org}/usage/{resource}/consume"), json!({ "amount": amount }), &APP).await
+    }
+
+    /// This test's dependencies with SES unreachable (nothing listens on
+    /// port 9 of loopback): every send fails as it would with SES down.
+    pub async fn ses_down(&self) -> Deps {
+        let down = aws_config::from_env()
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let working = &self.deps.notifier;
+        let notifier = Notifier::new(aws_sdk_sesv2::Client::new(&down), working.sender(), working.dashboard_url());
+        Deps { notifier, ..self.deps.clone() }
     }
 
     pub async fn consume_with_key(&self, org: &str, resource: &str, amount: i64, key: &str) -> Reply {

@@ -140,19 +140,11 @@ async fn store_unavailable_answers_503_with_retry_after_and_no_internals() {
         store: quota_shared::store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), "nowhere"),
         ..app.deps.clone()
     };
-    let event = quota_local::apigw_event(
-        &Method::POST,
-        "/v1/orgs/acme/usage/conversations/consume",
-        "",
-        &Default::default(),
-        b"",
-        APP.claims().as_ref(),
-    );
-    let response = quota_local::dispatch(&broken, quota_local::request_from_event(&event)).await;
-    assert_eq!(response.status(), 503);
-    assert_eq!(response.headers()["retry-after"], "1");
-    let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-    assert_eq!(body["error"]["code"], "STORE_UNAVAILABLE");
+    let path = "/v1/orgs/acme/usage/conversations/consume";
+    let r = app.send_via(&broken, Method::POST, path, None, &[], &APP).await;
+    assert_error(&r, 503, "STORE_UNAVAILABLE");
+    assert_eq!(r.headers["retry-after"], "1");
+    let body = r.body;
     let text = body.to_string();
     for leak in ["127.0.0.1", "dispatch", "Error", "connect", "nowhere"] {
         assert!(!text.contains(leak), "internal detail {leak:?} leaked: {text}");

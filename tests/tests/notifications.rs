@@ -2,7 +2,8 @@
 //! period, to every contact once, in the org's locale; re-armed by a reset;
 //! retried by the job after a failed send, and never sent twice.
 
-use quota_tests::{ADMIN, TestApp, json};
+use lambda_http::http::Method;
+use quota_tests::{ADMIN, APP, TestApp, json};
 
 fn subjects(emails: &[quota_tests::SentEmail]) -> Vec<String> {
     emails.iter().map(|e| e.subject.clone()).collect()
@@ -180,32 +181,10 @@ async fn a_failed_send_is_retried_by_the_next_job_run_once() {
     let org = app.unique("mail-fail");
     app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
 
-    // SES down: nothing listens on this port.
-    let working = app.deps.notifier.clone();
-    let down = aws_config::from_env()
-        .endpoint_url("http://127.0.0.1:9")
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    let broken = quota_shared::notify::Notifier::new(
-        aws_sdk_sesv2::Client::new(&down),
-        working.sender(),
-        working.dashboard_url(),
-    );
-    let mut down_app = quota_shared::Deps { notifier: broken, ..app.deps.clone() };
-
-    let consume = |deps: quota_shared::Deps, org: String| async move {
-        let event = quota_local::apigw_event(
-            &lambda_http::http::Method::POST,
-            &format!("/v1/orgs/{org}/usage/conversations/consume"),
-            "",
-            &Default::default(),
-            br#"{"amount":80}"#,
-            quota_tests::APP.claims().as_ref(),
-        );
-        quota_local::dispatch(&deps, quota_local::request_from_event(&event)).await.status().as_u16()
-    };
-    assert_eq!(consume(down_app.clone(), org.clone()).await, 200, "the consume succeeds though SES is down");
+    let mut down_app = app.ses_down().await;
+    let path = format!("/v1/orgs/{org}/usage/conversations/consume");
+    let consumed = app.send_via(&down_app, Method::POST, &path, Some(r#"{"amount":80}"#), &[], &APP).await;
+    assert_eq!(consumed.status, 200, "the consume succeeds though SES is down");
     assert_eq!(app.usage(&org).await.body["notificationsSent"], json!({}), "nothing marked sent");
 
     // Another org that owes nothing: the failure must not stop its run.
@@ -219,7 +198,7 @@ async fn a_failed_send_is_retried_by_the_next_job_run_once() {
     assert_eq!(summary.snapshots, app.deps.catalogue.resources.len(), "the healthy org was fully processed");
     assert!(app.emails(&org).await.is_empty());
 
-    down_app.notifier = working;
+    down_app.notifier = app.deps.notifier.clone();
     let summary = usage_job::run(&down_app, app.now()).await.unwrap();
     assert_eq!(summary.failures, 0, "{summary:?}");
     assert_eq!(subjects(&app.emails(&org).await), ["You have used 80% of your monthly conversations"]);
@@ -289,28 +268,10 @@ async fn an_email_still_owed_when_the_period_ends_is_sent_by_the_next_run() {
     let app = TestApp::new("2026-03-31T23:00:00Z").await;
     let org = app.unique("mail-late");
     app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
-    let down = aws_config::from_env()
-        .endpoint_url("http://127.0.0.1:9")
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    let working = app.deps.notifier.clone();
-    let broken = quota_shared::notify::Notifier::new(
-        aws_sdk_sesv2::Client::new(&down),
-        working.sender(),
-        working.dashboard_url(),
-    );
-    let down_deps = quota_shared::Deps { notifier: broken, ..app.deps.clone() };
-    let event = quota_local::apigw_event(
-        &lambda_http::http::Method::POST,
-        &format!("/v1/orgs/{org}/usage/conversations/consume"),
-        "",
-        &Default::default(),
-        br#"{"amount":100}"#,
-        quota_tests::APP.claims().as_ref(),
-    );
-    let response = quota_local::dispatch(&down_deps, quota_local::request_from_event(&event)).await;
-    assert_eq!(response.status(), 200);
+    let down = app.ses_down().await;
+    let path = format!("/v1/orgs/{org}/usage/conversations/consume");
+    let consumed = app.send_via(&down, Method::POST, &path, Some(r#"{"amount":100}"#), &[], &APP).await;
+    assert_eq!(consumed.status, 200);
     assert!(app.emails(&org).await.is_empty(), "SES was down");
 
     app.set_now("2026-04-01T00:15:00Z");
