@@ -516,11 +516,18 @@ impl Store {
             .build()
             .map_err(build_err)?;
         let update = self.consume_update(org, resource, amount, now).transact()?;
+        // The counter first: DynamoDB Local checks a transaction's conditions
+        // item by item in this order, and the existing counter item is what
+        // serializes two requests with one key (the record is new and has
+        // nothing to lock; with it first, both saw it absent and both
+        // committed). Real DynamoDB is serializable either way.
+        const COUNTER: usize = 0;
+        const RECORD: usize = 1;
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
         let err = match result {
@@ -531,16 +538,16 @@ impl Store {
             return Err(err.into());
         };
         let code = |i: usize| reasons.get(i).and_then(CancellationReason::code).unwrap_or("None");
-        if code(0) == "ConditionalCheckFailed" {
-            let stored = reasons[0].item().and_then(|i| get_s(i, "fingerprint"));
+        if code(RECORD) == "ConditionalCheckFailed" {
+            let stored = reasons[RECORD].item().and_then(|i| get_s(i, "fingerprint"));
             return if stored == Some(idem.fingerprint.as_str()) {
                 Ok(Idem::Replay)
             } else {
                 Err(StoreError::KeyReused)
             };
         }
-        if code(1) == "ConditionalCheckFailed" {
-            return Ok(Idem::CounterRefused(reasons[1].item().cloned()));
+        if code(COUNTER) == "ConditionalCheckFailed" {
+            return Ok(Idem::CounterRefused(reasons[COUNTER].item().cloned()));
         }
         if reasons.iter().any(|r| r.code().is_some_and(|c| c != "None")) {
             return Ok(Idem::Conflict);
