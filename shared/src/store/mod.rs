@@ -100,6 +100,8 @@ impl OrgState {
 pub struct IdempotencyKey {
     key: String,
     fingerprint: String,
+    /// Short digest of the key, kept on the counter while it is in flight.
+    guard: String,
 }
 
 impl IdempotencyKey {
@@ -107,9 +109,10 @@ impl IdempotencyKey {
     pub fn parse(key: &str, resource: &str, amount: i64) -> Option<Self> {
         let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| {
-            let digest = Sha256::digest(format!("consume\n{resource}\n{amount}"));
-            let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
-            IdempotencyKey { key: key.to_string(), fingerprint }
+            let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            let fingerprint = hex(&Sha256::digest(format!("consume\n{resource}\n{amount}")));
+            let guard = hex(&Sha256::digest(key.as_bytes())[..12]);
+            IdempotencyKey { key: key.to_string(), fingerprint, guard }
         })
     }
 }
@@ -515,19 +518,17 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(build_err)?;
-        let update = self.consume_update(org, resource, amount, now).transact()?;
-        // The counter first: DynamoDB Local checks a transaction's conditions
-        // item by item in this order, and the existing counter item is what
-        // serializes two requests with one key (the record is new and has
-        // nothing to lock; with it first, both saw it absent and both
-        // committed). Real DynamoDB is serializable either way.
-        const COUNTER: usize = 0;
-        const RECORD: usize = 1;
+        let update = self.consume_update(org, resource, amount, now).transact(&idem.guard)?;
+        // The record first: a retry or duplicate is cancelled on it at once.
+        // A concurrent duplicate that got past it (see `ConsumeUpdate::transact`)
+        // is caught by the counter's guard.
+        const RECORD: usize = 0;
+        const COUNTER: usize = 1;
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
             .send()
             .await;
         let err = match result {
@@ -547,7 +548,35 @@ impl Store {
             };
         }
         if code(COUNTER) == "ConditionalCheckFailed" {
-            return Ok(Idem::CounterRefused(reasons[COUNTER].item().cloned()));
+            let old = reasons[COUNTER].item().cloned();
+            // Our own key, in flight or just committed. Which condition a
+            // cancellation reports varies (DynamoDB Local names only the
+            // first that failed), so the key's record decides.
+            let guarded = old.as_ref().is_some_and(|o| {
+                get_s(o, "lastIdem") == Some(idem.guard.as_str())
+                    && get_n(o, "lastIdemUntil").is_some_and(|until| until > now.timestamp())
+            });
+            if !guarded {
+                return Ok(Idem::CounterRefused(old));
+            }
+            let record = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(items::pk(org), items::idempotency_sk(resource, &idem.key))))
+                .consistent_read(true)
+                .send()
+                .await?;
+            let live = record.item().filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp()));
+            return match live.and_then(|r| get_s(r, "fingerprint")) {
+                Some(f) if f == idem.fingerprint => Ok(Idem::Replay),
+                Some(_) => Err(StoreError::KeyReused),
+                // The counter shows a transaction with this key committed
+                // within the guard's window, but its record is not visible
+                // yet (DynamoDB Local exposes a transaction's items one by
+                // one; DynamoDB never, as the record check fails first there).
+                None => Ok(Idem::Replay),
+            };
         }
         if reasons.iter().any(|r| r.code().is_some_and(|c| c != "None")) {
             return Ok(Idem::Conflict);
@@ -942,12 +971,24 @@ impl ConsumeUpdate {
         req.send().await
     }
 
-    fn transact(self) -> Result<Update, StoreError> {
+    /// The transaction's Update, guarded against the same key in flight:
+    /// the counter remembers the last key for `GUARD_SECONDS` and refuses it
+    /// meanwhile. The key's own record (a new item) would suffice on
+    /// DynamoDB, whose transactions are serializable; DynamoDB Local lets two
+    /// concurrent transactions both see a new item as absent, but does
+    /// serialize conditions on an existing one, such as the counter.
+    fn transact(self, guard: &str) -> Result<Update, StoreError> {
+        const GUARD_SECONDS: i64 = 60;
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(self.key.clone()))
-            .update_expression(Self::UPDATE)
-            .condition_expression(Self::CONDITION)
+            .update_expression(format!("{} SET lastIdem = :idem, lastIdemUntil = :idemUntil", Self::UPDATE))
+            .condition_expression(format!(
+                "{} AND (attribute_not_exists(lastIdem) OR lastIdem <> :idem OR lastIdemUntil <= :now)",
+                Self::CONDITION
+            ))
+            .expression_attribute_values(":idem", s(guard))
+            .expression_attribute_values(":idemUntil", n(self.now + GUARD_SECONDS))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         for (name, value) in self.values() {
             update = update.expression_attribute_values(name, value);
