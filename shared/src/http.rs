@@ -212,11 +212,6 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_string)
 }
 
-/// A request header as text.
-pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 /// An amount as the API takes it: a JSON integer in `min..=MAX_COUNT`.
 pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: &str) -> Result<i64, ApiError> {
     let max = crate::domain::org::MAX_COUNT;
