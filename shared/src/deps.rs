@@ -1,7 +1,6 @@
 //! What every function needs, built once per process (in `main`, outside
-//! the handler) from explicit environment variables.
-
-use std::time::Duration;
+//! the handler): typed configuration, checked before anything starts, and
+//! the clients built from it.
 
 use crate::clock::Clock;
 use crate::domain::catalogue::Catalogue;
@@ -9,16 +8,17 @@ use crate::events::Events;
 use crate::notify::Notifier;
 use crate::store::Store;
 
-#[derive(Debug, thiserror::Error)]
+/// A setting that is missing or breaks its rule; one line, naming both.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
     Missing(&'static str),
-    #[error("environment variable {0} is invalid: {1}")]
-    Invalid(&'static str, String),
+    #[error("{name}={value:?} is invalid: {rule}")]
+    Invalid { name: &'static str, value: String, rule: &'static str },
 }
 
-/// Typed configuration from the environment.
-#[derive(Debug, Clone)]
+/// Typed configuration. Every field has passed its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `TABLE_NAME`: the DynamoDB table.
     pub table_name: String,
@@ -31,22 +31,59 @@ pub struct Config {
 }
 
 impl Config {
+    /// From the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let dashboard_url = required("DASHBOARD_URL")?;
-        if !(dashboard_url.starts_with("https://") || dashboard_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid("DASHBOARD_URL", "must be an http(s) URL".into()));
-        }
-        Ok(Config {
-            table_name: required("TABLE_NAME")?,
-            event_bus: required("EVENT_BUS_NAME")?,
-            sender_email: required("SENDER_EMAIL")?,
-            dashboard_url,
-        })
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From any source of named values (the environment, or defaults laid
+    /// over it, as `quota-local` does), without touching the environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name));
+        Config::new(
+            required("TABLE_NAME")?,
+            required("EVENT_BUS_NAME")?,
+            required("SENDER_EMAIL")?,
+            required("DASHBOARD_URL")?,
+        )
+    }
+
+    /// Checks each value against the rule AWS (or the emails) will hold it to.
+    pub fn new(
+        table_name: String,
+        event_bus: String,
+        sender_email: String,
+        dashboard_url: String,
+    ) -> Result<Self, ConfigError> {
+        check("TABLE_NAME", &table_name, table_name_ok, "a DynamoDB table name is 3-255 of a-z A-Z 0-9 _ - .")?;
+        check("EVENT_BUS_NAME", &event_bus, bus_name_ok, "an event bus name is 1-256 of a-z A-Z 0-9 _ - . /")?;
+        check("SENDER_EMAIL", &sender_email, email_ok, "must be an email address such as quota@example.com")?;
+        check("DASHBOARD_URL", &dashboard_url, url_ok, "must be an http:// or https:// URL")?;
+        Ok(Config { table_name, event_bus, sender_email, dashboard_url })
     }
 }
 
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
+fn check(name: &'static str, value: &str, ok: fn(&str) -> bool, rule: &'static str) -> Result<(), ConfigError> {
+    if ok(value) { Ok(()) } else { Err(ConfigError::Invalid { name, value: value.to_string(), rule }) }
+}
+
+fn table_name_ok(v: &str) -> bool {
+    (3..=255).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+fn bus_name_ok(v: &str) -> bool {
+    (1..=256).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
+}
+
+fn email_ok(v: &str) -> bool {
+    v.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+    }) && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}
+
+fn url_ok(v: &str) -> bool {
+    let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.chars().any(char::is_whitespace))
 }
 
 #[derive(Clone, Debug)]
@@ -59,8 +96,7 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// Clients from one shared AWS config; endpoints come from the SDK's
-    /// standard variables (`AWS_ENDPOINT_URL_DYNAMODB`, …).
+    /// Configuration from the environment, one AWS config, the clients.
     pub async fn from_env(clock: Clock) -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -68,18 +104,32 @@ impl Deps {
     }
 
     pub fn new(aws: &aws_config::SdkConfig, config: &Config, clock: Clock) -> Self {
-        // An email or event must not hold a consume for long: a send that
-        // times out is retried by the next job run.
-        let quick =
-            aws_config::timeout::TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(3)).build();
-        let ses = aws_sdk_sesv2::config::Builder::from(aws).timeout_config(quick.clone()).build();
-        let eventbridge = aws_sdk_eventbridge::config::Builder::from(aws).timeout_config(quick).build();
+        use crate::clients;
         Deps {
-            store: Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
+            store: Store::new(aws_sdk_dynamodb::Client::from_conf(clients::dynamodb(aws).build()), &config.table_name),
             clock,
             catalogue: Catalogue::builtin(),
-            notifier: Notifier::new(aws_sdk_sesv2::Client::from_conf(ses), &config.sender_email, &config.dashboard_url),
-            events: Events::new(aws_sdk_eventbridge::Client::from_conf(eventbridge), &config.event_bus),
+            notifier: Notifier::new(
+                aws_sdk_sesv2::Client::from_conf(clients::sesv2(aws).build()),
+                &config.sender_email,
+                &config.dashboard_url,
+            ),
+            events: Events::new(
+                aws_sdk_eventbridge::Client::from_conf(clients::eventbridge(aws).build()),
+                &config.event_bus,
+            ),
+        }
+    }
+}
+
+/// For a function's `main`: the dependencies, or one log line saying which
+/// setting is wrong and an exit (Lambda reports the failed init).
+pub async fn from_env_or_exit() -> Deps {
+    match Deps::from_env(Clock::system()).await {
+        Ok(deps) => deps,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start");
+            std::process::exit(1);
         }
     }
 }
@@ -89,4 +139,45 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(table: &str, bus: &str, sender: &str, url: &str) -> Result<Config, ConfigError> {
+        Config::new(table.into(), bus.into(), sender.into(), url.into())
+    }
+
+    #[test]
+    fn each_setting_is_checked_against_its_rule() {
+        assert!(config("quota", "quota-bus", "quota@example.com", "https://app.example.com/usage").is_ok());
+        let err = config("tp", "b", "q@x.io", "https://x.io").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"TABLE_NAME="tp" is invalid: a DynamoDB table name is 3-255 of a-z A-Z 0-9 _ - ."#
+        );
+        assert!(matches!(
+            config("t/x", "b", "q@x.io", "https://x.io"),
+            Err(ConfigError::Invalid { name: "TABLE_NAME", .. })
+        ));
+        assert!(matches!(
+            config("tab", "a b", "q@x.io", "https://x.io"),
+            Err(ConfigError::Invalid { name: "EVENT_BUS_NAME", .. })
+        ));
+        for sender in ["quota", "@x.io", "q@localhost", "q @x.io", "<q@x.io>"] {
+            let err = config("tab", "b", sender, "https://x.io").unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: "SENDER_EMAIL", .. }), "{sender}");
+        }
+        for url in ["ftp://x.io", "https://", "x.io", "https:// x"] {
+            let err = config("tab", "b", "q@x.io", url).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: "DASHBOARD_URL", .. }), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_missing_setting_is_named() {
+        let err = Config::from_lookup(|name| (name != "SENDER_EMAIL").then(|| "valid-name".to_string())).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable SENDER_EMAIL is required");
+    }
 }

@@ -2,6 +2,7 @@
 //! auth, HTTP plumbing and the dependencies every function builds in `main`.
 
 pub mod auth;
+pub mod clients;
 pub mod clock;
 pub mod deps;
 pub mod domain;
@@ -10,6 +11,7 @@ pub mod events;
 pub mod http;
 pub mod notify;
 pub mod store;
+pub mod timeouts;
 
 pub use clock::Clock;
 pub use deps::Deps;

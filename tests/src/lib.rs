@@ -18,6 +18,10 @@ use quota_shared::store::Store;
 use quota_shared::{Clock, Deps};
 pub use serde_json::{Value, json};
 
+pub mod proxy;
+
+pub use proxy::{Fault, FaultProxy, Rule};
+
 /// Who a request claims to be.
 #[derive(Debug, Clone)]
 pub enum Auth {
@@ -65,12 +69,26 @@ impl Reply {
 }
 
 pub struct TestApp {
+    /// What the handlers use: through the fault proxies in a
+    /// [`TestApp::with_faults`] app, straight to the stand-ins otherwise.
     pub deps: Deps,
+    /// Always straight to the stand-ins: for looking at the state while
+    /// faults are injected.
+    pub direct: Deps,
     pub clock: Clock,
     pub requests: RequestLog,
     /// Unique to this test in the whole run: for org ids and email domains
     /// that must not meet another test's in the shared SES server.
     pub id: String,
+    faults: Option<Faults>,
+}
+
+/// The fault-injecting proxies of a [`TestApp::with_faults`] app.
+pub struct Faults {
+    /// In front of DynamoDB Local.
+    pub dynamodb: FaultProxy,
+    /// In front of moto (SES v2 and EventBridge).
+    pub aws: FaultProxy,
 }
 
 /// An email as the local SES server recorded it (it keeps the HTML part).
@@ -96,16 +114,58 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
+fn env_url(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test"))
+}
+
+/// The service's dependencies with the production client configuration
+/// (`quota_shared::clients`), sending DynamoDB requests to `dynamodb` and
+/// SES/EventBridge requests to `aws` when given.
+fn deps_for(
+    aws: &aws_config::SdkConfig,
+    table: &str,
+    clock: &Clock,
+    requests: &RequestLog,
+    dynamodb: Option<&str>,
+    other: Option<&str>,
+) -> Deps {
+    use quota_shared::clients;
+    let ses = match other {
+        Some(url) => clients::sesv2(aws).endpoint_url(url),
+        None => clients::sesv2(aws),
+    };
+    let eventbridge = match other {
+        Some(url) => clients::eventbridge(aws).endpoint_url(url),
+        None => clients::eventbridge(aws),
+    };
+    Deps {
+        store: Store::new(counted_client(aws, requests, dynamodb), table),
+        clock: clock.clone(),
+        catalogue: Catalogue::builtin(),
+        notifier: Notifier::new(aws_sdk_sesv2::Client::from_conf(ses.build()), SENDER, DASHBOARD),
+        events: Events::new(aws_sdk_eventbridge::Client::from_conf(eventbridge.build()), BUS).recording(),
+    }
+}
+
 impl TestApp {
     /// A fresh table and a clock pinned at `now` (RFC 3339).
     pub async fn new(now: &str) -> TestApp {
+        TestApp::build(now, false).await
+    }
+
+    /// As [`TestApp::new`], with the handlers' DynamoDB, SES and EventBridge
+    /// requests going through fault-injecting proxies ([`TestApp::faults`]).
+    pub async fn with_faults(now: &str) -> TestApp {
+        TestApp::build(now, true).await
+    }
+
+    async fn build(now: &str, faulty: bool) -> TestApp {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
             .with_test_writer()
             .try_init();
         let aws = aws_config().await;
         let requests = RequestLog::default();
-        let client = counted_client(&aws, &requests);
         let table: String = format!(
             "test-{}-{}-{}",
             std::process::id(),
@@ -113,17 +173,26 @@ impl TestApp {
             Utc::now().timestamp_micros()
         );
         let clock = Clock::fixed(now.parse().expect("RFC 3339 instant"));
-        let deps = Deps {
-            store: Store::new(client, table.clone()),
-            clock: clock.clone(),
-            catalogue: Catalogue::builtin(),
-            notifier: Notifier::new(aws_sdk_sesv2::Client::new(&aws), SENDER, DASHBOARD),
-            events: Events::new(aws_sdk_eventbridge::Client::new(&aws), BUS).recording(),
+        let direct = deps_for(&aws, &table, &clock, &RequestLog::default(), None, None);
+        let (deps, faults) = if faulty {
+            let faults = Faults {
+                dynamodb: FaultProxy::start(&env_url("AWS_ENDPOINT_URL_DYNAMODB")).await,
+                aws: FaultProxy::start(&env_url("MOTO_URL")).await,
+            };
+            let deps = deps_for(&aws, &table, &clock, &requests, Some(&faults.dynamodb.url()), Some(&faults.aws.url()));
+            (deps, Some(faults))
+        } else {
+            (deps_for(&aws, &table, &clock, &requests, None, None), None)
         };
-        quota_local::ensure_local_resources(&deps).await.expect("create the table, SES identity and bus");
+        quota_local::ensure_local_resources(&direct).await.expect("create the table, SES identity and bus");
         requests.take();
         let id = table.trim_start_matches("test-").to_string();
-        TestApp { deps, clock, requests, id }
+        TestApp { deps, direct, clock, requests, id, faults }
+    }
+
+    /// The proxies of a [`TestApp::with_faults`] app.
+    pub fn faults(&self) -> &Faults {
+        self.faults.as_ref().expect("a TestApp::with_faults app")
     }
 
     /// `base` made unique to this test, e.g. `free` → `free-4711-3-…`.
@@ -265,13 +334,10 @@ impl TestApp {
     /// This test's dependencies with SES unreachable (nothing listens on
     /// port 9 of loopback): every send fails as it would with SES down.
     pub async fn ses_down(&self) -> Deps {
-        let down = aws_config::from_env()
-            .endpoint_url("http://127.0.0.1:9")
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .load()
-            .await;
+        let aws = aws_config().await;
+        let down = quota_shared::clients::sesv2(&aws).endpoint_url("http://127.0.0.1:9").build();
         let working = &self.deps.notifier;
-        let notifier = Notifier::new(aws_sdk_sesv2::Client::new(&down), working.sender(), working.dashboard_url());
+        let notifier = Notifier::new(aws_sdk_sesv2::Client::from_conf(down), working.sender(), working.dashboard_url());
         Deps { notifier, ..self.deps.clone() }
     }
 

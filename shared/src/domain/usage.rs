@@ -31,11 +31,18 @@ pub struct Counter {
 }
 
 impl Counter {
+    /// Whether the counter's period has ended by `now`. A period that starts
+    /// after `now` (written by a server whose clock is ahead) has not: periods
+    /// only move forward.
+    pub fn period_ended(&self, now: DateTime<Utc>) -> bool {
+        self.period.is_some_and(|p| p.end <= now)
+    }
+
     /// The counter as it stands at `now`: a period that has ended counts as a
     /// fresh one at 0, whether or not anything has been written since.
     pub fn at(&self, now: DateTime<Utc>) -> Counter {
         match self.period {
-            Some(p) if !p.contains(now) => Counter {
+            Some(_) if self.period_ended(now) => Counter {
                 used: 0,
                 period: Some(Period::containing(now, self.anchor_day, self.timezone)),
                 notified: Vec::new(),
@@ -297,6 +304,19 @@ mod tests {
         assert_eq!(fresh.used, 0);
         assert_eq!(fresh.period.unwrap().start, "2026-04-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
         assert_eq!(c.at(now()).used, 42);
+    }
+
+    #[test]
+    fn a_period_ahead_of_the_clock_is_current() {
+        // Written by a server already in April; read with a clock still in March.
+        let mut c = counter(7, Some(100), Enforcement::Hard);
+        let april = Period::containing("2026-04-01T00:00:00Z".parse().unwrap(), 1, Tz::UTC);
+        c.period = Some(april);
+        let late: DateTime<Utc> = "2026-03-31T23:59:59Z".parse().unwrap();
+        assert!(!c.period_ended(late));
+        assert_eq!(c.at(late).used, 7);
+        assert_eq!(c.at(late).period, Some(april));
+        assert!(c.period_ended(april.end));
     }
 
     #[test]

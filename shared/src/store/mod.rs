@@ -287,8 +287,7 @@ impl Store {
             // A period that has ended is closed for billing under the plan
             // and limit it ran under, before any of them change.
             if let Some(state) = &state {
-                let ended: Vec<&Counter> =
-                    state.counters.values().filter(|c| c.period.is_some_and(|p| !p.contains(now))).collect();
+                let ended: Vec<&Counter> = state.counters.values().filter(|c| c.period_ended(now)).collect();
                 if !ended.is_empty() {
                     for counter in ended {
                         self.roll_over(org, counter, now).await?;
@@ -410,16 +409,16 @@ impl Store {
             }
             None => remove.push("trialEnd"),
         }
-        // A new anchor or zone moves the current period's bounds; the count
-        // carries over. A period that has already ended is left for the
-        // rollover, which closes it for billing first.
+        // A new anchor or zone moves the current period's end to the new
+        // anchor's next boundary; its start and count stay (periods only move
+        // forward). A period that has ended is left for the rollover, which
+        // closes it for billing first.
         let moved = counter.timezone != to.timezone || counter.anchor_day != to.anchor_day;
-        if let Some(period) = counter.period.filter(|p| moved && p.contains(now)) {
-            let new = Period::containing(now, to.anchor_day, to.timezone);
-            set.extend(["pstart = :ps", "pend = :pe"]);
+        if let Some(period) = counter.period.filter(|_| moved && !counter.period_ended(now)) {
+            let end = Period::containing(now.max(period.start), to.anchor_day, to.timezone).end;
+            set.push("pend = :pe");
             update = update
-                .expression_attribute_values(":ps", n(new.start.timestamp()))
-                .expression_attribute_values(":pe", n(new.end.timestamp()))
+                .expression_attribute_values(":pe", n(end.timestamp()))
                 .expression_attribute_values(":oldpe", n(period.end.timestamp()))
                 .condition_expression("attribute_exists(pk) AND pend = :oldpe");
         }
@@ -603,7 +602,7 @@ impl Store {
             return Ok(Next::Retry);
         };
         let counter = items::counter_from_item(&old)?;
-        if counter.period.is_some_and(|p| !p.contains(now)) {
+        if counter.period_ended(now) {
             self.roll_over(org, &counter, now).await?;
             return Ok(Next::Retry);
         }
@@ -644,8 +643,11 @@ impl Store {
 
     /// Starts a counter's new period at 0 and records the one that ended,
     /// for billing, in one transaction. Whoever loses the race does nothing.
+    /// Only a period that has ended by `now` is closed, and the condition
+    /// checks that against the stored period, so a writer whose clock lags
+    /// can never move a counter back.
     pub async fn roll_over(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let Some(old) = counter.period else {
+        let Some(old) = counter.period.filter(|_| counter.period_ended(now)) else {
             return Ok(());
         };
         let new = Period::containing(now, counter.anchor_day, counter.timezone);
@@ -656,7 +658,10 @@ impl Store {
                 "SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe REMOVE notified, noticeLease",
             )
             // Pinned to the anchor and zone the new period was computed from.
-            .condition_expression("pend = :oldpe AND used = :oldused AND #anchor = :anchor AND #tz = :tz")
+            .condition_expression(
+                "pend = :oldpe AND pend <= :now AND used = :oldused AND #anchor = :anchor AND #tz = :tz",
+            )
+            .expression_attribute_values(":now", n(now.timestamp()))
             .expression_attribute_names("#anchor", "anchor")
             .expression_attribute_names("#tz", "tz")
             .expression_attribute_values(":anchor", n(i64::from(counter.anchor_day)))
@@ -811,7 +816,7 @@ impl Store {
                 self.materialize(org, resource, kind, catalogue, now).await?;
                 continue;
             };
-            if before.period.is_some_and(|p| !p.contains(now)) {
+            if before.period_ended(now) {
                 self.roll_over(org, &before, now).await?;
                 continue;
             }

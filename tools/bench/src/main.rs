@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
 
     // quota-local, in this process, on a real loopback socket.
     let log = RequestLog::default();
-    let client = counted_client(&aws, &log);
+    let client = counted_client(&aws, &log, None);
     let config = Config {
         table_name: table.clone(),
         event_bus: "quota-bench".into(),

@@ -50,8 +50,16 @@ impl Intercept for RequestLog {
     }
 }
 
-/// A DynamoDB client that records its requests in `log`.
-pub fn counted_client(aws: &aws_config::SdkConfig, log: &RequestLog) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::config::Builder::from(aws).interceptor(log.clone()).build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+/// The production DynamoDB client (see `quota_shared::clients`), recording
+/// its requests in `log`; `endpoint` overrides where it sends them.
+pub fn counted_client(
+    aws: &aws_config::SdkConfig,
+    log: &RequestLog,
+    endpoint: Option<&str>,
+) -> aws_sdk_dynamodb::Client {
+    let mut config = quota_shared::clients::dynamodb(aws).interceptor(log.clone());
+    if let Some(url) = endpoint {
+        config = config.endpoint_url(url);
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
 }

@@ -1,0 +1,88 @@
+//! The AWS clients, each configured once: the time bounds of
+//! [`crate::timeouts`], and which failures the SDK retries. Endpoints come
+//! from the SDK's standard variables (`AWS_ENDPOINT_URL_DYNAMODB`, …), so
+//! local runs need no code of their own. Tests take these builders and
+//! point them elsewhere (a fault-injecting proxy), so what they exercise is
+//! the production configuration.
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::interceptors::InterceptorContext;
+use aws_sdk_dynamodb::config::retry::{ClassifyRetry, RetryAction};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+
+use crate::timeouts::{self, ClientTimeouts};
+
+fn timeout_config(t: &ClientTimeouts) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(t.connect)
+        .operation_attempt_timeout(t.attempt)
+        .operation_timeout(t.operation)
+        .build()
+}
+
+fn retry_config(t: &ClientTimeouts) -> RetryConfig {
+    if t.max_attempts <= 1 {
+        return RetryConfig::disabled();
+    }
+    RetryConfig::standard()
+        .with_max_attempts(t.max_attempts)
+        .with_initial_backoff(t.initial_backoff)
+        .with_max_backoff(t.initial_backoff * 8)
+}
+
+/// DynamoDB, retrying `TransactionConflictException` as well as what the
+/// SDK retries by itself (throttling, 5xx, lost connections).
+pub fn dynamodb(aws: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    let t = &timeouts::DYNAMODB;
+    aws_sdk_dynamodb::config::Builder::from(aws)
+        .timeout_config(timeout_config(t))
+        .retry_config(retry_config(t))
+        .retry_classifier(TransactionConflictRetry)
+}
+
+/// SES v2: one attempt only (see [`timeouts::SES`]).
+pub fn sesv2(aws: &SdkConfig) -> aws_sdk_sesv2::config::Builder {
+    let t = &timeouts::SES;
+    aws_sdk_sesv2::config::Builder::from(aws).timeout_config(timeout_config(t)).retry_config(retry_config(t))
+}
+
+pub fn eventbridge(aws: &SdkConfig) -> aws_sdk_eventbridge::config::Builder {
+    let t = &timeouts::EVENTBRIDGE;
+    aws_sdk_eventbridge::config::Builder::from(aws).timeout_config(timeout_config(t)).retry_config(retry_config(t))
+}
+
+/// On DynamoDB a single-item write to an item that a transaction is writing
+/// at that moment fails with `TransactionConflictException` (HTTP 400). The
+/// write was not applied, so it is safe to send again; the SDK does not
+/// know that, so this classifier tells it. (DynamoDB Local never answers
+/// so; the fault tests inject it.)
+#[derive(Debug)]
+struct TransactionConflictRetry;
+
+const TRANSACTION_CONFLICT: &str = "TransactionConflictException";
+
+impl ClassifyRetry for TransactionConflictRetry {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(err) = err.as_operation_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = err
+            .downcast_ref::<UpdateItemError>()
+            .and_then(ProvideErrorMetadata::code)
+            .or_else(|| err.downcast_ref::<PutItemError>().and_then(ProvideErrorMetadata::code))
+            .or_else(|| err.downcast_ref::<DeleteItemError>().and_then(ProvideErrorMetadata::code));
+        if code == Some(TRANSACTION_CONFLICT) { RetryAction::transient_error() } else { RetryAction::NoActionIndicated }
+    }
+
+    fn name(&self) -> &'static str {
+        "TransactionConflictRetry"
+    }
+}

@@ -1,0 +1,99 @@
+//! Every bound on time, in one place. A stalled dependency must turn into
+//! the contract's answer (`503 STORE_UNAVAILABLE`, a deferred email), never
+//! into the function timeout and API Gateway's own error.
+//!
+//! | what | connect | one attempt | whole operation | attempts |
+//! |---|---|---|---|---|
+//! | DynamoDB | 0.5 s | 1 s | 2.5 s | 4 |
+//! | SES v2 (`SendEmail` is not idempotent) | 1 s | 2 s | 2 s | 1 |
+//! | EventBridge | 1 s | 1 s | 2 s | 2 |
+//!
+//! A request's store work gets [`STORE_BUDGET`]; a consume's notification
+//! work (claim, publish, send) gets [`NOTIFY_BUDGET`] after that, and the
+//! mark that follows a send is never cut short (cutting it would send the
+//! email again). [`WORST_CASE_REQUEST`] is what an API function needs at
+//! most; its timeout in `template.yaml` is larger (a test checks it).
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Bounds on one AWS client's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTimeouts {
+    pub connect: Duration,
+    pub attempt: Duration,
+    pub operation: Duration,
+    pub max_attempts: u32,
+    /// First retry waits up to this long (jittered), doubling each time.
+    pub initial_backoff: Duration,
+}
+
+pub const DYNAMODB: ClientTimeouts = ClientTimeouts {
+    connect: Duration::from_millis(500),
+    attempt: Duration::from_secs(1),
+    operation: Duration::from_millis(2500),
+    max_attempts: 4,
+    initial_backoff: Duration::from_millis(25),
+};
+
+/// No retries: an attempt that timed out may have been delivered, and a
+/// second one would send the email twice. A failed send is the job's.
+pub const SES: ClientTimeouts = ClientTimeouts {
+    connect: Duration::from_secs(1),
+    attempt: Duration::from_secs(2),
+    operation: Duration::from_secs(2),
+    max_attempts: 1,
+    initial_backoff: Duration::from_millis(100),
+};
+
+pub const EVENTBRIDGE: ClientTimeouts = ClientTimeouts {
+    connect: Duration::from_secs(1),
+    attempt: Duration::from_secs(1),
+    operation: Duration::from_secs(2),
+    max_attempts: 2,
+    initial_backoff: Duration::from_millis(50),
+};
+
+/// All the store work of one API request: past it, the request answers
+/// `503 STORE_UNAVAILABLE` (with `Retry-After`), within 3 s in all.
+pub const STORE_BUDGET: Duration = Duration::from_millis(2800);
+
+/// A consume's notification work after its write committed: claiming a
+/// threshold, publishing the crossing and sending the email. Past it the
+/// notice stays owed and the daily job sends it.
+pub const NOTIFY_BUDGET: Duration = Duration::from_secs(2);
+
+/// The longest an API request can take: its store work, its notification
+/// work, and the one DynamoDB write (a mark or a release) that always
+/// follows a send.
+pub const WORST_CASE_REQUEST: Duration =
+    Duration::from_millis(STORE_BUDGET.as_millis() as u64 + NOTIFY_BUDGET.as_millis() as u64 + 2500);
+
+/// Runs `work` for at most `budget`; `None` when the budget ran out first
+/// (the work is dropped).
+pub async fn within<T>(budget: Duration, work: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(budget, work).await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stalled_store_is_answered_within_three_seconds() {
+        assert!(STORE_BUDGET < Duration::from_secs(3));
+        assert!(DYNAMODB.operation <= STORE_BUDGET, "one operation fits the request's budget");
+        assert!(DYNAMODB.attempt < DYNAMODB.operation, "a timed-out attempt leaves room for a retry");
+    }
+
+    #[test]
+    fn email_is_never_retried_by_the_sdk() {
+        assert_eq!(SES.max_attempts, 1);
+        assert!(SES.operation <= NOTIFY_BUDGET);
+    }
+
+    #[test]
+    fn worst_case_is_the_sum_of_its_parts() {
+        assert_eq!(WORST_CASE_REQUEST, STORE_BUDGET + NOTIFY_BUDGET + DYNAMODB.operation);
+    }
+}

@@ -1,0 +1,312 @@
+//! A fault-injecting HTTP proxy, placed between the service's AWS clients and
+//! a local stand-in (DynamoDB Local, moto). By rule it lets requests through,
+//! or loses the response after the upstream answered (the write committed,
+//! the caller never hears), stalls (accepts and never answers), answers with
+//! DynamoDB's own error bodies without forwarding, or delays; and it can
+//! refuse connections altogether. Everything it injects is counted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+/// What to do to a request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Forward it, wait for the upstream's whole answer, then close the
+    /// connection without replying.
+    LoseResponse,
+    /// Never answer (until the rules are cleared; then close).
+    Stall,
+    /// Wait, then forward.
+    Delay(Duration),
+    /// DynamoDB's `TransactionConflictException` (400), not forwarded.
+    TransactionConflict,
+    /// DynamoDB's `ThrottlingException` (400), not forwarded.
+    Throttling,
+    /// DynamoDB's `ProvisionedThroughputExceededException` (400), not forwarded.
+    ProvisionedThroughputExceeded,
+    /// HTTP 500 `InternalServerError`, not forwarded.
+    InternalError,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::LoseResponse => "LoseResponse",
+            Fault::Stall => "Stall",
+            Fault::Delay(_) => "Delay",
+            Fault::TransactionConflict => "TransactionConflict",
+            Fault::Throttling => "Throttling",
+            Fault::ProvisionedThroughputExceeded => "ProvisionedThroughputExceeded",
+            Fault::InternalError => "InternalError",
+        }
+    }
+
+    /// The status and DynamoDB error body this fault answers with, if it does.
+    fn dynamodb_error(self) -> Option<(u16, &'static str, &'static str)> {
+        match self {
+            Fault::TransactionConflict => {
+                Some((400, "TransactionConflictException", "Transaction is ongoing for the item"))
+            }
+            Fault::Throttling => Some((400, "ThrottlingException", "Rate of requests exceeds the allowed throughput.")),
+            Fault::ProvisionedThroughputExceeded => Some((
+                400,
+                "ProvisionedThroughputExceededException",
+                "The level of configured provisioned throughput for the table was exceeded.",
+            )),
+            Fault::InternalError => Some((500, "InternalServerError", "Internal server error")),
+            _ => None,
+        }
+    }
+}
+
+/// When a fault applies: to which operation, how often, how many times.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The operation (`UpdateItem`, `TransactWriteItems`, `PutEvents`, …) or
+    /// a path fragment (`/outbound-emails`); `None` for every request.
+    operation: Option<String>,
+    fault: Fault,
+    /// Chance in 0..=1 that a matching request gets the fault.
+    rate: f64,
+    /// How many more times; `None` for no end.
+    remaining: Option<usize>,
+}
+
+impl Rule {
+    /// Every request.
+    pub fn all(fault: Fault) -> Rule {
+        Rule { operation: None, fault, rate: 1.0, remaining: None }
+    }
+
+    /// Requests for one operation (or whose path contains `operation`).
+    pub fn on(operation: &str, fault: Fault) -> Rule {
+        Rule { operation: Some(operation.to_string()), fault, rate: 1.0, remaining: None }
+    }
+
+    /// Only this share of matching requests.
+    pub fn rate(mut self, rate: f64) -> Rule {
+        self.rate = rate;
+        self
+    }
+
+    /// Only the next `n` matching requests.
+    pub fn times(mut self, n: usize) -> Rule {
+        self.remaining = Some(n);
+        self
+    }
+}
+
+struct Inner {
+    upstream: String,
+    rules: Mutex<Vec<Rule>>,
+    /// A small deterministic generator (xorshift), for rates.
+    seed: Mutex<u64>,
+    injected: Mutex<BTreeMap<&'static str, usize>>,
+    forwarded: Mutex<BTreeMap<String, usize>>,
+    /// Wakes stalled requests when the rules are cleared.
+    unstall: Notify,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Inner {
+    fn decide(&self, operation: &str) -> Option<Fault> {
+        let mut rules = self.rules.lock().unwrap();
+        for rule in rules.iter_mut() {
+            let matches = rule.operation.as_deref().is_none_or(|op| op == operation || operation.contains(op));
+            if !matches || rule.remaining == Some(0) {
+                continue;
+            }
+            if rule.rate < 1.0 && self.next_unit() >= rule.rate {
+                continue;
+            }
+            if let Some(n) = rule.remaining.as_mut() {
+                *n -= 1;
+            }
+            *self.injected.lock().unwrap().entry(rule.fault.name()).or_default() += 1;
+            return Some(rule.fault);
+        }
+        None
+    }
+
+    fn next_unit(&self) -> f64 {
+        let mut x = self.seed.lock().unwrap();
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        (*x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The proxy. Dropping it stops it.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let inner = Arc::new(Inner {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            rules: Mutex::new(Vec::new()),
+            seed: Mutex::new(0x9E37_79B9_7F4A_7C15 ^ u64::from(addr.port())),
+            injected: Mutex::new(BTreeMap::new()),
+            forwarded: Mutex::new(BTreeMap::new()),
+            unstall: Notify::new(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let proxy = FaultProxy { addr, inner, tasks: Mutex::new(JoinSet::new()) };
+        proxy.listen(listener);
+        proxy
+    }
+
+    /// The endpoint to give a client.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds a rule; the first matching rule decides.
+    pub fn inject(&self, rule: Rule) {
+        self.inner.rules.lock().unwrap().push(rule);
+    }
+
+    /// Removes every rule; stalled requests are closed, unanswered.
+    pub fn clear(&self) {
+        self.inner.rules.lock().unwrap().clear();
+        self.inner.unstall.notify_waiters();
+    }
+
+    /// Stops listening and drops every open connection: connects are refused.
+    pub fn refuse(&self) {
+        self.tasks.lock().unwrap().abort_all();
+    }
+
+    /// Listens again, on the same port.
+    pub async fn restore(&self) {
+        let mut delay = Duration::from_millis(5);
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) if delay < Duration::from_secs(2) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => panic!("re-binding the proxy on {}: {e}", self.addr),
+            }
+        };
+        self.listen(listener);
+    }
+
+    /// How many times each fault was injected.
+    pub fn injected(&self) -> BTreeMap<&'static str, usize> {
+        self.inner.injected.lock().unwrap().clone()
+    }
+
+    /// How many requests of each operation reached the upstream.
+    pub fn forwarded(&self) -> BTreeMap<String, usize> {
+        self.inner.forwarded.lock().unwrap().clone()
+    }
+
+    fn listen(&self, listener: TcpListener) {
+        let inner = Arc::clone(&self.inner);
+        let mut tasks = self.tasks.lock().unwrap();
+        // Connections are spawned into the same set, so `refuse` drops them too.
+        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::unbounded_channel::<tokio::net::TcpStream>();
+        tasks.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                if conn_tx.send(stream).is_err() {
+                    return;
+                }
+            }
+        });
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Some(stream) = conn_rx.recv().await {
+                let inner = Arc::clone(&inner);
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(Arc::clone(&inner), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+    }
+}
+
+/// The error a service returns to make hyper drop the connection unanswered.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the fault proxy")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+fn operation_of(req: &Request<Incoming>) -> String {
+    match req.headers().get("x-amz-target").and_then(|t| t.to_str().ok()) {
+        Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
+        None => req.uri().path().to_string(),
+    }
+}
+
+async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let operation = operation_of(&req);
+    let fault = inner.decide(&operation);
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    match fault {
+        Some(Fault::Stall) => {
+            inner.unstall.notified().await;
+            return Err(Dropped);
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(f) => {
+            if let Some((status, kind, message)) = f.dynamodb_error() {
+                let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#);
+                return Ok(Response::builder()
+                    .status(status)
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .header("x-amzn-requestid", "fault-proxy")
+                    .body(Full::new(Bytes::from(body)))
+                    .expect("static response"));
+            }
+        }
+        None => {}
+    }
+    let uri = format!("{}{}", inner.upstream, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut forward = Request::builder().method(parts.method).uri(uri);
+    for (name, value) in &parts.headers {
+        forward = forward.header(name, value);
+    }
+    let forward = forward.body(Full::new(body)).map_err(|_| Dropped)?;
+    let response = inner.client.request(forward).await.map_err(|_| Dropped)?;
+    *inner.forwarded.lock().unwrap().entry(operation).or_default() += 1;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    if fault == Some(Fault::LoseResponse) {
+        return Err(Dropped);
+    }
+    Ok(Response::from_parts(parts, Full::new(body)))
+}

@@ -1,0 +1,135 @@
+//! The store under injected faults: a proxy between the service and
+//! DynamoDB Local answers with DynamoDB's own errors, loses responses after
+//! the write committed, stalls, or refuses connections. Every guarantee must
+//! hold: exact counts, the contract's answers in bounded time, and recovery
+//! at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use quota_tests::{Fault, Rule, TestApp, json};
+
+#[tokio::test]
+async fn a_transaction_conflict_on_a_plain_write_is_retried() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    app.org("conflict", json!({ "plan": "basic" })).await;
+    app.faults().dynamodb.inject(Rule::on("UpdateItem", Fault::TransactionConflict).times(2));
+    let r = app.consume("conflict", "conversations", 3).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.used(), 3);
+    assert_eq!(app.faults().dynamodb.injected()["TransactionConflict"], 2);
+    assert_eq!(app.resource_usage("conflict", "conversations").await["used"], 3, "counted once");
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_and_count_once() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    app.org("throttle", json!({ "plan": "basic" })).await;
+    let proxy = &app.faults().dynamodb;
+    proxy.inject(Rule::on("UpdateItem", Fault::Throttling).times(1));
+    proxy.inject(Rule::on("UpdateItem", Fault::ProvisionedThroughputExceeded).times(1));
+    proxy.inject(Rule::on("UpdateItem", Fault::InternalError).times(1));
+    let r = app.consume("throttle", "conversations", 1).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(proxy.injected().values().sum::<usize>(), 3);
+    assert_eq!(app.resource_usage("throttle", "conversations").await["used"], 1);
+}
+
+#[tokio::test]
+async fn errors_that_outlast_the_retries_answer_503_and_record_nothing() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    app.org("busy", json!({ "plan": "basic" })).await;
+    app.faults().dynamodb.inject(Rule::on("UpdateItem", Fault::Throttling));
+    let r = app.consume("busy", "conversations", 1).await;
+    assert_eq!((r.status, r.code()), (503, Some("STORE_UNAVAILABLE")), "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "1");
+    app.faults().dynamodb.clear();
+    assert_eq!(app.resource_usage("busy", "conversations").await["used"], 0);
+}
+
+/// Bounded here too, so that a regression fails instead of hanging.
+async fn bounded<T>(request: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), request).await.expect("answered within 10 s")
+}
+
+#[tokio::test]
+async fn a_stalled_store_answers_503_within_3_seconds_and_recovers_at_once() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    app.org("stall", json!({ "plan": "basic" })).await;
+    app.faults().dynamodb.inject(Rule::all(Fault::Stall));
+    for path in ["/v1/orgs/stall/usage", "/v1/orgs/stall/usage/conversations/check"] {
+        let started = Instant::now();
+        let r = bounded(app.get(path, &quota_tests::APP)).await;
+        let took = started.elapsed();
+        assert_eq!((r.status, r.code()), (503, Some("STORE_UNAVAILABLE")), "{path}: {}", r.body);
+        assert!(took < Duration::from_secs(3), "{path} took {took:?}");
+    }
+    let started = Instant::now();
+    let r = bounded(app.consume("stall", "conversations", 1)).await;
+    let took = started.elapsed();
+    assert_eq!((r.status, r.code()), (503, Some("STORE_UNAVAILABLE")), "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert!(took < Duration::from_secs(3), "consume took {took:?}");
+
+    app.faults().dynamodb.clear();
+    let started = Instant::now();
+    let r = app.consume("stall", "conversations", 1).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(started.elapsed() < Duration::from_millis(500), "recovered at once: {:?}", started.elapsed());
+    // The stalled consume never reached the store; its caller was told 503.
+    assert_eq!(r.used(), 1);
+}
+
+#[tokio::test]
+async fn refused_connections_answer_503_and_recovery_is_immediate() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    app.org("refused", json!({ "plan": "basic" })).await;
+    app.faults().dynamodb.refuse();
+    let started = Instant::now();
+    let r = app.consume("refused", "conversations", 1).await;
+    assert_eq!((r.status, r.code()), (503, Some("STORE_UNAVAILABLE")), "{}", r.body);
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    app.faults().dynamodb.restore().await;
+    let r = app.consume("refused", "conversations", 1).await;
+    assert_eq!((r.status, r.used()), (200, 1), "{}", r.body);
+}
+
+/// 16 clients, each sending its own keys, a quarter of DynamoDB's responses
+/// lost after the write committed. A client retries its key until it gets
+/// an answer that is not 503, as a client following `Retry-After` would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_responses_with_idempotency_keys_count_every_key_exactly_once() {
+    const CLIENTS: usize = 16;
+    const KEYS_EACH: usize = 12;
+    let app = Arc::new(TestApp::with_faults("2026-03-10T12:00:00Z").await);
+    app.org("lossy", json!({ "plan": "pro", "limits": { "conversations": 100_000 } })).await;
+    app.faults().dynamodb.inject(Rule::all(Fault::LoseResponse).rate(0.25));
+    let clients = (0..CLIENTS).map(|c| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for k in 0..KEYS_EACH {
+                let key = format!("client-{c}-key-{k}");
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let r = app.consume_with_key("lossy", "conversations", 1, &key).await;
+                    statuses.push(r.status);
+                    if r.status != 503 || attempts == 20 {
+                        assert_eq!(r.status, 200, "{key}: {}", r.body);
+                        break;
+                    }
+                }
+            }
+            statuses
+        })
+    });
+    let statuses: Vec<u16> = join_all(clients).await.into_iter().flat_map(|r| r.expect("client")).collect();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "nothing but 200 and 503: {statuses:?}");
+    let lost = app.faults().dynamodb.injected().get("LoseResponse").copied().unwrap_or(0);
+    assert!(lost > 20, "the fault really was injected ({lost} responses lost)");
+    app.faults().dynamodb.clear();
+    let used = app.resource_usage("lossy", "conversations").await["used"].as_i64().unwrap();
+    assert_eq!(used, (CLIENTS * KEYS_EACH) as i64, "every key counted exactly once ({lost} responses lost)");
+}
