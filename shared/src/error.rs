@@ -96,9 +96,9 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::OrgNotFound => ApiError::OrgNotFound,
             StoreError::KeyReused => ApiError::IdempotencyKeyReused,
-            StoreError::Unavailable(detail) => {
-                // The detail is for operators, never for clients.
-                tracing::error!(error = %detail, "store unavailable");
+            other => {
+                // The cause is for operators, never for clients.
+                tracing::error!(error = %other, cause = ?std::error::Error::source(&other).map(ToString::to_string), "store unavailable");
                 ApiError::StoreUnavailable
             }
         }

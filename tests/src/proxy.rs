@@ -41,6 +41,9 @@ pub enum Fault {
     ProvisionedThroughputExceeded,
     /// HTTP 500 `InternalServerError`, not forwarded.
     InternalError,
+    /// `TransactionCanceledException` whose first item's reason is
+    /// `TransactionConflict` (the others `None`), not forwarded.
+    TransactionCanceledByConflict,
 }
 
 impl Fault {
@@ -53,6 +56,7 @@ impl Fault {
             Fault::Throttling => "Throttling",
             Fault::ProvisionedThroughputExceeded => "ProvisionedThroughputExceeded",
             Fault::InternalError => "InternalError",
+            Fault::TransactionCanceledByConflict => "TransactionCanceledByConflict",
         }
     }
 
@@ -85,22 +89,31 @@ pub struct Rule {
     rate: f64,
     /// How many more times; `None` for no end.
     remaining: Option<usize>,
+    /// Only every `every`-th matching request, starting with the first.
+    every: usize,
+    seen: usize,
 }
 
 impl Rule {
     /// Every request.
     pub fn all(fault: Fault) -> Rule {
-        Rule { operation: None, fault, rate: 1.0, remaining: None }
+        Rule { operation: None, fault, rate: 1.0, remaining: None, every: 1, seen: 0 }
     }
 
     /// Requests for one operation (or whose path contains `operation`).
     pub fn on(operation: &str, fault: Fault) -> Rule {
-        Rule { operation: Some(operation.to_string()), fault, rate: 1.0, remaining: None }
+        Rule { operation: Some(operation.to_string()), fault, rate: 1.0, remaining: None, every: 1, seen: 0 }
     }
 
     /// Only this share of matching requests.
     pub fn rate(mut self, rate: f64) -> Rule {
         self.rate = rate;
+        self
+    }
+
+    /// Only every `n`-th matching request (the 1st, the n+1-th, …).
+    pub fn every(mut self, n: usize) -> Rule {
+        self.every = n.max(1);
         self
     }
 
@@ -129,6 +142,10 @@ impl Inner {
         for rule in rules.iter_mut() {
             let matches = rule.operation.as_deref().is_none_or(|op| op == operation || operation.contains(op));
             if !matches || rule.remaining == Some(0) {
+                continue;
+            }
+            rule.seen += 1;
+            if (rule.seen - 1) % rule.every != 0 {
                 continue;
             }
             if rule.rate < 1.0 && self.next_unit() >= rule.rate {
@@ -282,6 +299,26 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
             return Err(Dropped);
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::TransactionCanceledByConflict) => {
+            let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let items = request["TransactItems"].as_array().map_or(1, Vec::len);
+            let reasons: Vec<serde_json::Value> = (0..items)
+                .map(|i| match i {
+                    0 => serde_json::json!({ "Code": "TransactionConflict", "Message": "Transaction is ongoing for the item" }),
+                    _ => serde_json::json!({ "Code": "None" }),
+                })
+                .collect();
+            let body = serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+                "CancellationReasons": reasons,
+            });
+            return Ok(Response::builder()
+                .status(400)
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .expect("static response"));
+        }
         Some(f) => {
             if let Some((status, kind, message)) = f.dynamodb_error() {
                 let body = format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#);

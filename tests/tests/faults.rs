@@ -23,6 +23,38 @@ async fn a_transaction_conflict_on_a_plain_write_is_retried() {
 }
 
 #[tokio::test]
+async fn transactions_cancelled_by_a_conflict_are_sent_again() {
+    let app = TestApp::with_faults("2026-03-20T12:00:00Z").await;
+    app.org("txn", json!({ "plan": "basic" })).await;
+    let proxy = &app.faults().dynamodb;
+
+    proxy.inject(Rule::on("TransactWriteItems", Fault::TransactionCanceledByConflict).times(2));
+    let r = app.consume_with_key("txn", "conversations", 2, "k1").await;
+    assert_eq!((r.status, r.used()), (200, 2), "keyed consume: {}", r.body);
+
+    proxy.inject(Rule::on("TransactWriteItems", Fault::TransactionCanceledByConflict).times(2));
+    assert_eq!(app.put("/v1/orgs/txn", json!({ "plan": "growth" }), &quota_tests::ADMIN).await.status, 200);
+    proxy.inject(Rule::on("TransactWriteItems", Fault::TransactionCanceledByConflict).times(2));
+    let set = app.put("/v1/orgs/txn/usage/conversations", json!({ "value": 7 }), &quota_tests::APP).await;
+    assert_eq!(set.status, 200, "set usage: {}", set.body);
+    assert_eq!(proxy.injected()["TransactionCanceledByConflict"], 6);
+
+    // The period closes; each transaction of the job meets a conflict first
+    // (rollover, period-close claim, period-close mark).
+    app.set_now("2026-04-01T00:15:00Z");
+    proxy.inject(Rule::on("TransactWriteItems", Fault::TransactionCanceledByConflict).every(2));
+    let summary = app.run_job().await;
+    assert_eq!(summary["periodsClosed"], 1, "{summary}");
+    proxy.clear();
+    // A day later (every lease long expired), nothing is emitted again.
+    app.set_now("2026-04-02T00:15:00Z");
+    assert_eq!(app.run_job().await["periodsClosed"], 0);
+    let closed: Vec<_> = app.events("txn").into_iter().filter(|(k, _)| k == "UsagePeriodClosed").collect();
+    assert_eq!(closed.len(), 1, "one billing event: {closed:?}");
+    assert_eq!(closed[0].1["resources"][0]["used"], 7);
+}
+
+#[tokio::test]
 async fn throttling_and_server_errors_are_retried_and_count_once() {
     let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
     app.org("throttle", json!({ "plan": "basic" })).await;

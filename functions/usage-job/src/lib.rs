@@ -62,6 +62,8 @@ enum JobError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Publish(#[from] quota_shared::events::PublishError),
 }
 
 /// Runs the job over every org.
@@ -232,7 +234,7 @@ async fn emit_closed(
         });
         // A failed publish leaves the claim to lapse: the next run emits it.
         if let Err(err) = deps.events.publish(EventKind::UsagePeriodClosed, &detail).await {
-            return Err(JobError::Store(StoreError::Unavailable(err.to_string())));
+            return Err(JobError::Publish(err));
         }
         deps.store.mark_closed_emitted(org, group, now).await?;
         emitted += 1;

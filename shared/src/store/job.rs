@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Upd
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::{Store, StoreError, build_err, cancelled};
+use super::sdk::{Transacted, transact};
+use super::{Store, StoreError};
 use crate::domain::org::{OrgId, OrgProfile};
 use crate::domain::usage::Counter;
 
@@ -165,13 +166,10 @@ impl Store {
                         n((now + Duration::seconds(super::notices::LEASE_SECONDS)).timestamp()),
                     )
             };
-            writes.push(TransactWriteItem::builder().update(update.build().map_err(build_err)?).build());
+            writes.push(TransactWriteItem::builder().update(update.build()?).build());
         }
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if cancelled(&err).is_some() => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+        let operation = if emitted { "period-close mark" } else { "period-close claim" };
+        Ok(matches!(transact(&self.client, operation, writes).await?, Transacted::Committed))
     }
 
     /// Records the day's usage of every resource (one BatchWriteItem for
@@ -194,7 +192,7 @@ impl Store {
                 item.insert("lim".into(), n(l));
             }
             item.insert("ttl".into(), n(ttl));
-            let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_err)?;
+            let put = PutRequest::builder().set_item(Some(item)).build()?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
         let written = requests.len();
@@ -205,7 +203,7 @@ impl Store {
                 match out.unprocessed_items() {
                     Some(left) if left.values().any(|v| !v.is_empty()) => {
                         pending = left.clone();
-                        super::backoff(attempt).await;
+                        super::sdk::backoff(attempt).await;
                     }
                     _ => {
                         pending.clear();
@@ -214,7 +212,7 @@ impl Store {
                 }
             }
             if !pending.is_empty() {
-                return Err(StoreError::Unavailable("snapshot writes kept being throttled".into()));
+                return Err(StoreError::Contended("snapshot write"));
             }
         }
         Ok(written)

@@ -2,23 +2,25 @@
 //! transaction where two items must change together; nothing reads a value
 //! and writes back a value computed from it without a condition pinning it.
 
+mod error;
 pub mod items;
 pub mod job;
 pub mod notices;
 pub mod schema;
+mod sdk;
+
+pub use error::{BoxError, StoreError, root_cause};
+use sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, reason, transact};
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration as StdDuration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -32,29 +34,6 @@ use items::{CounterSettings, Item, get_n, get_s, key, n, s};
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
-const MAX_ATTEMPTS: u32 = 10;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("organization not found")]
-    OrgNotFound,
-    #[error("idempotency key reused with a different request")]
-    KeyReused,
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl<E: std::error::Error + 'static, R: Debug> From<SdkError<E, R>> for StoreError {
-    fn from(err: SdkError<E, R>) -> Self {
-        StoreError::Unavailable(DisplayErrorContext(&err).to_string())
-    }
-}
-
-impl From<items::Malformed> for StoreError {
-    fn from(err: items::Malformed) -> Self {
-        StoreError::Unavailable(err.to_string())
-    }
-}
 
 /// An org's profile and every counter it has: what one Query returns.
 #[derive(Debug, Clone)]
@@ -318,7 +297,7 @@ impl Store {
                     .expression_attribute_names("#version", "version")
                     .expression_attribute_values(":v", n(version)),
             };
-            let mut writes = vec![TransactWriteItem::builder().put(put.build().map_err(build_err)?).build()];
+            let mut writes = vec![TransactWriteItem::builder().put(put.build()?).build()];
 
             for (resource, def) in &catalogue.resources {
                 let Some(settings) = CounterSettings::of(&profile, resource, catalogue) else {
@@ -332,8 +311,7 @@ impl Store {
                             .table_name(&self.table)
                             .set_item(Some(item))
                             .condition_expression("attribute_not_exists(pk)")
-                            .build()
-                            .map_err(build_err)?;
+                            .build()?;
                         writes.push(TransactWriteItem::builder().put(put).build());
                     }
                     Some(counter) => {
@@ -344,21 +322,17 @@ impl Store {
                 }
             }
             for entry in org_audit_entries(existing, &profile, actor, now) {
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(entry.to_item(org)))
-                    .build()
-                    .map_err(build_err)?;
+                let put = Put::builder().table_name(&self.table).set_item(Some(entry.to_item(org))).build()?;
                 writes.push(TransactWriteItem::builder().put(put).build());
             }
 
-            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-                Ok(_) => return Ok((profile, existing.cloned())),
-                Err(err) if cancelled(&err).is_some() => backoff(attempt).await,
-                Err(err) => return Err(err.into()),
+            // Refused: the profile or a counter changed since it was read.
+            match transact(&self.client, "org update", writes).await? {
+                Transacted::Committed => return Ok((profile, existing.cloned())),
+                Transacted::Refused(_) => backoff(attempt).await,
             }
         }
-        Err(StoreError::Unavailable("org update kept conflicting".into()))
+        Err(StoreError::Contended("org update"))
     }
 
     /// The update that brings a counter to new settings, if any differ.
@@ -426,7 +400,7 @@ impl Store {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        Ok(Some(update.update_expression(expression).build().map_err(build_err)?))
+        Ok(Some(update.update_expression(expression).build()?))
     }
 
     // ---- usage -------------------------------------------------------------
@@ -483,7 +457,7 @@ impl Store {
                 Next::Refused(counter, reason) => return Ok(Consumed::Refused { counter, reason }),
             }
         }
-        Err(StoreError::Unavailable("consume kept conflicting".into()))
+        Err(StoreError::Contended("consume"))
     }
 
     fn consume_update(&self, org: &OrgId, resource: &str, amount: i64, now: DateTime<Utc>) -> ConsumeUpdate {
@@ -515,29 +489,20 @@ impl Store {
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(now.timestamp()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(build_err)?;
+            .build()?;
         let update = self.consume_update(org, resource, amount, now).transact(&idem.guard)?;
         // The record first: a retry or duplicate is cancelled on it at once.
         // A concurrent duplicate that got past it (see `ConsumeUpdate::transact`)
         // is caught by the counter's guard.
         const RECORD: usize = 0;
         const COUNTER: usize = 1;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Idem::Done),
-            Err(err) => err,
+        let writes =
+            vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(update).build()];
+        let reasons = match transact(&self.client, "keyed consume", writes).await? {
+            Transacted::Committed => return Ok(Idem::Done),
+            Transacted::Refused(reasons) => reasons,
         };
-        let Some(reasons) = cancelled(&err) else {
-            return Err(err.into());
-        };
-        let code = |i: usize| reasons.get(i).and_then(CancellationReason::code).unwrap_or("None");
+        let code = |i: usize| reason(&reasons, i);
         if code(RECORD) == "ConditionalCheckFailed" {
             let stored = reasons[RECORD].item().and_then(|i| get_s(i, "fingerprint"));
             return if stored == Some(idem.fingerprint.as_str()) {
@@ -577,10 +542,9 @@ impl Store {
                 None => Ok(Idem::Replay),
             };
         }
-        if reasons.iter().any(|r| r.code().is_some_and(|c| c != "None")) {
-            return Ok(Idem::Conflict);
-        }
-        Err(err.into())
+        // A condition failed, but neither on the record nor the counter:
+        // cannot happen with two items; treat as a conflict and try again.
+        Ok(Idem::Conflict)
     }
 
     /// Works out why a write's condition failed on a counter (`old` is the
@@ -627,8 +591,9 @@ impl Store {
         if state.counters.contains_key(resource) {
             return Ok(());
         }
-        let settings = CounterSettings::of(&state.profile, resource, catalogue)
-            .ok_or_else(|| StoreError::Unavailable(format!("plan {} lacks {resource}", state.profile.plan)))?;
+        let settings = CounterSettings::of(&state.profile, resource, catalogue).ok_or_else(|| {
+            StoreError::NotInCatalogue { plan: state.profile.plan.clone(), resource: resource.to_string() }
+        })?;
         let result = self
             .client
             .put_item()
@@ -671,8 +636,7 @@ impl Store {
             .expression_attribute_values(":pe", n(new.end.timestamp()))
             .expression_attribute_values(":oldpe", n(old.end.timestamp()))
             .expression_attribute_values(":oldused", n(counter.used))
-            .build()
-            .map_err(build_err)?;
+            .build()?;
         let sk = format!("CLOSED#{}#{}#{}", counter.resource, old.start.timestamp(), old.end.timestamp());
         let mut closed = key(items::pk(org), sk);
         closed.insert("type".into(), s("closed-period"));
@@ -692,20 +656,11 @@ impl Store {
             .table_name(&self.table)
             .set_item(Some(closed))
             .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_err)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if cancelled(&err).is_some() => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+            .build()?;
+        let writes =
+            vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(put).build()];
+        // Refused: another writer rolled it over first, which is as good.
+        transact(&self.client, "rollover", writes).await.map(|_| ())
     }
 
     /// Gives back `amount` units of a `total` resource; never below 0.
@@ -767,7 +722,7 @@ impl Store {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(StoreError::Unavailable("release kept conflicting".into()))
+        Err(StoreError::Contended("release"))
     }
 
     /// Sets the current count (reconciliation), audited in the same
@@ -838,17 +793,14 @@ impl Store {
                     .condition_expression("used = :before AND pend = :pe")
                     .expression_attribute_values(":pe", n(p.end.timestamp()));
             }
-            let audit =
-                Put::builder().table_name(&self.table).set_item(Some(entry.to_item(org))).build().map_err(build_err)?;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update.build().map_err(build_err)?).build())
-                .transact_items(TransactWriteItem::builder().put(audit).build())
-                .send()
-                .await;
-            match result {
-                Ok(_) => {
+            let audit = Put::builder().table_name(&self.table).set_item(Some(entry.to_item(org))).build()?;
+            let writes = vec![
+                TransactWriteItem::builder().update(update.build()?).build(),
+                TransactWriteItem::builder().put(audit).build(),
+            ];
+            // Refused: the count moved since it was read; read it again.
+            match transact(&self.client, "count update", writes).await? {
+                Transacted::Committed => {
                     let mut after = before.clone();
                     after.used = value;
                     if rearm {
@@ -856,11 +808,10 @@ impl Store {
                     }
                     return Ok((before, after));
                 }
-                Err(err) if cancelled(&err).is_some() => backoff(attempt).await,
-                Err(err) => return Err(err.into()),
+                Transacted::Refused(_) => backoff(attempt).await,
             }
         }
-        Err(StoreError::Unavailable("count update kept conflicting".into()))
+        Err(StoreError::Contended("count update"))
     }
 }
 
@@ -873,7 +824,7 @@ fn unwritten_counter(
     now: DateTime<Utc>,
 ) -> Result<Counter, StoreError> {
     let settings = CounterSettings::of(profile, resource, catalogue)
-        .ok_or_else(|| StoreError::Unavailable(format!("plan {} lacks {resource}", profile.plan)))?;
+        .ok_or_else(|| StoreError::NotInCatalogue { plan: profile.plan.clone(), resource: resource.to_string() })?;
     Ok(items::counter_from_item(&items::new_counter_item(&profile.org_id, resource, kind, &settings, now))?)
 }
 
@@ -998,23 +949,7 @@ impl ConsumeUpdate {
         for (name, value) in self.values() {
             update = update.expression_attribute_values(name, value);
         }
-        update.build().map_err(build_err)
-    }
-}
-
-/// A conditional write's outcome: `Ok(true)` when it was applied,
-/// `Ok(false)` when its condition did not hold; other errors stay errors.
-pub(crate) fn applied<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: Debug,
-{
-    match result {
-        Ok(_) => Ok(true),
-        Err(err) if err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException") => {
-            Ok(false)
-        }
-        Err(err) => Err(err.into()),
+        Ok(update.build()?)
     }
 }
 
@@ -1025,23 +960,4 @@ fn condition_failed_item(err: &SdkError<UpdateItemError>) -> Option<Option<Item>
         Some(UpdateItemError::ConditionalCheckFailedException(e)) => Some(e.item().cloned()),
         _ => None,
     }
-}
-
-/// The cancellation reasons of a cancelled transaction.
-pub(crate) fn cancelled(err: &SdkError<TransactWriteItemsError>) -> Option<&[CancellationReason]> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(e.cancellation_reasons()),
-        _ => None,
-    }
-}
-
-pub(crate) fn build_err(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Unavailable(err.to_string())
-}
-
-/// Jittered exponential backoff for transaction conflicts: 5 ms, 10 ms, … up to 320 ms.
-pub(crate) async fn backoff(attempt: u32) {
-    let base = 5u64 << attempt.min(6);
-    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() % base.max(1);
-    tokio::time::sleep(StdDuration::from_millis(base / 2 + jitter)).await;
 }

@@ -16,7 +16,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 
 use super::items::{self, key, n, s};
-use super::{Store, StoreError, applied};
+use super::sdk::applied;
+use super::{Store, StoreError};
 use crate::domain::org::OrgId;
 use crate::domain::period::Period;
 

@@ -13,20 +13,9 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
     if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
-    };
+    let attr =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
     let created = client
         .create_table()
         .table_name(table)
@@ -46,13 +35,7 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
     client
         .update_time_to_live()
         .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("ttl")
-                .enabled(true)
-                .build()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
-        )
+        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build()?)
         .send()
         .await
         .map(|_| ())

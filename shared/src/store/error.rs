@@ -1,0 +1,77 @@
+//! What can go wrong in the store, with its cause kept for the logs. All
+//! but `OrgNotFound` and `KeyReused` mean the store cannot do the work
+//! right now: the API answers them with 503 and never shows their text.
+
+use std::fmt::Debug;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use super::items::Malformed;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("organization not found")]
+    OrgNotFound,
+    #[error("idempotency key reused with a different request")]
+    KeyReused,
+    /// No connection, or no answer within the client's time bounds.
+    #[error("DynamoDB unreachable: {summary}")]
+    Unreachable {
+        summary: String,
+        #[source]
+        source: BoxError,
+    },
+    /// DynamoDB answered with an error the SDK's retries did not overcome
+    /// (throttling that went on, a validation error).
+    #[error("DynamoDB refused the request: {code}: {message}")]
+    Rejected {
+        code: String,
+        message: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The request's store budget (`timeouts::STORE_BUDGET`) ran out.
+    #[error("the request's store budget ran out")]
+    TimedOut,
+    /// A read-decide-write loop or a transaction kept meeting other writes.
+    #[error("{0} kept meeting concurrent writes")]
+    Contended(&'static str),
+    #[error(transparent)]
+    Malformed(#[from] Malformed),
+    #[error("plan {plan:?} has no entry for resource {resource:?}")]
+    NotInCatalogue { plan: String, resource: String },
+    #[error("request could not be built: {0}")]
+    Build(#[from] aws_sdk_dynamodb::error::BuildError),
+}
+
+impl<E, R> From<SdkError<E, R>> for StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        match &err {
+            SdkError::ServiceError(service) => StoreError::Rejected {
+                code: service.err().code().unwrap_or("unknown").to_string(),
+                message: service.err().message().unwrap_or_default().to_string(),
+                source: Box::new(err),
+            },
+            SdkError::TimeoutError(_) => {
+                StoreError::Unreachable { summary: "no answer within the time bounds".into(), source: Box::new(err) }
+            }
+            _ => StoreError::Unreachable { summary: root_cause(&err), source: Box::new(err) },
+        }
+    }
+}
+
+/// The innermost cause's text: "Connection refused (os error 111)" rather
+/// than the SDK's layers around it.
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

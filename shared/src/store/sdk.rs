@@ -1,0 +1,93 @@
+//! The DynamoDB request patterns the store is built from, each written once:
+//! what a conditional write came to, a transaction (retried while only
+//! other transactions stand in its way), and the backoff between retries.
+//! Single-item writes that meet a transaction are retried by the client
+//! itself (`crate::clients`).
+
+use std::fmt::Debug;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
+
+use super::StoreError;
+
+/// Attempts of a read-decide-write loop, or of a transaction that keeps
+/// meeting others, before the store gives up (and the request answers 503).
+pub(crate) const MAX_ATTEMPTS: u32 = 10;
+
+/// A conditional write's outcome: `Ok(true)` when it was applied,
+/// `Ok(false)` when its condition did not hold; other errors stay errors.
+pub(crate) fn applied<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException") => {
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// What a transaction came to.
+#[derive(Debug)]
+pub(crate) enum Transacted {
+    Committed,
+    /// A condition did not hold: one reason per item, in order, with the
+    /// item as it was where the write asked for it.
+    Refused(Vec<CancellationReason>),
+}
+
+/// Cancellation reasons that only say another request stood in the way.
+const TRANSIENT_REASONS: &[&str] = &["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+
+/// Sends a transaction. One cancelled only because other transactions (or
+/// throttling) stood in the way was not applied, and is sent again after a
+/// jittered backoff, up to [`MAX_ATTEMPTS`] times.
+pub(crate) async fn transact(
+    client: &Client,
+    operation: &'static str,
+    items: Vec<TransactWriteItem>,
+) -> Result<Transacted, StoreError> {
+    for attempt in 0..MAX_ATTEMPTS {
+        let err = match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+            Ok(_) => return Ok(Transacted::Committed),
+            Err(err) => err,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() else {
+            return Err(err.into());
+        };
+        let reasons = cancelled.cancellation_reasons();
+        let code = |r: &CancellationReason| r.code().unwrap_or("None").to_string();
+        if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
+            return Ok(Transacted::Refused(reasons.to_vec()));
+        }
+        let transient = reasons.iter().any(|r| TRANSIENT_REASONS.contains(&code(r).as_str()))
+            && reasons.iter().all(|r| code(r) == "None" || TRANSIENT_REASONS.contains(&code(r).as_str()));
+        if !transient {
+            return Err(err.into());
+        }
+        tracing::debug!(operation, attempt, "transaction met another; retrying");
+        backoff(attempt).await;
+    }
+    Err(StoreError::Contended(operation))
+}
+
+/// The reason code of item `index` of a refused transaction (`"None"` when
+/// that item's condition held).
+pub(crate) fn reason(reasons: &[CancellationReason], index: usize) -> &str {
+    reasons.get(index).and_then(CancellationReason::code).unwrap_or("None")
+}
+
+/// Jittered exponential backoff: about 5 ms, 10 ms, … up to 320 ms.
+pub(crate) async fn backoff(attempt: u32) {
+    let base = 5u64 << attempt.min(6);
+    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() % base.max(1);
+    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+}
