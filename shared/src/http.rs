@@ -224,6 +224,16 @@ pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: 
     }
 }
 
+/// Runs a request's store work within `timeouts::STORE_BUDGET`; past it,
+/// the request answers `503 STORE_UNAVAILABLE`. Only for work that may be
+/// abandoned: what follows a committed write (events, emails) runs outside.
+pub async fn bounded<T>(work: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    crate::timeouts::within(crate::timeouts::STORE_BUDGET, work).await.unwrap_or_else(|| {
+        tracing::error!(error = %crate::store::StoreError::TimedOut, "store unavailable");
+        Err(ApiError::StoreUnavailable)
+    })
+}
+
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_string());
     let mut response = Response::new(Body::Text(text));

@@ -91,18 +91,20 @@ pub struct Rule {
     remaining: Option<usize>,
     /// Only every `every`-th matching request, starting with the first.
     every: usize,
+    /// Matching requests to let through before the rule starts.
+    skip: usize,
     seen: usize,
 }
 
 impl Rule {
     /// Every request.
     pub fn all(fault: Fault) -> Rule {
-        Rule { operation: None, fault, rate: 1.0, remaining: None, every: 1, seen: 0 }
+        Rule { operation: None, fault, rate: 1.0, remaining: None, every: 1, skip: 0, seen: 0 }
     }
 
     /// Requests for one operation (or whose path contains `operation`).
     pub fn on(operation: &str, fault: Fault) -> Rule {
-        Rule { operation: Some(operation.to_string()), fault, rate: 1.0, remaining: None, every: 1, seen: 0 }
+        Rule { operation: Some(operation.to_string()), fault, rate: 1.0, remaining: None, every: 1, skip: 0, seen: 0 }
     }
 
     /// Only this share of matching requests.
@@ -114,6 +116,12 @@ impl Rule {
     /// Only every `n`-th matching request (the 1st, the n+1-th, …).
     pub fn every(mut self, n: usize) -> Rule {
         self.every = n.max(1);
+        self
+    }
+
+    /// Lets the first `n` matching requests through untouched.
+    pub fn skip(mut self, n: usize) -> Rule {
+        self.skip = n;
         self
     }
 
@@ -145,7 +153,7 @@ impl Inner {
                 continue;
             }
             rule.seen += 1;
-            if (rule.seen - 1) % rule.every != 0 {
+            if rule.seen <= rule.skip || (rule.seen - rule.skip - 1) % rule.every != 0 {
                 continue;
             }
             if rule.rate < 1.0 && self.next_unit() >= rule.rate {

@@ -23,7 +23,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::AdminReset) {
         Ok(call) => match call.route.endpoint {
             Endpoint::AdminReset => reset(deps, &call, &req).await,
-            Endpoint::AdminAudit => audit(deps, &call, &req).await,
+            Endpoint::AdminAudit => http::bounded(audit(deps, &call, &req)).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -61,23 +61,31 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
     };
     let now = deps.clock.now();
     let actor = call.subject();
+    let resets = http::bounded(async {
+        let mut done = Vec::new();
+        for (resource, kind) in resources {
+            let change = deps
+                .store
+                .replace_count(call.org(), resource, kind, deps.catalogue, now, |before| {
+                    let entry = AuditEntry {
+                        at: now,
+                        actor: actor.to_string(),
+                        action: "reset".into(),
+                        resource: Some(resource.to_string()),
+                        before: Some(before.used.into()),
+                        after: Some(0.into()),
+                        reason: Some(reason.to_string()),
+                    };
+                    (0, true, entry)
+                })
+                .await?;
+            done.push((resource, change));
+        }
+        Ok(done)
+    })
+    .await?;
     let mut usages = Vec::new();
-    for (resource, kind) in resources {
-        let (before, after) = deps
-            .store
-            .replace_count(call.org(), resource, kind, deps.catalogue, now, |before| {
-                let entry = AuditEntry {
-                    at: now,
-                    actor: actor.to_string(),
-                    action: "reset".into(),
-                    resource: Some(resource.to_string()),
-                    before: Some(before.used.into()),
-                    after: Some(0.into()),
-                    reason: Some(reason.to_string()),
-                };
-                (0, true, entry)
-            })
-            .await?;
+    for (resource, (before, after)) in resets {
         tracing::info!(resource, before = before.used, actor, "quota reset");
         let detail = serde_json::json!({
             "orgId": call.org(),

@@ -15,8 +15,8 @@ use serde::Deserialize;
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::CheckQuota) {
         Ok(call) => match call.route.endpoint {
-            Endpoint::Check => check(deps, &call, &req).await,
-            Endpoint::CheckMany => check_many(deps, &call, &req).await,
+            Endpoint::Check => http::bounded(check(deps, &call, &req)).await,
+            Endpoint::CheckMany => http::bounded(check_many(deps, &call, &req)).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),

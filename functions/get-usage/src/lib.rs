@@ -16,8 +16,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         Ok(call) => match call.route.endpoint {
             Endpoint::Health => Ok(http::ok(&serde_json::json!({ "status": "ok" }))),
             Endpoint::Plans => Ok(http::ok(deps.catalogue)),
-            Endpoint::GetUsage => usage(deps, &call).await,
-            Endpoint::History => history(deps, &call, &req).await,
+            Endpoint::GetUsage => http::bounded(usage(deps, &call)).await,
+            Endpoint::History => http::bounded(history(deps, &call, &req)).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),

@@ -48,8 +48,13 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         })?),
     };
     let now = deps.clock.now();
-    let consumed =
-        deps.store.consume(call.org(), resource, def.kind, amount, idempotency.as_ref(), deps.catalogue, now).await?;
+    let consumed = http::bounded(async {
+        Ok(deps
+            .store
+            .consume(call.org(), resource, def.kind, amount, idempotency.as_ref(), deps.catalogue, now)
+            .await?)
+    })
+    .await?;
     Ok(match consumed {
         Consumed::Admitted { counter, before } => {
             notify::after_increase(deps, &counter, before, now).await;
@@ -80,7 +85,10 @@ async fn release(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     let body: AmountBody = http::body(req)?.unwrap_or_default();
     let amount = http::amount(body.amount.as_ref(), 1, 1, "amount")?;
     let now = deps.clock.now();
-    let counter = deps.store.release(call.org(), resource, def.kind, amount, deps.catalogue, now).await?;
+    let counter = http::bounded(async {
+        Ok(deps.store.release(call.org(), resource, def.kind, amount, deps.catalogue, now).await?)
+    })
+    .await?;
     Ok(http::ok(&serde_json::json!({ "usage": counter.usage(now) })))
 }
 
@@ -97,8 +105,10 @@ async fn set_usage(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
         http::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"value\": n} is required".into()))?;
     let value = http::amount(Some(&body.value), 0, 0, "value")?;
     let now = deps.clock.now();
-    let (before, after) =
-        deps.store.set_usage(call.org(), resource, def.kind, value, call.subject(), deps.catalogue, now).await?;
+    let (before, after) = http::bounded(async {
+        Ok(deps.store.set_usage(call.org(), resource, def.kind, value, call.subject(), deps.catalogue, now).await?)
+    })
+    .await?;
     notify::after_increase(deps, &after, Some(before.used), now).await;
     Ok(http::ok(&serde_json::json!({ "usage": after.usage(now) })))
 }

@@ -15,7 +15,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::ManageOrgs) {
         Ok(call) => match call.route.endpoint {
             Endpoint::PutOrg => put_org(deps, &call, &req).await,
-            Endpoint::GetOrg => get_org(deps, &call).await,
+            Endpoint::GetOrg => http::bounded(get_org(deps, &call)).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -28,7 +28,9 @@ async fn put_org(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     let body: OrgPatchBody = http::body(req)?.unwrap_or_default();
     let patch = OrgPatch::parse(body, deps.catalogue).map_err(ApiError::InvalidRequest)?;
     let now = deps.clock.now();
-    let (profile, previous) = deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?;
+    let (profile, previous) =
+        http::bounded(async { Ok(deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?) })
+            .await?;
     if let Some(before) = previous.as_ref().filter(|b| b.plan != profile.plan) {
         let detail = serde_json::json!({
             "orgId": profile.org_id,

@@ -35,6 +35,8 @@ pub const SEGMENTS: i32 = 4;
 pub const ORG_CONCURRENCY: usize = 8;
 /// Failed org ids listed in the summary (the count is always complete).
 const LISTED_FAILURES: usize = 20;
+/// What one notice may take in the job: claim, publish and send.
+const NOTICE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -46,7 +48,24 @@ pub struct Summary {
     pub snapshots: usize,
     pub failures: usize,
     pub failed_orgs: Vec<String>,
+    /// Scan segments that failed part way: the orgs behind them were not
+    /// seen this run.
+    pub segments_failed: usize,
 }
+
+impl Summary {
+    /// Whether every org was seen and processed.
+    pub fn complete(&self) -> bool {
+        self.failures == 0 && self.segments_failed == 0
+    }
+}
+
+/// A scheduled run that did not finish its work: reported to Lambda as the
+/// invocation's error, so EventBridge retries the run (every step is
+/// guarded, so a retry repeats nothing that was done).
+#[derive(Debug, thiserror::Error)]
+#[error("daily job incomplete: {} org(s) failed, {} scan segment(s) failed", .0.failures, .0.segments_failed)]
+pub struct Incomplete(pub Summary);
 
 #[derive(Debug, Default)]
 struct OrgOutcome {
@@ -66,16 +85,24 @@ enum JobError {
     Publish(#[from] quota_shared::events::PublishError),
 }
 
-/// Runs the job over every org.
-pub async fn run(deps: &Deps, now: DateTime<Utc>) -> Result<Summary, StoreError> {
+/// Runs the job over every org. A failed scan segment stops only itself;
+/// the summary says what was done and what failed, and is always logged.
+pub async fn run(deps: &Deps, now: DateTime<Utc>) -> Summary {
     let summary = Mutex::new(Summary::default());
     let segments = (0..SEGMENTS).map(|segment| scan_segment(deps, segment, now, &summary));
-    for result in futures::future::join_all(segments).await {
-        result?;
+    let failed: Vec<StoreError> =
+        futures::future::join_all(segments).await.into_iter().filter_map(Result::err).collect();
+    let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
+    summary.segments_failed = failed.len();
+    for err in &failed {
+        tracing::error!(error = %err, "daily job: a scan segment failed");
     }
-    let summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
-    tracing::info!(?summary, "daily job done");
-    Ok(summary)
+    if summary.complete() {
+        tracing::info!(?summary, "daily job done");
+    } else {
+        tracing::error!(?summary, "daily job done, incomplete");
+    }
+    summary
 }
 
 async fn scan_segment(
@@ -145,41 +172,42 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
     // 1. Threshold emails still owed, on the counters as stored: a period
     //    that has just ended still owes its own (the claim is pinned to it).
     for counter in state.counters.values() {
-        match notify::deliver_threshold(deps, profile, counter, now).await {
+        match notify::deliver_threshold(deps, profile, counter, now, NOTICE_BUDGET).await {
             Ok(sent) => outcome.emails += usize::from(sent),
             Err(err) => errors.push(JobError::from(err)),
         }
     }
 
-    // 2. Close ended periods, then emit what is closed and not yet emitted.
-    //    The scan may be stale, so closed periods are re-read consistently
-    //    whenever there are any, to emit each period whole.
+    // 2. Close ended periods (a notice still owed moves to the period's
+    //    record), then finish what closed periods still owe: the notice,
+    //    and the `UsagePeriodClosed` event. The scan may be stale, so
+    //    closed periods are re-read consistently whenever there are any.
     let mut rolled = false;
     for counter in state.counters.values() {
-        if counter.period.is_some_and(|p| p.end <= now) {
+        if counter.period_ended(now) {
             deps.store.roll_over(org, counter, now).await?;
             rolled = true;
         }
     }
     if rolled || items.iter().any(is_closed) {
-        let closed = deps.store.unemitted_closed(org).await?;
-        outcome.periods_closed = emit_closed(deps, org, &profile.plan, closed, now).await?;
+        let closed = deps.store.pending_closed(org).await?;
+        for record in closed.iter().filter(|c| c.owed) {
+            match notify::deliver_closed_threshold(deps, profile, record, now, NOTICE_BUDGET).await {
+                Ok(sent) => outcome.emails += usize::from(sent),
+                Err(err) => errors.push(JobError::from(err)),
+            }
+        }
+        let unemitted: Vec<ClosedPeriod> = closed.into_iter().filter(|c| !c.emitted).collect();
+        outcome.periods_closed = emit_closed(deps, org, &profile.plan, unemitted, now).await?;
     }
 
     // 3. Trial expiry: one email, one event.
     let trial_over = profile.active_trial(deps.catalogue).is_some_and(|end| end <= now);
     if trial_over && state.trial_notified_at.is_none() {
-        match notify::deliver_trial_ended(deps, profile, now).await {
+        match notify::deliver_trial_ended(deps, profile, now, NOTICE_BUDGET).await {
             Ok(true) => {
                 outcome.trial_expired = true;
                 outcome.emails += usize::from(!profile.contacts.recipients().is_empty());
-                let detail = serde_json::json!({
-                    "orgId": org,
-                    "plan": profile.plan,
-                    "trialEndedAt": profile.trial_ends_at.map(rfc3339),
-                    "at": rfc3339(now),
-                });
-                deps.events.publish_or_log(EventKind::TrialExpired, &detail).await;
             }
             Ok(false) => {}
             Err(err) => errors.push(JobError::from(err)),
@@ -205,9 +233,10 @@ async fn emit_closed(
     mut closed: Vec<ClosedPeriod>,
     now: DateTime<Utc>,
 ) -> Result<usize, JobError> {
-    closed.sort_by(|a, b| (&a.start, &a.end, &a.resource).cmp(&(&b.start, &b.end, &b.resource)));
+    closed
+        .sort_by(|a, b| (a.period.start, a.period.end, &a.resource).cmp(&(b.period.start, b.period.end, &b.resource)));
     let mut emitted = 0;
-    for group in closed.chunk_by(|a, b| a.start == b.start && a.end == b.end) {
+    for group in closed.chunk_by(|a, b| a.period == b.period) {
         if !deps.store.claim_closed(org, group, now).await? {
             continue;
         }
@@ -224,18 +253,17 @@ async fn emit_closed(
                 })
             })
             .collect();
+        let period = group[0].period;
         let detail = serde_json::json!({
             "orgId": org,
             "plan": plan,
-            "periodId": format!("{org}/{}", group[0].start),
-            "period": { "start": group[0].start, "end": group[0].end },
+            "periodId": format!("{org}/{}", rfc3339(period.start)),
+            "period": period,
             "resources": resources,
             "at": rfc3339(now),
         });
         // A failed publish leaves the claim to lapse: the next run emits it.
-        if let Err(err) = deps.events.publish(EventKind::UsagePeriodClosed, &detail).await {
-            return Err(JobError::Publish(err));
-        }
+        deps.events.publish(EventKind::UsagePeriodClosed, &detail).await?;
         deps.store.mark_closed_emitted(org, group, now).await?;
         emitted += 1;
     }
@@ -245,9 +273,11 @@ async fn emit_closed(
 /// `POST /v1/admin/jobs/daily`: runs the job now and answers its summary.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::UsageJob) {
+        // Failed orgs are part of the report; a failed scan segment means
+        // orgs went unseen, which the admin hears as 503 (the log has the rest).
         Ok(call) if call.route.endpoint == Endpoint::DailyJob => match run(deps, deps.clock.now()).await {
-            Ok(summary) => Ok(http::ok(&summary)),
-            Err(err) => Err(ApiError::from(err)),
+            summary if summary.segments_failed == 0 => Ok(http::ok(&summary)),
+            _ => Err(ApiError::StoreUnavailable),
         },
         Ok(_) => Err(ApiError::NotFound),
         Err(e) => Err(e),
@@ -255,23 +285,19 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
 }
 
-/// The Lambda's event: an API Gateway v2 request (the admin route) or the
-/// scheduled event. Answers an API Gateway response or the summary.
-pub async fn handle_event(deps: &Deps, event: serde_json::Value) -> serde_json::Value {
+/// The Lambda's event: an API Gateway v2 request (the admin route), which
+/// gets an API Gateway response, or the scheduled event, which gets the
+/// summary, or [`Incomplete`] as the invocation's error.
+pub async fn handle_event(deps: &Deps, event: serde_json::Value) -> Result<serde_json::Value, Incomplete> {
     if event.get("requestContext").is_some() {
         let response = match lambda_http::request::from_str(&event.to_string()) {
             Ok(req) => handle(deps, req).await,
             Err(_) => ApiError::InvalidRequest("unreadable request".into()).into_response(),
         };
-        return gateway_response(response);
+        return Ok(gateway_response(response));
     }
-    match run(deps, deps.clock.now()).await {
-        Ok(summary) => serde_json::to_value(summary).unwrap_or_default(),
-        Err(err) => {
-            tracing::error!(error = %err, "daily job could not scan the table");
-            serde_json::json!({ "error": "STORE_UNAVAILABLE" })
-        }
-    }
+    let summary = run(deps, deps.clock.now()).await;
+    if summary.complete() { Ok(serde_json::to_value(summary).unwrap_or_default()) } else { Err(Incomplete(summary)) }
 }
 
 /// An API Gateway HTTP API (payload 2.0) response.

@@ -28,6 +28,9 @@ pub struct Counter {
     pub trial_ends_at: Option<DateTime<Utc>>,
     /// Thresholds (percent) already notified in `period`.
     pub notified: Vec<u32>,
+    /// The expiry (epoch seconds) of a threshold notice's claim, while one
+    /// is being sent (see `store::notices`).
+    pub notice_lease: Option<i64>,
 }
 
 impl Counter {
@@ -46,6 +49,7 @@ impl Counter {
                 used: 0,
                 period: Some(Period::containing(now, self.anchor_day, self.timezone)),
                 notified: Vec::new(),
+                notice_lease: None,
                 ..self.clone()
             },
             _ => self.clone(),
@@ -240,6 +244,7 @@ mod tests {
             locale: Locale::En,
             trial_ends_at: None,
             notified: vec![],
+            notice_lease: None,
         }
     }
 

@@ -5,24 +5,33 @@
 pub mod templates;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use chrono::{DateTime, Utc};
 
 use crate::Deps;
-use crate::domain::catalogue::Enforcement;
-use crate::domain::org::OrgProfile;
+use crate::domain::catalogue::{Enforcement, ResourceKind};
+use crate::domain::org::{OrgId, OrgProfile};
+use crate::domain::period::Period;
 use crate::domain::rfc3339;
 use crate::domain::usage::{Counter, percentage, threshold_owed, threshold_reached};
-use crate::events::EventKind;
+use crate::events::{EventKind, PublishError};
 use crate::store::StoreError;
+use crate::store::job::ClosedPeriod;
+use crate::store::notices::NoticeHolder;
+use crate::timeouts::{NOTIFY_BUDGET, within};
 use templates::{Email, ThresholdNotice};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     #[error("email not sent: {0}")]
     Send(String),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("notification budget ran out; the notice stays owed")]
+    OutOfTime,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -90,113 +99,259 @@ fn slug(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(60).collect()
 }
 
-/// What to mark when `threshold` is sent: it, and 80 and 100 below it. Every
-/// lower threshold counts as sent whenever a higher one is marked (see
-/// `threshold_owed`), so the steps in between need no entry, and a jump to
-/// 10 000 % stores three numbers, not a thousand.
-pub fn marks_for(threshold: u32) -> Vec<u32> {
-    let mut out: Vec<u32> = [80, 100].into_iter().filter(|t| *t < threshold).collect();
-    out.push(threshold);
-    out
+/// A threshold notice: the figures it reports and where its state is kept.
+#[derive(Debug, Clone)]
+struct Notice {
+    resource: String,
+    kind: ResourceKind,
+    plan: String,
+    used: i64,
+    limit: i64,
+    enforcement: Enforcement,
+    period: Option<Period>,
+    notified: Vec<u32>,
+    holder: NoticeHolder,
+}
+
+impl Notice {
+    fn of_counter(c: &Counter) -> Option<Notice> {
+        Some(Notice {
+            resource: c.resource.clone(),
+            kind: c.kind,
+            plan: c.plan.clone(),
+            used: c.used,
+            limit: c.limit?,
+            enforcement: c.enforcement,
+            period: c.period,
+            notified: c.notified.clone(),
+            holder: NoticeHolder::Counter(c.period),
+        })
+    }
+
+    fn of_closed(c: &ClosedPeriod) -> Option<Notice> {
+        Some(Notice {
+            resource: c.resource.clone(),
+            kind: ResourceKind::Period,
+            plan: c.plan.clone(),
+            used: c.used,
+            limit: c.limit?,
+            enforcement: c.enforcement,
+            period: Some(c.period),
+            notified: c.notified.clone(),
+            holder: NoticeHolder::Closed(c.period),
+        })
+    }
+
+    fn owed(&self) -> Option<u32> {
+        threshold_owed(self.used, Some(self.limit), self.enforcement, &self.notified)
+    }
 }
 
 /// Sends the threshold email a counter still owes, if any, and publishes
-/// the crossing (`QuotaThresholdCrossed`, and `QuotaExceeded` the first time
-/// 100 % is reached in a period) once its claim is won. `Ok(true)` when an
-/// email went out.
+/// the crossing, once its claim is won; then whatever became owed while it
+/// was being sent. `Ok(true)` when an email went out. Claiming, publishing
+/// and sending get `budget`; the mark that follows a send is never cut.
 pub async fn deliver_threshold(
     deps: &Deps,
     profile: &OrgProfile,
     counter: &Counter,
     now: DateTime<Utc>,
+    budget: Duration,
 ) -> Result<bool, NotifyError> {
-    let Some(threshold) = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified) else {
-        return Ok(false);
-    };
-    let Some(limit) = counter.limit else { return Ok(false) };
-    let org = &profile.org_id;
-    let resource = counter.resource.as_str();
-    let claim = deps.store.claim_threshold(org, resource, threshold, limit, counter.period, now).await?;
-    let Some(lease) = claim else { return Ok(false) };
-    publish_crossing(deps, counter, threshold, limit, now).await;
-    let recipients = profile.contacts.recipients();
-    if !recipients.is_empty() {
-        let notice = ThresholdNotice {
-            org_id: org.to_string(),
-            plan: counter.plan.clone(),
-            resource: counter.resource.clone(),
-            kind: counter.kind,
-            threshold,
-            used: counter.used,
-            limit,
-            blocks_at_limit: counter.enforcement == Enforcement::Hard,
-            locale: profile.locale,
-            dashboard_url: deps.notifier.dashboard_url.clone(),
-        };
-        if let Err(err) = deps.notifier.send(&recipients, &templates::threshold_email(&notice)).await {
-            deps.store.release_threshold(org, resource, lease).await?;
-            return Err(err);
+    let deadline = Instant::now() + budget;
+    let mut current = counter.clone();
+    let mut sent = false;
+    // A mark returns the counter as it stands: a crossing deferred while
+    // this sender held the lease is sent next (a few rounds at most).
+    for _ in 0..3 {
+        let Some(notice) = Notice::of_counter(&current) else { break };
+        let Some(threshold) = notice.owed() else { break };
+        match deliver(deps, profile, &notice, threshold, now, deadline).await? {
+            Delivered::NotClaimed => break,
+            Delivered::Sent { emailed, after } => {
+                sent |= emailed;
+                match after {
+                    Some(item) => current = crate::store::items::counter_from_item(&item).map_err(StoreError::from)?,
+                    None => break,
+                }
+            }
         }
     }
-    deps.store.mark_thresholds(org, resource, &marks_for(threshold), lease).await?;
-    tracing::info!(org = %org, resource, threshold, recipients = recipients.len(), "threshold notice sent");
-    Ok(!recipients.is_empty())
+    Ok(sent)
 }
 
-/// The crossing's events. At least once: a send that fails and is retried
-/// publishes again (consumers dedupe on org, resource, period and threshold).
-async fn publish_crossing(deps: &Deps, counter: &Counter, threshold: u32, limit: i64, now: DateTime<Utc>) {
-    let detail = serde_json::json!({
-        "orgId": counter.org_id,
-        "resource": counter.resource,
-        "threshold": threshold,
-        "used": counter.used,
-        "limit": limit,
-        "percentage": percentage(counter.used, limit),
-        "enforcement": counter.enforcement,
-        "plan": counter.plan,
-        "period": counter.period,
-        "at": rfc3339(now),
-    });
-    deps.events.publish_or_log(EventKind::QuotaThresholdCrossed, &detail).await;
-    if threshold >= 100 && !counter.notified.iter().any(|n| *n >= 100) {
-        let exceeded = serde_json::json!({
-            "orgId": counter.org_id,
-            "resource": counter.resource,
-            "used": counter.used,
-            "limit": limit,
-            "blocked": counter.enforcement == Enforcement::Hard,
-            "plan": counter.plan,
-            "period": counter.period,
-            "at": rfc3339(now),
-        });
-        deps.events.publish_or_log(EventKind::QuotaExceeded, &exceeded).await;
+/// Sends the notice a closed period still owes, if any; otherwise settles
+/// the period's `owed` flag.
+pub async fn deliver_closed_threshold(
+    deps: &Deps,
+    profile: &OrgProfile,
+    closed: &ClosedPeriod,
+    now: DateTime<Utc>,
+    budget: Duration,
+) -> Result<bool, NotifyError> {
+    let org = &profile.org_id;
+    let notice = Notice::of_closed(closed);
+    let Some((notice, threshold)) = notice.and_then(|n| n.owed().map(|t| (n, t))) else {
+        deps.store.settle_closed_notice(org, &closed.resource, closed.period, now).await?;
+        return Ok(false);
+    };
+    match deliver(deps, profile, &notice, threshold, now, Instant::now() + budget).await? {
+        Delivered::NotClaimed => Ok(false),
+        Delivered::Sent { emailed, .. } => Ok(emailed),
     }
 }
 
-/// Sends the one trial-ended email, if owed and not claimed elsewhere.
-/// `Ok(true)` when this call completed the notice.
-pub async fn deliver_trial_ended(deps: &Deps, profile: &OrgProfile, now: DateTime<Utc>) -> Result<bool, NotifyError> {
+enum Delivered {
+    /// Already sent, or someone else holds it.
+    NotClaimed,
+    /// Published, sent (`emailed`: there were recipients) and marked;
+    /// `after`: the counter as the mark left it.
+    Sent { emailed: bool, after: Option<crate::store::items::Item> },
+}
+
+/// claim → publish + send (within the deadline) → mark, or release.
+async fn deliver(
+    deps: &Deps,
+    profile: &OrgProfile,
+    notice: &Notice,
+    threshold: u32,
+    now: DateTime<Utc>,
+    deadline: Instant,
+) -> Result<Delivered, NotifyError> {
+    let org = &profile.org_id;
+    let resource = notice.resource.as_str();
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let claim = async {
+        match notice.holder {
+            NoticeHolder::Counter(period) => {
+                deps.store.claim_threshold(org, resource, threshold, notice.limit, period, now).await
+            }
+            NoticeHolder::Closed(period) => {
+                deps.store.claim_closed_threshold(org, resource, threshold, period, now).await
+            }
+        }
+    };
+    // Out of time while claiming: if the claim went through, its lease
+    // expires and the job sends the notice.
+    let Some(lease) = within(left(), claim).await.ok_or(NotifyError::OutOfTime)?? else {
+        return Ok(Delivered::NotClaimed);
+    };
+    let recipients = profile.contacts.recipients();
+    let send = async {
+        publish_crossing(deps, org, notice, threshold, now).await?;
+        if !recipients.is_empty() {
+            let email = templates::threshold_email(&ThresholdNotice {
+                org_id: org.to_string(),
+                plan: notice.plan.clone(),
+                resource: notice.resource.clone(),
+                kind: notice.kind,
+                threshold,
+                used: notice.used,
+                limit: notice.limit,
+                blocks_at_limit: notice.enforcement == Enforcement::Hard,
+                locale: profile.locale,
+                dashboard_url: deps.notifier.dashboard_url.clone(),
+            });
+            deps.notifier.send(&recipients, &email).await?;
+        }
+        Ok::<(), NotifyError>(())
+    };
+    match within(left(), send).await.unwrap_or(Err(NotifyError::OutOfTime)) {
+        Ok(()) => {
+            let after = deps.store.mark_threshold(org, resource, threshold, lease, notice.holder).await?;
+            tracing::info!(org = %org, resource, threshold, recipients = recipients.len(), "threshold notice sent");
+            Ok(Delivered::Sent { emailed: !recipients.is_empty(), after })
+        }
+        Err(err) => {
+            deps.store.release_threshold(org, resource, lease, notice.holder).await?;
+            Err(err)
+        }
+    }
+}
+
+/// The crossing's events, published under the notice's claim: a failure
+/// releases the claim, and the notice (event and email) stays owed. At
+/// least once: a send that fails after the publish publishes again on the
+/// retry (consumers dedupe on org, resource, period and threshold).
+async fn publish_crossing(
+    deps: &Deps,
+    org: &OrgId,
+    notice: &Notice,
+    threshold: u32,
+    now: DateTime<Utc>,
+) -> Result<(), PublishError> {
+    let detail = serde_json::json!({
+        "orgId": org,
+        "resource": notice.resource,
+        "threshold": threshold,
+        "used": notice.used,
+        "limit": notice.limit,
+        "percentage": percentage(notice.used, notice.limit),
+        "enforcement": notice.enforcement,
+        "plan": notice.plan,
+        "period": notice.period,
+        "at": rfc3339(now),
+    });
+    deps.events.publish(EventKind::QuotaThresholdCrossed, &detail).await?;
+    if threshold >= 100 && !notice.notified.iter().any(|n| *n >= 100) {
+        let exceeded = serde_json::json!({
+            "orgId": org,
+            "resource": notice.resource,
+            "used": notice.used,
+            "limit": notice.limit,
+            "blocked": notice.enforcement == Enforcement::Hard,
+            "plan": notice.plan,
+            "period": notice.period,
+            "at": rfc3339(now),
+        });
+        deps.events.publish(EventKind::QuotaExceeded, &exceeded).await?;
+    }
+    Ok(())
+}
+
+/// Sends the one trial-ended email and publishes `TrialExpired`, if owed
+/// and not claimed elsewhere. `Ok(true)` when this call completed the notice.
+pub async fn deliver_trial_ended(
+    deps: &Deps,
+    profile: &OrgProfile,
+    now: DateTime<Utc>,
+    budget: Duration,
+) -> Result<bool, NotifyError> {
     let org = &profile.org_id;
     let Some(trial_end) = profile.trial_ends_at else { return Ok(false) };
     let claim = deps.store.claim_trial_notice(org, &profile.plan, &rfc3339(trial_end), now).await?;
     let Some(lease) = claim else { return Ok(false) };
     let recipients = profile.contacts.recipients();
-    if !recipients.is_empty() {
-        let email = templates::trial_ended_email(org.as_str(), profile.locale, &deps.notifier.dashboard_url);
-        if let Err(err) = deps.notifier.send(&recipients, &email).await {
+    let send = async {
+        let detail = serde_json::json!({
+            "orgId": org,
+            "plan": profile.plan,
+            "trialEndedAt": rfc3339(trial_end),
+            "at": rfc3339(now),
+        });
+        deps.events.publish(EventKind::TrialExpired, &detail).await?;
+        if !recipients.is_empty() {
+            let email = templates::trial_ended_email(org.as_str(), profile.locale, &deps.notifier.dashboard_url);
+            deps.notifier.send(&recipients, &email).await?;
+        }
+        Ok::<(), NotifyError>(())
+    };
+    match within(budget, send).await.unwrap_or(Err(NotifyError::OutOfTime)) {
+        Ok(()) => {
+            deps.store.finish_trial_notice(org, lease, true, now).await?;
+            Ok(true)
+        }
+        Err(err) => {
             deps.store.finish_trial_notice(org, lease, false, now).await?;
-            return Err(err);
+            Err(err)
         }
     }
-    deps.store.finish_trial_notice(org, lease, true, now).await?;
-    Ok(true)
 }
 
 /// After a write raised a counter (from `before`, when known): if a
 /// threshold is owed and this write crossed it, or `before` is unknown, try
-/// to claim, publish and email it at once. A failure here never fails the
-/// write; the daily job sends whatever is still owed.
+/// to claim, publish and email it now, within `timeouts::NOTIFY_BUDGET`. A
+/// failure here never fails the write; the daily job sends what is owed.
 pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>, now: DateTime<Utc>) {
     let Some(owed) = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified) else {
         return;
@@ -204,14 +359,19 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>,
     if before.is_some_and(|b| threshold_reached(b, counter.limit, counter.enforcement) == Some(owed)) {
         return; // reached by an earlier write and still unsent: the job retries it
     }
-    let Some(org) = crate::domain::org::OrgId::parse(&counter.org_id) else { return };
-    let result = match deps.store.profile(&org).await {
-        Ok(Some(profile)) => deliver_threshold(deps, &profile, counter, now).await.map(|_| ()),
-        Ok(None) => Ok(()),
-        Err(err) => Err(err.into()),
+    let Some(org) = OrgId::parse(&counter.org_id) else { return };
+    let started = Instant::now();
+    let result = match within(NOTIFY_BUDGET, deps.store.profile(&org)).await {
+        None => Err(NotifyError::OutOfTime),
+        Some(Err(err)) => Err(err.into()),
+        Some(Ok(None)) => Ok(false),
+        Some(Ok(Some(profile))) => {
+            let left = NOTIFY_BUDGET.saturating_sub(started.elapsed());
+            deliver_threshold(deps, &profile, counter, now, left).await
+        }
     };
     if let Err(err) = result {
-        tracing::warn!(error = %err, resource = counter.resource, "threshold email deferred to the daily job");
+        tracing::warn!(error = %err, resource = counter.resource, "threshold notice deferred to the daily job");
     }
 }
 
@@ -220,10 +380,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn marks_stay_small_whatever_the_threshold() {
-        assert_eq!(marks_for(80), vec![80]);
-        assert_eq!(marks_for(100), vec![80, 100]);
-        assert_eq!(marks_for(130), vec![80, 100, 130]);
-        assert_eq!(marks_for(u32::MAX), vec![80, 100, u32::MAX]);
+    fn a_notice_is_owed_from_its_figures() {
+        let closed = ClosedPeriod {
+            resource: "conversations".into(),
+            plan: "basic".into(),
+            period: Period::containing("2026-03-10T00:00:00Z".parse().unwrap(), 1, chrono_tz::Tz::UTC),
+            used: 115,
+            limit: Some(100),
+            overage: 15,
+            enforcement: Enforcement::Soft,
+            notified: vec![80, 100],
+            owed: true,
+            emitted: false,
+        };
+        assert_eq!(Notice::of_closed(&closed).unwrap().owed(), Some(110));
+        let unlimited = ClosedPeriod { limit: None, ..closed.clone() };
+        assert!(Notice::of_closed(&unlimited).is_none());
+        let sent = ClosedPeriod { notified: vec![80, 100, 110], ..closed };
+        assert_eq!(Notice::of_closed(&sent).unwrap().owed(), None);
     }
 }

@@ -8,7 +8,7 @@
 //! | counter | `ORG#<orgId>` | `STATE#USAGE#<resource>` |
 //! | idempotency record (TTL) | `ORG#<orgId>` | `IDEM#<resource>#<key>` |
 //! | audit entry | `ORG#<orgId>` | `AUDIT#<time>#<id>` |
-//! | closed period | `ORG#<orgId>` | `CLOSED#<resource>#<start>` |
+//! | closed period | `ORG#<orgId>` | `CLOSED#<resource>#<start>#<end>` |
 //!
 //! `Query pk = ORG#x AND begins_with(sk, "STATE#")` returns an org's profile
 //! and every counter in one request.
@@ -29,7 +29,7 @@ use chrono_tz::Tz;
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
 use crate::domain::org::{Contacts, Locale, OrgId, OrgProfile};
 use crate::domain::period::Period;
-use crate::domain::usage::Counter;
+use crate::domain::usage::{Counter, threshold_owed};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -43,6 +43,11 @@ pub fn pk(org: &OrgId) -> String {
 
 pub fn counter_sk(resource: &str) -> String {
     format!("{COUNTER_PREFIX}{resource}")
+}
+
+/// The record of a closed period: one per resource and period.
+pub fn closed_sk(resource: &str, period: Period) -> String {
+    format!("CLOSED#{resource}#{}#{}", period.start.timestamp(), period.end.timestamp())
 }
 
 pub fn idempotency_sk(resource: &str, key: &str) -> String {
@@ -130,6 +135,47 @@ pub fn profile_to_item(p: &OrgProfile, version: i64) -> Item {
     }
     item.insert("contacts".into(), AttributeValue::M(contacts));
     item
+}
+
+/// The update that writes a profile item's own fields (`item`, as
+/// [`profile_to_item`] builds it) over the stored one, on condition that it
+/// is still at `version`. Optional fields left out are removed; the trial
+/// notice's attributes are kept unless `rearm_trial_notice`.
+pub fn profile_update(
+    table: &str,
+    item: Item,
+    version: i64,
+    rearm_trial_notice: bool,
+) -> Result<aws_sdk_dynamodb::types::Update, aws_sdk_dynamodb::error::BuildError> {
+    let mut update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .set_key(Some(key(
+            get_s(&item, "pk").unwrap_or_default().to_string(),
+            get_s(&item, "sk").unwrap_or_default().to_string(),
+        )))
+        .condition_expression("#version = :expected")
+        .expression_attribute_names("#version", "version")
+        .expression_attribute_values(":expected", n(version));
+    let mut sets = Vec::new();
+    let mut fields: Vec<(String, AttributeValue)> =
+        item.into_iter().filter(|(name, _)| name != "pk" && name != "sk").collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut remove: Vec<&str> =
+        ["trialEndsAt", "limits"].into_iter().filter(|f| !fields.iter().any(|(name, _)| name == f)).collect();
+    if rearm_trial_notice {
+        remove.extend(["trialNotifiedAt", "trialNoticeLease"]);
+    }
+    for (i, (name, value)) in fields.into_iter().enumerate() {
+        sets.push(format!("#f{i} = :f{i}"));
+        update = update
+            .expression_attribute_names(format!("#f{i}"), name)
+            .expression_attribute_values(format!(":f{i}"), value);
+    }
+    let mut expression = format!("SET {}", sets.join(", "));
+    if !remove.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    update.update_expression(expression).build()
 }
 
 pub fn profile_from_item(item: &Item) -> Result<(OrgProfile, i64), Malformed> {
@@ -235,6 +281,38 @@ pub fn new_counter_item(
     item
 }
 
+/// The record of a counter's period that has ended: its final figures for
+/// billing, and its notice state (`notified`, `ntop`, a lease), flagged
+/// `owed` while a notice is still due or in flight.
+pub fn closed_item(org: &OrgId, counter: &Counter, period: Period, now: DateTime<Utc>) -> Item {
+    let mut item = key(pk(org), closed_sk(&counter.resource, period));
+    item.insert("type".into(), s("closed-period"));
+    item.insert("orgId".into(), s(org.as_str()));
+    item.insert("resource".into(), s(&counter.resource));
+    item.insert("plan".into(), s(&counter.plan));
+    item.insert("start".into(), s(crate::domain::rfc3339(period.start)));
+    item.insert("end".into(), s(crate::domain::rfc3339(period.end)));
+    item.insert("used".into(), n(counter.used));
+    item.insert("enf".into(), s(counter.enforcement.as_str()));
+    if let Some(limit) = counter.limit {
+        item.insert("lim".into(), n(limit));
+    }
+    item.insert("overage".into(), n(counter.limit.map_or(0, |l| (counter.used - l).max(0))));
+    item.insert("closedAt".into(), s(crate::domain::rfc3339(now)));
+    if !counter.notified.is_empty() {
+        item.insert("notified".into(), AttributeValue::Ns(counter.notified.iter().map(u32::to_string).collect()));
+        item.insert("ntop".into(), n(i64::from(counter.notified.iter().copied().max().unwrap_or(0))));
+    }
+    if let Some(lease) = counter.notice_lease {
+        item.insert("noticeLease".into(), n(lease));
+    }
+    let owed = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified).is_some();
+    if owed || counter.notice_lease.is_some() {
+        item.insert("owed".into(), n(1));
+    }
+    item
+}
+
 pub fn kind_str(kind: ResourceKind) -> &'static str {
     match kind {
         ResourceKind::Period => "period",
@@ -277,6 +355,7 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         locale: get_s(item, "locale").and_then(Locale::parse).unwrap_or_default(),
         trial_ends_at: get_time(item, "trialEnd"),
         notified,
+        notice_lease: get_n(item, "noticeLease"),
     })
 }
 

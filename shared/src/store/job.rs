@@ -10,7 +10,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use super::items::{self, Item, get_n, get_s, key, n, s};
 use super::sdk::{Transacted, transact};
 use super::{Store, StoreError};
+use crate::domain::catalogue::Enforcement;
 use crate::domain::org::{OrgId, OrgProfile};
+use crate::domain::period::Period;
 use crate::domain::usage::Counter;
 
 /// Snapshots are kept this long.
@@ -23,32 +25,44 @@ pub struct ScanPage {
     pub next: Option<HashMap<String, AttributeValue>>,
 }
 
-/// A period that ended, with its final figures, for billing.
+/// A period that ended, with its final figures, for billing, and the state
+/// of its notice (see `notices`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedPeriod {
-    pub sk: String,
     pub resource: String,
     pub plan: String,
-    pub start: String,
-    pub end: String,
+    pub period: Period,
     pub used: i64,
     pub limit: Option<i64>,
     pub overage: i64,
-    pub enforcement: String,
+    pub enforcement: Enforcement,
+    pub notified: Vec<u32>,
+    /// A notice may still be due, or was in flight when the period closed.
+    pub owed: bool,
+    /// `UsagePeriodClosed` has gone out.
+    pub emitted: bool,
 }
 
 impl ClosedPeriod {
     pub fn from_item(item: &Item) -> Option<Self> {
+        let time = |name| get_s(item, name).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc());
+        let mut notified: Vec<u32> = item
+            .get("notified")
+            .and_then(|v| v.as_ns().ok())
+            .map(|ns| ns.iter().filter_map(|t| t.parse().ok()).collect())
+            .unwrap_or_default();
+        notified.sort_unstable();
         Some(ClosedPeriod {
-            sk: get_s(item, "sk")?.to_string(),
             resource: get_s(item, "resource")?.to_string(),
             plan: get_s(item, "plan")?.to_string(),
-            start: get_s(item, "start")?.to_string(),
-            end: get_s(item, "end")?.to_string(),
+            period: Period { start: time("start")?, end: time("end")? },
             used: get_n(item, "used")?,
             limit: get_n(item, "lim"),
             overage: get_n(item, "overage")?,
-            enforcement: get_s(item, "enf")?.to_string(),
+            enforcement: get_s(item, "enf").and_then(Enforcement::parse)?,
+            notified,
+            owed: item.contains_key("owed"),
+            emitted: item.contains_key("emittedAt"),
         })
     }
 }
@@ -92,7 +106,8 @@ impl Store {
             .segment(segment)
             .total_segments(total_segments)
             .filter_expression(
-                "begins_with(sk, :state) OR (begins_with(sk, :closed) AND attribute_not_exists(emittedAt))",
+                "begins_with(sk, :state) OR (begins_with(sk, :closed) \
+                 AND (attribute_not_exists(emittedAt) OR attribute_exists(owed)))",
             )
             .expression_attribute_values(":state", s(items::STATE_PREFIX))
             .expression_attribute_values(":closed", s("CLOSED#"))
@@ -102,14 +117,15 @@ impl Store {
         Ok(ScanPage { items: out.items().to_vec(), next: out.last_evaluated_key().cloned() })
     }
 
-    /// Closed periods of an org whose event has not gone out.
-    pub async fn unemitted_closed(&self, org: &OrgId) -> Result<Vec<ClosedPeriod>, StoreError> {
+    /// Closed periods of an org that still have work: their event has not
+    /// gone out, or a notice may still be owed.
+    pub async fn pending_closed(&self, org: &OrgId) -> Result<Vec<ClosedPeriod>, StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :closed)")
-            .filter_expression("attribute_not_exists(emittedAt)")
+            .filter_expression("attribute_not_exists(emittedAt) OR attribute_exists(owed)")
             .expression_attribute_values(":pk", s(items::pk(org)))
             .expression_attribute_values(":closed", s("CLOSED#"))
             .consistent_read(true)
@@ -147,8 +163,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut writes = Vec::with_capacity(group.len());
         for closed in group {
-            let update =
-                Update::builder().table_name(&self.table).set_key(Some(key(items::pk(org), closed.sk.clone())));
+            let sk = items::closed_sk(&closed.resource, closed.period);
+            let update = Update::builder().table_name(&self.table).set_key(Some(key(items::pk(org), sk)));
             let update = if emitted {
                 update
                     .update_expression("SET emittedAt = :at REMOVE emitLease")

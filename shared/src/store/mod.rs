@@ -278,26 +278,25 @@ impl Store {
             let profile = patch.apply(org, existing, catalogue, now);
             let version = state.as_ref().map_or(0, |s| s.version);
 
-            let mut item = items::profile_to_item(&profile, version + 1);
-            // The trial notice's state lives on the profile item: kept while
-            // the trial end stays, dropped (re-armed) when it moves.
-            if let Some(state) = state.as_ref().filter(|st| st.profile.trial_ends_at == profile.trial_ends_at) {
-                if let Some(at) = &state.trial_notified_at {
-                    item.insert("trialNotifiedAt".into(), s(at));
+            let item = items::profile_to_item(&profile, version + 1);
+            let profile_write = match &state {
+                None => {
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)");
+                    TransactWriteItem::builder().put(put.build()?).build()
                 }
-                if let Some(lease) = state.trial_notice_lease {
-                    item.insert("trialNoticeLease".into(), n(lease));
+                // An update of the profile's own fields: the trial notice's
+                // claim and mark on the same item stay as they are, unless
+                // the trial end moves (a new trial owes a new notice).
+                Some(st) => {
+                    let rearm = st.profile.trial_ends_at != profile.trial_ends_at;
+                    let update = items::profile_update(&self.table, item, version, rearm)?;
+                    TransactWriteItem::builder().update(update).build()
                 }
-            }
-            let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
-            put = match state {
-                None => put.condition_expression("attribute_not_exists(pk)"),
-                Some(_) => put
-                    .condition_expression("#version = :v")
-                    .expression_attribute_names("#version", "version")
-                    .expression_attribute_values(":v", n(version)),
             };
-            let mut writes = vec![TransactWriteItem::builder().put(put.build()?).build()];
+            let mut writes = vec![profile_write];
 
             for (resource, def) in &catalogue.resources {
                 let Some(settings) = CounterSettings::of(&profile, resource, catalogue) else {
@@ -610,21 +609,42 @@ impl Store {
     /// for billing, in one transaction. Whoever loses the race does nothing.
     /// Only a period that has ended by `now` is closed, and the condition
     /// checks that against the stored period, so a writer whose clock lags
-    /// can never move a counter back.
+    /// can never move a counter back. The period's notice state moves to
+    /// its record (see `notices`): a notice still owed, or in flight, is
+    /// delivered from there.
     pub async fn roll_over(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut counter = counter.clone();
+        for attempt in 0..MAX_ATTEMPTS {
+            if self.roll_over_once(org, &counter, now).await? {
+                return Ok(());
+            }
+            // Refused: rolled over by another writer, or a notice was marked
+            // since `counter` was read. Read it again to tell which.
+            match self.counter_item(org, &counter.resource).await? {
+                Some(fresh) if fresh.period_ended(now) => counter = fresh,
+                _ => return Ok(()),
+            }
+            backoff(attempt).await;
+        }
+        Err(StoreError::Contended("rollover"))
+    }
+
+    /// One rollover attempt: `Ok(false)` when its condition did not hold.
+    async fn roll_over_once(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let Some(old) = counter.period.filter(|_| counter.period_ended(now)) else {
-            return Ok(());
+            return Ok(true);
         };
         let new = Period::containing(now, counter.anchor_day, counter.timezone);
-        let update = Update::builder()
+        // Pinned to what is copied: the count, the notice marks (which only
+        // grow within a period) and the lease, and to the anchor and zone the
+        // new period was computed from.
+        let mut condition =
+            "pend = :oldpe AND pend <= :now AND used = :oldused AND #anchor = :anchor AND #tz = :tz".to_string();
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
             .update_expression(
-                "SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe REMOVE notified, noticeLease",
-            )
-            // Pinned to the anchor and zone the new period was computed from.
-            .condition_expression(
-                "pend = :oldpe AND pend <= :now AND used = :oldused AND #anchor = :anchor AND #tz = :tz",
+                "SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe REMOVE notified, ntop, noticeLease",
             )
             .expression_attribute_values(":now", n(now.timestamp()))
             .expression_attribute_names("#anchor", "anchor")
@@ -635,32 +655,29 @@ impl Store {
             .expression_attribute_values(":ps", n(new.start.timestamp()))
             .expression_attribute_values(":pe", n(new.end.timestamp()))
             .expression_attribute_values(":oldpe", n(old.end.timestamp()))
-            .expression_attribute_values(":oldused", n(counter.used))
-            .build()?;
-        let sk = format!("CLOSED#{}#{}#{}", counter.resource, old.start.timestamp(), old.end.timestamp());
-        let mut closed = key(items::pk(org), sk);
-        closed.insert("type".into(), s("closed-period"));
-        closed.insert("orgId".into(), s(org.as_str()));
-        closed.insert("resource".into(), s(&counter.resource));
-        closed.insert("plan".into(), s(&counter.plan));
-        closed.insert("start".into(), s(rfc3339(old.start)));
-        closed.insert("end".into(), s(rfc3339(old.end)));
-        closed.insert("used".into(), n(counter.used));
-        closed.insert("enf".into(), s(counter.enforcement.as_str()));
-        if let Some(limit) = counter.limit {
-            closed.insert("lim".into(), n(limit));
+            .expression_attribute_values(":oldused", n(counter.used));
+        if counter.notified.is_empty() {
+            condition.push_str(" AND attribute_not_exists(notified)");
+        } else {
+            condition.push_str(" AND size(notified) = :marks");
+            update = update.expression_attribute_values(":marks", n(counter.notified.len() as i64));
         }
-        closed.insert("overage".into(), n(counter.limit.map_or(0, |l| (counter.used - l).max(0))));
-        closed.insert("closedAt".into(), s(rfc3339(now)));
+        match counter.notice_lease {
+            None => condition.push_str(" AND attribute_not_exists(noticeLease)"),
+            Some(lease) => {
+                condition.push_str(" AND noticeLease = :lease");
+                update = update.expression_attribute_values(":lease", n(lease));
+            }
+        }
+        let update = update.condition_expression(condition).build()?;
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(closed))
+            .set_item(Some(items::closed_item(org, counter, old, now)))
             .condition_expression("attribute_not_exists(pk)")
             .build()?;
         let writes =
             vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(put).build()];
-        // Refused: another writer rolled it over first, which is as good.
-        transact(&self.client, "rollover", writes).await.map(|_| ())
+        Ok(matches!(transact(&self.client, "rollover", writes).await?, Transacted::Committed))
     }
 
     /// Gives back `amount` units of a `total` resource; never below 0.
@@ -778,7 +795,7 @@ impl Store {
             let (value, rearm, entry) = change(&before);
             let mut expression = "SET used = :v, rem = if_not_exists(lim, :zero) - :v".to_string();
             if rearm {
-                expression.push_str(" REMOVE notified, noticeLease");
+                expression.push_str(" REMOVE notified, ntop, noticeLease");
             }
             let mut update = Update::builder()
                 .table_name(&self.table)
