@@ -25,13 +25,37 @@ impl Scope {
     }
 }
 
+/// Which orgs a token may touch, from its `org_id` claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// No `org_id` claim: any org (subject to the scopes).
+    Any,
+    /// Only this org.
+    Org(OrgId),
+    /// An `org_id` claim that names no valid org: empty, a non-string value
+    /// as the gateway renders it (`null`, `true`, `[a b]`, …), or ill-formed.
+    /// Such a token opens nothing (fail closed).
+    Invalid,
+}
+
+impl Binding {
+    fn from_claim(claim: Option<&String>) -> Binding {
+        let Some(raw) = claim else { return Binding::Any };
+        // API Gateway hands every claim over as a string; a JSON null,
+        // boolean or array arrives as its text.
+        if matches!(raw.as_str(), "null" | "true" | "false" | "undefined") {
+            return Binding::Invalid;
+        }
+        OrgId::parse(raw).map_or(Binding::Invalid, Binding::Org)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The token's `sub`: who acts, as written to the audit log.
     pub subject: String,
     pub scopes: Vec<Scope>,
-    /// Set when the token may touch only this org.
-    pub org_id: Option<String>,
+    pub binding: Binding,
 }
 
 impl Principal {
@@ -60,11 +84,7 @@ impl Principal {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Principal {
-            subject: subject.clone(),
-            scopes,
-            org_id: claims.get("org_id").filter(|o| !o.is_empty()).cloned(),
-        })
+        Ok(Principal { subject: subject.clone(), scopes, binding: Binding::from_claim(claims.get("org_id")) })
     }
 
     /// `quota:admin` implies the others.
@@ -74,8 +94,12 @@ impl Principal {
 
     /// 403 unless the token has `scope` and, when bound to an org, that org.
     /// Routes that need `quota:admin` refuse org-bound tokens outright: an
-    /// org's own token must not change its plan or reset its quota.
+    /// org's own token must not change its plan or reset its quota. A token
+    /// with an invalid binding is refused everywhere.
     pub fn authorize(&self, scope: Scope, org: Option<&OrgId>) -> Result<(), ApiError> {
+        if self.binding == Binding::Invalid {
+            return Err(ApiError::Forbidden("this token's org_id claim is not a valid organization id"));
+        }
         if !self.has(scope) {
             return Err(ApiError::Forbidden(match scope {
                 Scope::Read => "this route needs the quota:read scope",
@@ -83,11 +107,11 @@ impl Principal {
                 Scope::Admin => "this route needs the quota:admin scope",
             }));
         }
-        if let Some(bound) = &self.org_id {
+        if let Binding::Org(bound) = &self.binding {
             if scope == Scope::Admin {
                 return Err(ApiError::Forbidden("an org-bound token cannot use admin routes"));
             }
-            if org.is_some_and(|o| o.as_str() != bound) {
+            if org.is_some_and(|o| o != bound) {
                 return Err(ApiError::Forbidden("this token is bound to another organization"));
             }
         }
@@ -100,7 +124,11 @@ mod tests {
     use super::*;
 
     fn principal(scopes: &[Scope], org: Option<&str>) -> Principal {
-        Principal { subject: "u".into(), scopes: scopes.to_vec(), org_id: org.map(str::to_string) }
+        Principal {
+            subject: "u".into(),
+            scopes: scopes.to_vec(),
+            binding: Binding::from_claim(org.map(str::to_string).as_ref()),
+        }
     }
 
     #[test]
@@ -119,5 +147,19 @@ mod tests {
         assert!(p.authorize(Scope::Write, Some(&acme)).is_ok());
         assert!(matches!(p.authorize(Scope::Write, Some(&other)), Err(ApiError::Forbidden(_))));
         assert!(matches!(p.authorize(Scope::Admin, Some(&acme)), Err(ApiError::Forbidden(_))));
+    }
+
+    #[test]
+    fn a_present_but_invalid_org_claim_opens_nothing() {
+        let acme = OrgId::parse("acme").unwrap();
+        for claim in ["", "null", "true", "false", "undefined", "[acme]", "{}", "a b", &"x".repeat(65)] {
+            let p = principal(&[Scope::Read, Scope::Write], Some(claim));
+            assert_eq!(p.binding, Binding::Invalid, "{claim:?}");
+            assert!(matches!(p.authorize(Scope::Read, Some(&acme)), Err(ApiError::Forbidden(_))), "{claim:?}");
+            assert!(matches!(p.authorize(Scope::Read, None), Err(ApiError::Forbidden(_))), "{claim:?}");
+        }
+        // A number is a valid org id, as the gateway passes it ("12345").
+        assert_eq!(principal(&[Scope::Read], Some("12345")).binding, Binding::Org(OrgId::parse("12345").unwrap()));
+        assert_eq!(principal(&[Scope::Read], None).binding, Binding::Any);
     }
 }

@@ -110,10 +110,10 @@ pub struct Route {
 }
 
 impl Route {
-    /// Matches a method and path: 404 when no pattern fits the path, 405
-    /// when one does for other methods.
+    /// Matches a method and path exactly, as API Gateway matches routes (a
+    /// trailing slash is another path): 404 when no pattern fits the path,
+    /// 405 when one does for other methods.
     pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
-        let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
         let mut allowed = Vec::new();
         for (m, pattern, endpoint) in ROUTES {
             let Some((org, resource)) = match_pattern(pattern, path) else {
@@ -256,7 +256,10 @@ mod tests {
         assert_eq!(r.endpoint, Endpoint::Consume);
         assert_eq!(r.org.as_deref(), Some("acme"));
         assert_eq!(r.resource.as_deref(), Some("contacts"));
-        assert_eq!(Route::parse(&Method::GET, "/v1/orgs/acme/").unwrap().endpoint, Endpoint::GetOrg);
+        assert!(
+            matches!(Route::parse(&Method::GET, "/v1/orgs/acme/"), Err(ApiError::NotFound)),
+            "exact, as the gateway"
+        );
         assert!(matches!(Route::parse(&Method::GET, "/v1/nope"), Err(ApiError::NotFound)));
         assert!(matches!(Route::parse(&Method::GET, "/v1/orgs//usage"), Err(ApiError::NotFound)));
         match Route::parse(&Method::DELETE, "/v1/orgs/acme") {

@@ -379,3 +379,56 @@ pub async fn moto_data() -> Value {
     let body = response.into_body().collect().await.expect("moto body").to_bytes();
     serde_json::from_slice(&body).expect("moto data is JSON")
 }
+
+/// `quota-local`'s HTTP server on a free loopback port, serving a test's
+/// dependencies: for what API Gateway itself answers (tokens, routes).
+pub struct LocalServer {
+    pub base: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    /// Serves this app's dependencies through `quota-local` until the test ends.
+    pub async fn serve_local(&self) -> LocalServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let secret = format!("secret-{}", self.id);
+        let local = quota_local::Local { deps: self.deps.clone(), jwt_secret: secret.clone() };
+        tokio::spawn(quota_local::serve(listener, local, std::future::pending()));
+        LocalServer { base, secret }
+    }
+}
+
+impl LocalServer {
+    /// A token signed with this server's secret, with exactly these claims.
+    pub fn token(&self, claims: Value) -> String {
+        quota_local::jwt::mint(&self.secret, &claims)
+    }
+
+    /// A valid token: `sub`, `scope`, an hour of `exp`, and `extra` claims.
+    pub fn token_for(&self, scope: &str, extra: Value) -> String {
+        let mut claims = json!({ "sub": "http-client", "scope": scope, "exp": Utc::now().timestamp() + 3600 });
+        if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+            claims.extend(extra.clone());
+        }
+        self.token(claims)
+    }
+
+    /// Sends a request over HTTP; the body is parsed as JSON when there is one.
+    pub async fn send(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Reply {
+        use http_body_util::BodyExt;
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let mut req = hyper::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let body = http_body_util::Full::new(bytes::Bytes::from(body.unwrap_or("").to_string()));
+        let response = client.request(req.body(body).expect("request")).await.expect("quota-local answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("a JSON body") };
+        Reply { status, headers, body }
+    }
+}

@@ -1,34 +1,45 @@
-//! `template.yaml` declares exactly the routes the code serves, each on the
-//! function that owns it.
+//! `template.yaml`, read with a YAML parser (CloudFormation's short tags such
+//! as `!Ref` included), declares exactly the routes the code serves, each on
+//! the function that owns it, plus the `$default` route; and gives the API
+//! functions time for the longest request the code can make.
 
 use std::collections::BTreeSet;
 
 use quota_shared::http::ROUTES;
+use serde_norway::Value;
 
-/// `(function binary, METHOD, path)` for every HttpApi event in the template.
-fn template_routes() -> BTreeSet<(String, String, String)> {
+fn template() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
-    let mut out = BTreeSet::new();
-    let (mut binary, mut method) = (String::new(), None::<String>);
-    for line in text.lines() {
-        let field = |name: &str| -> Option<String> {
-            let start = line.find(name)? + name.len();
-            let rest = line[start..].trim_start();
-            if let Some(quoted) = rest.strip_prefix('"') {
-                return quoted.split_once('"').map(|(value, _)| value.to_string());
-            }
-            let end = rest.find([',', '}']).unwrap_or(rest.len());
-            Some(rest[..end].trim().to_string())
-        };
-        if let Some(b) = field("Binary:") {
-            binary = b;
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// A route as the template declares it: binary, method, path (`None` for
+/// the `$default` route) and its authorizer override, if any.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Declared {
+    binary: String,
+    method: Option<String>,
+    path: Option<String>,
+    authorizer: Option<String>,
+}
+
+fn declared_routes(template: &Value) -> Vec<Declared> {
+    let mut out = Vec::new();
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    for resource in resources.values() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
         }
-        if let Some(m) = field("Method:") {
-            method = Some(m);
-        }
-        if let (Some(p), Some(m)) = (field("Path:"), method.as_ref()) {
-            out.insert((binary.clone(), m.clone(), p));
-            method = None;
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary").to_string();
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for event in events.values().filter(|e| e["Type"].as_str() == Some("HttpApi")) {
+            let props = &event["Properties"];
+            out.push(Declared {
+                binary: binary.clone(),
+                method: props["Method"].as_str().map(str::to_string),
+                path: props["Path"].as_str().map(str::to_string),
+                authorizer: props["Auth"]["Authorizer"].as_str().map(str::to_string),
+            });
         }
     }
     out
@@ -36,6 +47,9 @@ fn template_routes() -> BTreeSet<(String, String, String)> {
 
 #[test]
 fn template_routes_match_the_route_table() {
+    let template = template();
+    let declared: BTreeSet<(String, String, String)> =
+        declared_routes(&template).into_iter().filter_map(|d| Some((d.binary, d.method?, d.path?))).collect();
     let code: BTreeSet<(String, String, String)> = ROUTES
         .iter()
         .map(|(method, pattern, endpoint)| {
@@ -43,5 +57,25 @@ fn template_routes_match_the_route_table() {
             (endpoint.function().name().to_string(), method.to_string(), path)
         })
         .collect();
-    assert_eq!(template_routes(), code);
+    assert_eq!(declared, code);
+}
+
+#[test]
+fn one_default_route_on_the_function_quota_local_sends_it_to_open_like_health() {
+    let routes = declared_routes(&template());
+    let defaults: Vec<&Declared> = routes.iter().filter(|d| d.method.is_none() && d.path.is_none()).collect();
+    assert_eq!(defaults.len(), 1, "{routes:?}");
+    assert_eq!(defaults[0].binary, quota_local::DEFAULT_ROUTE_FUNCTION.name());
+    assert_eq!(defaults[0].authorizer.as_deref(), Some("NONE"));
+    // Only health and $default are open; every other route has the authorizer.
+    let open: BTreeSet<Option<&str>> =
+        routes.iter().filter(|d| d.authorizer.as_deref() == Some("NONE")).map(|d| d.path.as_deref()).collect();
+    assert_eq!(open, BTreeSet::from([None, Some("/v1/health")]));
+}
+
+#[test]
+fn api_functions_outlast_the_longest_request() {
+    let timeout = template()["Globals"]["Function"]["Timeout"].as_u64().expect("Globals.Function.Timeout");
+    let worst = quota_shared::timeouts::WORST_CASE_REQUEST;
+    assert!(std::time::Duration::from_secs(timeout) > worst, "{timeout} s must exceed {worst:?}");
 }

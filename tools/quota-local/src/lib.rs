@@ -1,6 +1,15 @@
 //! The local API server: every HTTP function in-process, at the routes of
-//! `template.yaml`. A request becomes the API Gateway v2 event the real
-//! gateway would send (claims from a verified HS256 token under
+//! `template.yaml`, answering what API Gateway answers by itself where it
+//! does, so local tests promise only what AWS delivers:
+//!
+//! - a route with the JWT authorizer and a missing or invalid token gets the
+//!   authorizer's `401 {"message":"Unauthorized"}` (with `www-authenticate`);
+//! - a request that matches no route (paths match exactly, as the gateway
+//!   matches them) goes to the `$default` route's function, without auth,
+//!   which answers the contract's 404 or 405.
+//!
+//! Otherwise a request becomes the API Gateway v2 event the real gateway
+//! would send (claims from a verified HS256 token, as strings, under
 //! `requestContext.authorizer.jwt.claims`), and goes to the function that
 //! owns the route, through the same `handle` the Lambda runs.
 
@@ -19,11 +28,15 @@ use quota_shared::http::{Function, Route};
 /// The largest body API Gateway accepts; the functions enforce their own 64 KiB.
 pub const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;
 
-/// Routes a request to the function that owns it, as API Gateway does.
+/// The function behind the `$default` route: what no other route matches.
+pub const DEFAULT_ROUTE_FUNCTION: Function = Function::GetUsage;
+
+/// Routes a request to the function that owns it, as API Gateway does;
+/// what no route matches goes to the `$default` route's function.
 pub async fn dispatch(deps: &Deps, req: Request) -> Response<Body> {
     let function = match Route::parse(req.method(), req.uri().path()) {
         Ok(route) => route.endpoint.function(),
-        Err(e) => return e.into_response(),
+        Err(_) => DEFAULT_ROUTE_FUNCTION,
     };
     match function {
         Function::CheckQuota => check_quota::handle(deps, req).await,
@@ -179,12 +192,25 @@ async fn gateway(
         Ok(b) => b,
         Err(_) => return into_axum(quota_shared::ApiError::PayloadTooLarge.into_response()),
     };
-    let claims = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .and_then(|token| jwt::verify(&local.jwt_secret, token.trim(), chrono::Utc::now().timestamp()));
+    // The JWT authorizer guards every route but health and `$default`.
+    let guarded = Route::parse(&parts.method, parts.uri.path()).is_ok_and(|r| r.endpoint.scope().is_some());
+    let claims = if guarded {
+        let token = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim());
+        let verified = match token {
+            None | Some("") => Err(jwt::Refused("no token")),
+            Some(token) => jwt::verify(&local.jwt_secret, token, chrono::Utc::now().timestamp()),
+        };
+        match verified {
+            Ok(claims) => Some(claims),
+            Err(why) => return unauthorized(why),
+        }
+    } else {
+        None
+    };
     let event = apigw_event(
         &parts.method,
         parts.uri.path(),
@@ -195,6 +221,21 @@ async fn gateway(
     );
     into_axum(dispatch(&local.deps, request_from_event(&event)).await)
 }
+
+/// The JWT authorizer's own answer to a missing or invalid token.
+fn unauthorized(why: jwt::Refused) -> axum::response::Response {
+    let mut out = axum::response::Response::new(axum::body::Body::from(GATEWAY_UNAUTHORIZED));
+    *out.status_mut() = StatusCode::UNAUTHORIZED;
+    let challenge = format!(r#"Bearer scope="" error="invalid_token" error_description="{}""#, why.0);
+    if let Ok(value) = challenge.parse() {
+        out.headers_mut().insert("www-authenticate", value);
+    }
+    out.headers_mut().insert("content-type", "application/json".parse().expect("static header"));
+    out
+}
+
+/// API Gateway's body for a request its JWT authorizer refused.
+pub const GATEWAY_UNAUTHORIZED: &str = r#"{"message":"Unauthorized"}"#;
 
 fn into_axum(response: Response<Body>) -> axum::response::Response {
     let (parts, body) = response.into_parts();

@@ -1,0 +1,93 @@
+//! What API Gateway answers by itself, as `quota-local` answers it over real
+//! HTTP: the JWT authorizer's 401 for a missing or invalid token, tokens it
+//! refuses (no `exp`, a non-integer `exp` or `nbf`), and the `$default`
+//! route that gives unknown paths and methods the contract's 404 and 405.
+//! And what the functions decide: a present `org_id` claim that names no
+//! valid org opens nothing.
+
+use quota_tests::{TestApp, json};
+
+fn assert_gateway_401(r: &quota_tests::Reply, what: &str) {
+    assert_eq!(r.status, 401, "{what}: {}", r.body);
+    assert_eq!(r.body, json!({ "message": "Unauthorized" }), "{what}: the authorizer's own body");
+    let challenge = r.headers["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer ") && challenge.contains("invalid_token"), "{what}: {challenge}");
+}
+
+#[tokio::test]
+async fn the_authorizer_refuses_missing_and_invalid_tokens_with_its_own_answer() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("gw", json!({ "plan": "basic" })).await;
+    let local = app.serve_local().await;
+    let consume = "/v1/orgs/gw/usage/conversations/consume";
+    let now = chrono::Utc::now().timestamp();
+    assert_gateway_401(&local.send("POST", consume, None, None).await, "no token");
+    assert_gateway_401(&local.send("POST", consume, None, Some("not.a.token")).await, "garbage");
+    let cases = [
+        ("no exp", json!({ "sub": "a", "scope": "quota:write" })),
+        ("float exp", json!({ "sub": "a", "scope": "quota:write", "exp": (now + 3600) as f64 + 0.5 })),
+        ("string exp", json!({ "sub": "a", "scope": "quota:write", "exp": (now + 3600).to_string() })),
+        ("expired", json!({ "sub": "a", "scope": "quota:write", "exp": now - 1 })),
+        ("float nbf", json!({ "sub": "a", "scope": "quota:write", "exp": now + 3600, "nbf": 1.5 })),
+        ("future nbf", json!({ "sub": "a", "scope": "quota:write", "exp": now + 3600, "nbf": now + 600 })),
+    ];
+    for (what, claims) in cases {
+        assert_gateway_401(&local.send("POST", consume, None, Some(&local.token(claims))).await, what);
+    }
+    let forged =
+        quota_local::jwt::mint("another-secret", &json!({ "sub": "a", "scope": "quota:admin", "exp": now + 60 }));
+    assert_gateway_401(&local.send("POST", consume, None, Some(&forged)).await, "forged");
+    let ok = local.send("POST", consume, None, Some(&local.token_for("quota:write", json!({})))).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+#[tokio::test]
+async fn unknown_routes_get_the_contracts_404_and_405_without_a_token() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let local = app.serve_local().await;
+    for path in ["/v1/nope", "/", "/v1/orgs/acme/", "/v1/orgs/acme/usage/conversations/consume/"] {
+        let r = local.send("GET", path, None, None).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{path}: {}", r.body);
+    }
+    let r = local.send("DELETE", "/v1/orgs/acme", None, None).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (405, Some("METHOD_NOT_ALLOWED")), "{}", r.body);
+    assert_eq!(r.headers["allow"], "PUT, GET");
+    let health = local.send("GET", "/v1/health", None, None).await;
+    assert_eq!((health.status, health.body.clone()), (200, json!({ "status": "ok" })));
+}
+
+#[tokio::test]
+async fn an_org_id_claim_that_names_no_valid_org_opens_nothing() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    // Orgs whose ids a careless reading of the claim would produce.
+    for org in ["acme", "null", "true", "12345"] {
+        app.org(org, json!({ "plan": "basic" })).await;
+    }
+    let local = app.serve_local().await;
+    for (what, org_id) in [
+        ("empty", json!("")),
+        ("null", json!(null)),
+        ("true", json!(true)),
+        ("array", json!(["acme"])),
+        ("object", json!({ "id": "acme" })),
+        ("ill-formed", json!("acme corp")),
+    ] {
+        let token = local.token_for("quota:read quota:write", json!({ "org_id": org_id }));
+        for path in ["/v1/orgs/acme/usage", "/v1/orgs/null/usage", "/v1/orgs/true/usage", "/v1/orgs/12345/usage"] {
+            let r = local.send("GET", path, None, Some(&token)).await;
+            assert_eq!(
+                (r.status, r.body["error"]["code"].as_str()),
+                (403, Some("FORBIDDEN")),
+                "{what} {path}: {}",
+                r.body
+            );
+        }
+        let r = local.send("POST", "/v1/orgs/acme/usage/tasks/consume", None, Some(&token)).await;
+        assert_eq!(r.status, 403, "{what}: {}", r.body);
+    }
+    // A number is an org id, as the gateway passes it: "12345".
+    let numeric = local.token_for("quota:read", json!({ "org_id": 12345 }));
+    assert_eq!(local.send("GET", "/v1/orgs/12345/usage", None, Some(&numeric)).await.status, 200);
+    assert_eq!(local.send("GET", "/v1/orgs/acme/usage", None, Some(&numeric)).await.status, 403);
+    assert_eq!(app.resource_usage("acme", "tasks").await["used"], 0, "nothing was consumed");
+}
