@@ -50,30 +50,55 @@ pub async fn dispatch(deps: &Deps, req: Request) -> Response<Body> {
 
 /// What `template.yaml` creates in AWS, created here when missing: the
 /// table, the SES sender identity and the event bus (local runs and tests).
+/// A failure is one line naming the service and where it was looked for.
 pub async fn ensure_local_resources(deps: &Deps) -> anyhow::Result<()> {
-    quota_shared::store::schema::ensure_table(deps.store.client(), deps.store.table())
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the table: {e}"))?;
-    deps.notifier
-        .client()
-        .create_email_identity()
-        .email_identity(deps.notifier.sender())
-        .send()
-        .await
-        .map(|_| ())
-        .or_else(|e| match e.as_service_error() {
-            Some(err) if err.is_already_exists_exception() => Ok(()),
-            _ => Err(anyhow::anyhow!("creating the SES identity: {}", aws_sdk_sesv2::error::DisplayErrorContext(&e))),
-        })?;
-    deps.events.client().create_event_bus().name(deps.events.bus()).send().await.map(|_| ()).or_else(|e| {
-        match e.as_service_error() {
-            Some(err) if err.is_resource_already_exists_exception() => Ok(()),
-            _ => {
-                Err(anyhow::anyhow!("creating the event bus: {}", aws_sdk_eventbridge::error::DisplayErrorContext(&e)))
-            }
+    quota_shared::store::schema::ensure_table(deps.store.client(), deps.store.table()).await.map_err(|e| match e {
+        quota_shared::store::StoreError::Unreachable { summary, .. } => {
+            anyhow::anyhow!("cannot reach DynamoDB at {}: {summary}", endpoint("DYNAMODB"))
+        }
+        other => {
+            anyhow::anyhow!("creating table {:?} in DynamoDB at {}: {other}", deps.store.table(), endpoint("DYNAMODB"))
         }
     })?;
+    let identity = deps.notifier.client().create_email_identity().email_identity(deps.notifier.sender()).send().await;
+    match identity {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => {}
+        Err(e) => return Err(sdk_failure("SES v2", "SESV2", "creating the sender identity", &e)),
+    }
+    match deps.events.client().create_event_bus().name(deps.events.bus()).send().await {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+        Err(e) => return Err(sdk_failure("EventBridge", "EVENTBRIDGE", "creating the event bus", &e)),
+    }
     Ok(())
+}
+
+/// Where a service's requests go: its `AWS_ENDPOINT_URL_*` variable, the
+/// general `AWS_ENDPOINT_URL`, or AWS itself.
+fn endpoint(service: &str) -> String {
+    let specific = format!("AWS_ENDPOINT_URL_{service}");
+    match (std::env::var(&specific), std::env::var("AWS_ENDPOINT_URL")) {
+        (Ok(url), _) => format!("{url} ({specific})"),
+        (_, Ok(url)) => format!("{url} (AWS_ENDPOINT_URL)"),
+        _ => "the AWS endpoint for the region".to_string(),
+    }
+}
+
+fn sdk_failure<E, R>(name: &str, env: &str, doing: &str, err: &aws_sdk_sesv2::error::SdkError<E, R>) -> anyhow::Error
+where
+    E: std::error::Error + aws_sdk_sesv2::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match err.as_service_error() {
+        Some(service) => anyhow::anyhow!(
+            "{doing} in {name} at {}: {}: {}",
+            endpoint(env),
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or_default()
+        ),
+        None => anyhow::anyhow!("cannot reach {name} at {}: {}", endpoint(env), quota_shared::store::root_cause(err)),
+    }
 }
 
 /// The API Gateway HTTP API (payload 2.0) event for a request.

@@ -12,14 +12,34 @@
 //! pins the clock), `EMAIL_OUTBOX_DIR` (also write each sent email there as
 //! `.html`), and the SDK's `AWS_ENDPOINT_URL_*` variables.
 
+use std::process::ExitCode;
+
 use anyhow::{Context, bail};
 use quota_shared::deps::{Config, init_tracing};
 use quota_shared::{Clock, Deps};
 
 const DEFAULT_SECRET: &str = "local-dev-secret";
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// A start-up failure: one line on stderr, naming what is wrong; no
+/// backtrace, no SDK dump.
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&anyhow::anyhow!("cannot start the async runtime: {err}")),
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+fn fail(err: &anyhow::Error) -> ExitCode {
+    // `{:#}`: the error and its causes on one line.
+    eprintln!("error: {err:#}");
+    ExitCode::FAILURE
+}
+
+async fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let secret = std::env::var("LOCAL_JWT_SECRET").unwrap_or_else(|_| DEFAULT_SECRET.to_string());
     match args.first().map(String::as_str) {
@@ -57,38 +77,41 @@ fn token(secret: &str, args: &[String]) -> anyhow::Result<String> {
     Ok(quota_local::jwt::mint(secret, &claims))
 }
 
+/// The local defaults, laid over the environment.
+fn config(port: u16) -> Result<Config, quota_shared::deps::ConfigError> {
+    let default = |name: &str| match name {
+        "TABLE_NAME" => Some("quota-local".to_string()),
+        "SENDER_EMAIL" => Some("quota@example.com".to_string()),
+        "EVENT_BUS_NAME" => Some("quota-local".to_string()),
+        "DASHBOARD_URL" => Some(format!("http://127.0.0.1:{port}/v1/health")),
+        _ => None,
+    };
+    Config::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| default(name)))
+}
+
 async fn serve(secret: String) -> anyhow::Result<()> {
     init_tracing();
-    let port: u16 = std::env::var("PORT").ok().map(|p| p.parse()).transpose().context("PORT")?.unwrap_or(3000);
-    let defaults = [
-        ("TABLE_NAME", "quota-local".to_string()),
-        ("SENDER_EMAIL", "quota@example.com".to_string()),
-        ("EVENT_BUS_NAME", "quota-local".to_string()),
-        ("DASHBOARD_URL", format!("http://127.0.0.1:{port}/v1/health")),
-    ];
-    for (name, value) in defaults {
-        if std::env::var(name).is_err() {
-            // SAFETY: still single-threaded here; nothing reads the environment concurrently.
-            unsafe { std::env::set_var(name, value) };
-        }
-    }
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse().with_context(|| format!("PORT={p:?} is invalid: a port number, 1-65535"))?,
+        Err(_) => 3000,
+    };
     let clock = match std::env::var("QUOTA_NOW") {
-        Ok(at) => Clock::fixed(at.parse().context("QUOTA_NOW must be an RFC 3339 instant")?),
+        Ok(at) => {
+            Clock::fixed(at.parse().with_context(|| format!("QUOTA_NOW={at:?} is invalid: an RFC 3339 instant"))?)
+        }
         Err(_) => Clock::system(),
     };
-    let config = Config::from_env()?;
+    let config = config(port)?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut deps = Deps::new(&aws, &config, clock);
     if let Ok(dir) = std::env::var("EMAIL_OUTBOX_DIR") {
         deps.notifier = deps.notifier.with_outbox(dir.into());
     }
-    quota_local::ensure_local_resources(&deps)
-        .await
-        .context("preparing local resources (are DynamoDB Local and moto running? see AWS_ENDPOINT_URL_*)")?;
+    quota_local::ensure_local_resources(&deps).await?;
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port} (PORT)"))?;
     print_banner(port, &secret, &config.table_name)?;
     let local = quota_local::Local { deps, jwt_secret: secret };
     quota_local::serve(listener, local, async {
