@@ -33,6 +33,9 @@ pub enum Fault {
     Stall,
     /// Wait, then forward.
     Delay(Duration),
+    /// Forward at once, then hold the answer back this long: the upstream
+    /// has done the work, the caller does not know yet.
+    DelayResponse(Duration),
     /// DynamoDB's `TransactionConflictException` (400), not forwarded.
     TransactionConflict,
     /// DynamoDB's `ThrottlingException` (400), not forwarded.
@@ -52,6 +55,7 @@ impl Fault {
             Fault::LoseResponse => "LoseResponse",
             Fault::Stall => "Stall",
             Fault::Delay(_) => "Delay",
+            Fault::DelayResponse(_) => "DelayResponse",
             Fault::TransactionConflict => "TransactionConflict",
             Fault::Throttling => "Throttling",
             Fault::ProvisionedThroughputExceeded => "ProvisionedThroughputExceeded",
@@ -139,6 +143,8 @@ struct Inner {
     seed: Mutex<u64>,
     injected: Mutex<BTreeMap<&'static str, usize>>,
     forwarded: Mutex<BTreeMap<String, usize>>,
+    /// Bodies of the requests the upstream accepted (2xx), by operation.
+    accepted: Mutex<Vec<(String, Bytes)>>,
     /// Wakes stalled requests when the rules are cleared.
     unstall: Notify,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -195,6 +201,7 @@ impl FaultProxy {
             seed: Mutex::new(0x9E37_79B9_7F4A_7C15 ^ u64::from(addr.port())),
             injected: Mutex::new(BTreeMap::new()),
             forwarded: Mutex::new(BTreeMap::new()),
+            accepted: Mutex::new(Vec::new()),
             unstall: Notify::new(),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -248,6 +255,13 @@ impl FaultProxy {
     /// How many requests of each operation reached the upstream.
     pub fn forwarded(&self) -> BTreeMap<String, usize> {
         self.inner.forwarded.lock().unwrap().clone()
+    }
+
+    /// The bodies of every request for `operation` that the upstream
+    /// accepted, whether or not its answer reached the caller.
+    pub fn accepted(&self, operation: &str) -> Vec<Bytes> {
+        let accepted = self.inner.accepted.lock().unwrap();
+        accepted.iter().filter(|(op, _)| op == operation || op.contains(operation)).map(|(_, b)| b.clone()).collect()
     }
 
     fn listen(&self, listener: TcpListener) {
@@ -340,18 +354,32 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
         }
         None => {}
     }
+    // Once a request has arrived whole, it reaches the upstream even if its
+    // caller goes away meanwhile, as with a real endpoint: the forward runs
+    // on its own task.
     let uri = format!("{}{}", inner.upstream, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut forward = Request::builder().method(parts.method).uri(uri);
     for (name, value) in &parts.headers {
         forward = forward.header(name, value);
     }
+    let forwarded_body = body.clone();
     let forward = forward.body(Full::new(body)).map_err(|_| Dropped)?;
-    let response = inner.client.request(forward).await.map_err(|_| Dropped)?;
-    *inner.forwarded.lock().unwrap().entry(operation).or_default() += 1;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
-    if fault == Some(Fault::LoseResponse) {
-        return Err(Dropped);
+    let upstream = Arc::clone(&inner);
+    let exchange = tokio::spawn(async move {
+        let response = upstream.client.request(forward).await.map_err(|_| Dropped)?;
+        *upstream.forwarded.lock().unwrap().entry(operation.clone()).or_default() += 1;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+        if parts.status.is_success() {
+            upstream.accepted.lock().unwrap().push((operation, forwarded_body));
+        }
+        Ok::<_, Dropped>((parts, body))
+    });
+    let (parts, body) = exchange.await.map_err(|_| Dropped)??;
+    match fault {
+        Some(Fault::LoseResponse) => return Err(Dropped),
+        Some(Fault::DelayResponse(d)) => tokio::time::sleep(d).await,
+        _ => {}
     }
     Ok(Response::from_parts(parts, Full::new(body)))
 }

@@ -210,3 +210,53 @@ async fn ses_down_during_the_job_is_reported_and_sent_once_when_back() {
     usage_job::run(&app.deps, app.now()).await;
     assert_eq!(app.emails(&org).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_claim_whose_sender_vanished_before_calling_out_is_sent_again() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("vanished-early");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    let id = quota_shared::domain::org::OrgId::parse(&org).unwrap();
+    let down = app.ses_down().await;
+    let path = format!("/v1/orgs/{org}/usage/conversations/consume");
+    app.send_via(&down, Method::POST, &path, Some(r#"{"amount":80}"#), &[], &APP).await;
+    // A sender claims the owed notice, then dies before calling SES.
+    let period = app.resource_usage(&org, "conversations").await["period"].clone();
+    let period = serde_json::from_value::<serde_json::Value>(period).unwrap();
+    let period = quota_shared::domain::period::Period {
+        start: period["start"].as_str().unwrap().parse().unwrap(),
+        end: period["end"].as_str().unwrap().parse().unwrap(),
+    };
+    let lease = app.deps.store.claim_threshold(&id, "conversations", 80, 100, Some(period), app.now()).await.unwrap();
+    assert!(lease.is_some());
+    // While its claim is live, nobody sends; once it lapsed, the job does.
+    assert_eq!(usage_job::run(&app.deps, app.now()).await.emails_sent, 0);
+    app.advance(chrono::Duration::minutes(3));
+    let summary = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!((summary.emails_sent, summary.presumed_delivered), (1, 0), "{summary:?}");
+    usage_job::run(&app.deps, app.now()).await;
+    assert_eq!(subjects(&app.emails(&org).await), ["You have used 80% of your monthly conversations"]);
+}
+
+#[tokio::test]
+async fn a_claim_whose_sender_vanished_mid_call_is_presumed_delivered_not_sent_twice() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("vanished-late");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    let id = quota_shared::domain::org::OrgId::parse(&org).unwrap();
+    let down = app.ses_down().await;
+    let path = format!("/v1/orgs/{org}/usage/conversations/consume");
+    app.send_via(&down, Method::POST, &path, Some(r#"{"amount":80}"#), &[], &APP).await;
+    let kind = quota_shared::domain::catalogue::ResourceKind::Period;
+    let counter = app.deps.store.counter(&id, "conversations", kind, app.deps.catalogue, app.now()).await.unwrap();
+    let lease = app.deps.store.claim_threshold(&id, "conversations", 80, 100, counter.period, app.now()).await.unwrap();
+    let holder = quota_shared::store::notices::NoticeHolder::Counter(counter.period);
+    // It recorded `sending` and died during the SES call.
+    assert!(app.deps.store.threshold_sending(&id, "conversations", lease.unwrap(), holder).await.unwrap());
+    app.advance(chrono::Duration::minutes(3));
+    let summary = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!((summary.emails_sent, summary.presumed_delivered), (0, 1), "{summary:?}");
+    assert!(app.emails(&org).await.is_empty(), "not sent a second time");
+    assert_eq!(app.usage(&org).await.body["notificationsSent"]["conversations"], json!([80]));
+    assert_eq!(usage_job::run(&app.deps, app.now()).await.presumed_delivered, 0, "settled once");
+}

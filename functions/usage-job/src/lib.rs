@@ -25,6 +25,7 @@ use quota_shared::http::{self, Call, Endpoint, Function};
 use quota_shared::notify::{self, NotifyError};
 use quota_shared::store::items::{Item, get_s};
 use quota_shared::store::job::{ClosedPeriod, is_closed};
+use quota_shared::store::notices::{NoticeHolder, Settled};
 use quota_shared::store::{OrgState, StoreError, all_counters};
 use quota_shared::{ApiError, Deps};
 use serde::Serialize;
@@ -51,6 +52,10 @@ pub struct Summary {
     /// Scan segments that failed part way: the orgs behind them were not
     /// seen this run.
     pub segments_failed: usize,
+    /// Notices and events whose sender vanished after it began the call
+    /// (SES, EventBridge): counted as delivered rather than sent twice. Each
+    /// is logged with its org.
+    pub presumed_delivered: usize,
 }
 
 impl Summary {
@@ -69,6 +74,7 @@ pub struct Incomplete(pub Summary);
 
 #[derive(Debug, Default)]
 struct OrgOutcome {
+    presumed: usize,
     emails: usize,
     periods_closed: usize,
     trial_expired: bool,
@@ -139,6 +145,7 @@ async fn scan_segment(
                         s.periods_closed += o.periods_closed;
                         s.trials_expired += usize::from(o.trial_expired);
                         s.snapshots += o.snapshots;
+                        s.presumed_delivered += o.presumed;
                     }
                     Ok(None) => {}
                     Err(err) => {
@@ -166,7 +173,7 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
     };
     let profile = &state.profile;
     let org = &profile.org_id;
-    let mut outcome = OrgOutcome::default();
+    let mut outcome = OrgOutcome { presumed: settle_lapsed(deps, &state, items, now).await?, ..Default::default() };
     let mut errors = Vec::new();
 
     // 1. Threshold emails still owed, on the counters as stored: a period
@@ -224,6 +231,51 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
     }
 }
 
+/// 0. Claims whose sender vanished (the lease lapsed): presumed delivered if
+///    the sender had begun its call, released (sent again below) if not.
+///    Returns how many were presumed delivered.
+async fn settle_lapsed(deps: &Deps, state: &OrgState, items: &[Item], now: DateTime<Utc>) -> Result<usize, JobError> {
+    let org = &state.profile.org_id;
+    let at = now.timestamp();
+    let mut settled = Vec::new();
+    for counter in state.counters.values() {
+        if let Some(claim) = counter.notice.filter(|c| c.lapsed(at)) {
+            let holder = NoticeHolder::Counter(counter.period);
+            let outcome = deps.store.settle_threshold(org, &counter.resource, holder, claim, now).await?;
+            settled.push((outcome, "threshold notice", counter.resource.clone()));
+        }
+    }
+    for record in items.iter().filter(|i| is_closed(i)).filter_map(ClosedPeriod::from_item) {
+        if let Some(claim) = record.notice.filter(|c| c.lapsed(at)) {
+            let holder = NoticeHolder::Closed(record.period);
+            let outcome = deps.store.settle_threshold(org, &record.resource, holder, claim, now).await?;
+            settled.push((outcome, "closed-period notice", record.resource.clone()));
+        }
+        if let Some(claim) = record.emit.filter(|c| c.lapsed(at)) {
+            let outcome = deps.store.settle_closed_event(org, &record, claim, now).await?;
+            settled.push((outcome, "UsagePeriodClosed", record.resource.clone()));
+        }
+    }
+    if let Some(claim) = state.trial_notice.filter(|c| c.lapsed(at)) {
+        let outcome = deps.store.settle_trial_notice(org, claim, now).await?;
+        settled.push((outcome, "trial notice", String::new()));
+    }
+    let mut presumed = 0;
+    for (outcome, what, resource) in settled {
+        match outcome {
+            Settled::PresumedDelivered => {
+                presumed += 1;
+                tracing::warn!(org = %org, what, resource, "sender vanished mid-call: presumed delivered");
+            }
+            Settled::Released => {
+                tracing::info!(org = %org, what, resource, "sender vanished before its call: sent again")
+            }
+            Settled::Nothing => {}
+        }
+    }
+    Ok(presumed)
+}
+
 /// Emits one `UsagePeriodClosed` per period (all its resources), each
 /// claimed first so that concurrent or repeated runs emit it once.
 async fn emit_closed(
@@ -237,9 +289,9 @@ async fn emit_closed(
         .sort_by(|a, b| (a.period.start, a.period.end, &a.resource).cmp(&(b.period.start, b.period.end, &b.resource)));
     let mut emitted = 0;
     for group in closed.chunk_by(|a, b| a.period == b.period) {
-        if !deps.store.claim_closed(org, group, now).await? {
+        let Some(lease) = deps.store.claim_closed(org, group, now).await? else {
             continue;
-        }
+        };
         let resources: Vec<serde_json::Value> = group
             .iter()
             .map(|c| {
@@ -262,9 +314,15 @@ async fn emit_closed(
             "resources": resources,
             "at": rfc3339(now),
         });
-        // A failed publish leaves the claim to lapse: the next run emits it.
-        deps.events.publish(EventKind::UsagePeriodClosed, &detail).await?;
-        deps.store.mark_closed_emitted(org, group, now).await?;
+        if !deps.store.closed_sending(org, group, lease).await? {
+            continue;
+        }
+        // A failed publish releases the claim: the next run emits it.
+        if let Err(err) = deps.events.publish(EventKind::UsagePeriodClosed, &detail).await {
+            deps.store.finish_closed(org, group, lease, false, now).await?;
+            return Err(err.into());
+        }
+        deps.store.finish_closed(org, group, lease, true, now).await?;
         emitted += 1;
     }
     Ok(emitted)

@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 pub mod messages;
+pub mod notice;
 pub mod org;
 pub mod period;
 pub mod report;

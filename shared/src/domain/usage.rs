@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::catalogue::{Enforcement, ResourceKind};
 use super::messages;
+use super::notice::InFlight;
 use super::org::{Locale, MAX_COUNT};
 use super::period::Period;
 
@@ -28,9 +29,8 @@ pub struct Counter {
     pub trial_ends_at: Option<DateTime<Utc>>,
     /// Thresholds (percent) already notified in `period`.
     pub notified: Vec<u32>,
-    /// The expiry (epoch seconds) of a threshold notice's claim, while one
-    /// is being sent (see `store::notices`).
-    pub notice_lease: Option<i64>,
+    /// A threshold notice being sent, if one is (see `store::notices`).
+    pub notice: Option<InFlight>,
 }
 
 impl Counter {
@@ -49,7 +49,7 @@ impl Counter {
                 used: 0,
                 period: Some(Period::containing(now, self.anchor_day, self.timezone)),
                 notified: Vec::new(),
-                notice_lease: None,
+                notice: None,
                 ..self.clone()
             },
             _ => self.clone(),
@@ -200,26 +200,6 @@ impl Decision {
     }
 }
 
-/// The notification thresholds (percent) a resource has: 80 and 100, and for
-/// `soft` resources every further 10 up to `highest`.
-pub fn threshold_reached(used: i64, limit: Option<i64>, enforcement: Enforcement) -> Option<u32> {
-    let limit = limit.filter(|l| *l > 0)?;
-    let pct = i128::from(used) * 100 / i128::from(limit);
-    match (pct, enforcement) {
-        (p, _) if p < 80 => None,
-        (p, _) if p < 100 => Some(80),
-        (_, Enforcement::Hard) => Some(100),
-        (p, Enforcement::Soft) => Some(u32::try_from(p / 10 * 10).unwrap_or(u32::MAX / 10 * 10)),
-    }
-}
-
-/// The threshold still owed for `used`: the highest one reached, unless it
-/// (or a higher one) was already notified. Lower ones count as sent with it.
-pub fn threshold_owed(used: i64, limit: Option<i64>, enforcement: Enforcement, notified: &[u32]) -> Option<u32> {
-    let reached = threshold_reached(used, limit, enforcement)?;
-    (!notified.iter().any(|n| *n >= reached)).then_some(reached)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,7 +224,7 @@ mod tests {
             locale: Locale::En,
             trial_ends_at: None,
             notified: vec![],
-            notice_lease: None,
+            notice: None,
         }
     }
 
@@ -341,24 +321,5 @@ mod tests {
             let u = counter(1, Some(limit), Enforcement::Soft).usage(now());
             assert_eq!(u.forecast, None);
         }
-    }
-
-    #[test]
-    fn thresholds() {
-        use Enforcement::*;
-        assert_eq!(threshold_reached(79, Some(100), Hard), None);
-        assert_eq!(threshold_reached(80, Some(100), Hard), Some(80));
-        assert_eq!(threshold_reached(100, Some(100), Hard), Some(100));
-        assert_eq!(threshold_reached(150, Some(100), Hard), Some(100));
-        assert_eq!(threshold_reached(119, Some(100), Soft), Some(110));
-        assert_eq!(threshold_reached(120, Some(100), Soft), Some(120));
-        assert_eq!(threshold_reached(5, None, Soft), None);
-        // 70 % → 115 %: one notification, for 110.
-        assert_eq!(threshold_owed(115, Some(100), Soft, &[]), Some(110));
-        assert_eq!(threshold_owed(112, Some(100), Soft, &[110]), None);
-        assert_eq!(threshold_owed(80, Some(100), Hard, &[]), Some(80));
-        assert_eq!(threshold_owed(81, Some(100), Hard, &[80]), None);
-        assert_eq!(threshold_owed(100, Some(100), Hard, &[80]), Some(100));
-        assert_eq!(threshold_owed(79, Some(100), Hard, &[]), None);
     }
 }

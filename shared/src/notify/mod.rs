@@ -13,10 +13,11 @@ use chrono::{DateTime, Utc};
 
 use crate::Deps;
 use crate::domain::catalogue::{Enforcement, ResourceKind};
+use crate::domain::notice::{threshold_owed, threshold_reached};
 use crate::domain::org::{OrgId, OrgProfile};
 use crate::domain::period::Period;
 use crate::domain::rfc3339;
-use crate::domain::usage::{Counter, percentage, threshold_owed, threshold_reached};
+use crate::domain::usage::{Counter, percentage};
 use crate::events::{EventKind, PublishError};
 use crate::store::StoreError;
 use crate::store::job::ClosedPeriod;
@@ -192,7 +193,7 @@ pub async fn deliver_closed_threshold(
     let org = &profile.org_id;
     let notice = Notice::of_closed(closed);
     let Some((notice, threshold)) = notice.and_then(|n| n.owed().map(|t| (n, t))) else {
-        deps.store.settle_closed_notice(org, &closed.resource, closed.period, now).await?;
+        deps.store.settle_closed_notice(org, &closed.resource, closed.period).await?;
         return Ok(false);
     };
     match deliver(deps, profile, &notice, threshold, now, Instant::now() + budget).await? {
@@ -209,7 +210,9 @@ enum Delivered {
     Sent { emailed: bool, after: Option<crate::store::items::Item> },
 }
 
-/// claim → publish + send (within the deadline) → mark, or release.
+/// claim → `sending` → publish + send (within the deadline) → mark, or
+/// release after a failed call. The email and event are built before
+/// `sending` is recorded, so little lies between it and the call.
 async fn deliver(
     deps: &Deps,
     profile: &OrgProfile,
@@ -231,37 +234,46 @@ async fn deliver(
             }
         }
     };
-    // Out of time while claiming: if the claim went through, its lease
-    // expires and the job sends the notice.
+    // Out of time while claiming: a claim that went through lapses without
+    // `sending`, and the job sends the notice.
     let Some(lease) = within(left(), claim).await.ok_or(NotifyError::OutOfTime)?? else {
         return Ok(Delivered::NotClaimed);
     };
     let recipients = profile.contacts.recipients();
+    let email = (!recipients.is_empty()).then(|| {
+        templates::threshold_email(&ThresholdNotice {
+            org_id: org.to_string(),
+            plan: notice.plan.clone(),
+            resource: notice.resource.clone(),
+            kind: notice.kind,
+            threshold,
+            used: notice.used,
+            limit: notice.limit,
+            blocks_at_limit: notice.enforcement == Enforcement::Hard,
+            locale: profile.locale,
+            dashboard_url: deps.notifier.dashboard_url.clone(),
+        })
+    });
+    let events = crossing_events(org, notice, threshold, now);
     let send = async {
-        publish_crossing(deps, org, notice, threshold, now).await?;
-        if !recipients.is_empty() {
-            let email = templates::threshold_email(&ThresholdNotice {
-                org_id: org.to_string(),
-                plan: notice.plan.clone(),
-                resource: notice.resource.clone(),
-                kind: notice.kind,
-                threshold,
-                used: notice.used,
-                limit: notice.limit,
-                blocks_at_limit: notice.enforcement == Enforcement::Hard,
-                locale: profile.locale,
-                dashboard_url: deps.notifier.dashboard_url.clone(),
-            });
-            deps.notifier.send(&recipients, &email).await?;
+        if !deps.store.threshold_sending(org, resource, lease, notice.holder).await? {
+            return Ok(false); // a reset took the claim: nothing is owed now
         }
-        Ok::<(), NotifyError>(())
+        for (kind, detail) in &events {
+            deps.events.publish(*kind, detail).await?;
+        }
+        if let Some(email) = &email {
+            deps.notifier.send(&recipients, email).await?;
+        }
+        Ok::<bool, NotifyError>(true)
     };
     match within(left(), send).await.unwrap_or(Err(NotifyError::OutOfTime)) {
-        Ok(()) => {
+        Ok(true) => {
             let after = deps.store.mark_threshold(org, resource, threshold, lease, notice.holder).await?;
             tracing::info!(org = %org, resource, threshold, recipients = recipients.len(), "threshold notice sent");
-            Ok(Delivered::Sent { emailed: !recipients.is_empty(), after })
+            Ok(Delivered::Sent { emailed: email.is_some(), after })
         }
+        Ok(false) => Ok(Delivered::NotClaimed),
         Err(err) => {
             deps.store.release_threshold(org, resource, lease, notice.holder).await?;
             Err(err)
@@ -269,44 +281,48 @@ async fn deliver(
     }
 }
 
-/// The crossing's events, published under the notice's claim: a failure
-/// releases the claim, and the notice (event and email) stays owed. At
-/// least once: a send that fails after the publish publishes again on the
-/// retry (consumers dedupe on org, resource, period and threshold).
-async fn publish_crossing(
-    deps: &Deps,
+/// The crossing's events: `QuotaThresholdCrossed`, and `QuotaExceeded` the
+/// first time 100 % is reached in a period. Published under the notice's
+/// claim, so they are owed with it. At least once: a send that fails after
+/// the publish publishes again on the retry (consumers dedupe on org,
+/// resource, period and threshold).
+fn crossing_events(
     org: &OrgId,
     notice: &Notice,
     threshold: u32,
     now: DateTime<Utc>,
-) -> Result<(), PublishError> {
-    let detail = serde_json::json!({
-        "orgId": org,
-        "resource": notice.resource,
-        "threshold": threshold,
-        "used": notice.used,
-        "limit": notice.limit,
-        "percentage": percentage(notice.used, notice.limit),
-        "enforcement": notice.enforcement,
-        "plan": notice.plan,
-        "period": notice.period,
-        "at": rfc3339(now),
-    });
-    deps.events.publish(EventKind::QuotaThresholdCrossed, &detail).await?;
-    if threshold >= 100 && !notice.notified.iter().any(|n| *n >= 100) {
-        let exceeded = serde_json::json!({
+) -> Vec<(EventKind, serde_json::Value)> {
+    let mut events = vec![(
+        EventKind::QuotaThresholdCrossed,
+        serde_json::json!({
             "orgId": org,
             "resource": notice.resource,
+            "threshold": threshold,
             "used": notice.used,
             "limit": notice.limit,
-            "blocked": notice.enforcement == Enforcement::Hard,
+            "percentage": percentage(notice.used, notice.limit),
+            "enforcement": notice.enforcement,
             "plan": notice.plan,
             "period": notice.period,
             "at": rfc3339(now),
-        });
-        deps.events.publish(EventKind::QuotaExceeded, &exceeded).await?;
+        }),
+    )];
+    if threshold >= 100 && !notice.notified.iter().any(|n| *n >= 100) {
+        events.push((
+            EventKind::QuotaExceeded,
+            serde_json::json!({
+                "orgId": org,
+                "resource": notice.resource,
+                "used": notice.used,
+                "limit": notice.limit,
+                "blocked": notice.enforcement == Enforcement::Hard,
+                "plan": notice.plan,
+                "period": notice.period,
+                "at": rfc3339(now),
+            }),
+        ));
     }
-    Ok(())
+    events
 }
 
 /// Sends the one trial-ended email and publishes `TrialExpired`, if owed
@@ -322,25 +338,30 @@ pub async fn deliver_trial_ended(
     let claim = deps.store.claim_trial_notice(org, &profile.plan, &rfc3339(trial_end), now).await?;
     let Some(lease) = claim else { return Ok(false) };
     let recipients = profile.contacts.recipients();
+    let detail = serde_json::json!({
+        "orgId": org,
+        "plan": profile.plan,
+        "trialEndedAt": rfc3339(trial_end),
+        "at": rfc3339(now),
+    });
+    let email = (!recipients.is_empty())
+        .then(|| templates::trial_ended_email(org.as_str(), profile.locale, &deps.notifier.dashboard_url));
     let send = async {
-        let detail = serde_json::json!({
-            "orgId": org,
-            "plan": profile.plan,
-            "trialEndedAt": rfc3339(trial_end),
-            "at": rfc3339(now),
-        });
-        deps.events.publish(EventKind::TrialExpired, &detail).await?;
-        if !recipients.is_empty() {
-            let email = templates::trial_ended_email(org.as_str(), profile.locale, &deps.notifier.dashboard_url);
-            deps.notifier.send(&recipients, &email).await?;
+        if !deps.store.trial_sending(org, lease).await? {
+            return Ok(false); // the trial end moved: this notice is not owed
         }
-        Ok::<(), NotifyError>(())
+        deps.events.publish(EventKind::TrialExpired, &detail).await?;
+        if let Some(email) = &email {
+            deps.notifier.send(&recipients, email).await?;
+        }
+        Ok::<bool, NotifyError>(true)
     };
     match within(budget, send).await.unwrap_or(Err(NotifyError::OutOfTime)) {
-        Ok(()) => {
+        Ok(true) => {
             deps.store.finish_trial_notice(org, lease, true, now).await?;
             Ok(true)
         }
+        Ok(false) => Ok(false),
         Err(err) => {
             deps.store.finish_trial_notice(org, lease, false, now).await?;
             Err(err)
@@ -391,7 +412,9 @@ mod tests {
             enforcement: Enforcement::Soft,
             notified: vec![80, 100],
             owed: true,
+            notice: None,
             emitted: false,
+            emit: None,
         };
         assert_eq!(Notice::of_closed(&closed).unwrap().owed(), Some(110));
         let unlimited = ClosedPeriod { limit: None, ..closed.clone() };

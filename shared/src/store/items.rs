@@ -27,9 +27,10 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
+use crate::domain::notice::threshold_owed;
 use crate::domain::org::{Contacts, Locale, OrgId, OrgProfile};
 use crate::domain::period::Period;
-use crate::domain::usage::{Counter, threshold_owed};
+use crate::domain::usage::Counter;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -163,7 +164,7 @@ pub fn profile_update(
     let mut remove: Vec<&str> =
         ["trialEndsAt", "limits"].into_iter().filter(|f| !fields.iter().any(|(name, _)| name == f)).collect();
     if rearm_trial_notice {
-        remove.extend(["trialNotifiedAt", "trialNoticeLease"]);
+        remove.extend(["trialNotifiedAt", "trialNoticeLease", "trialNoticeSending"]);
     }
     for (i, (name, value)) in fields.into_iter().enumerate() {
         sets.push(format!("#f{i} = :f{i}"));
@@ -303,11 +304,18 @@ pub fn closed_item(org: &OrgId, counter: &Counter, period: Period, now: DateTime
         item.insert("notified".into(), AttributeValue::Ns(counter.notified.iter().map(u32::to_string).collect()));
         item.insert("ntop".into(), n(i64::from(counter.notified.iter().copied().max().unwrap_or(0))));
     }
-    if let Some(lease) = counter.notice_lease {
-        item.insert("noticeLease".into(), n(lease));
+    if let Some(claim) = counter.notice {
+        let attrs = super::notices::THRESHOLD;
+        item.insert(attrs.lease.into(), n(claim.until));
+        if let (Some(name), Some(t)) = (attrs.threshold, claim.threshold) {
+            item.insert(name.into(), n(i64::from(t)));
+        }
+        if claim.sending {
+            item.insert(attrs.sending.into(), n(claim.until));
+        }
     }
     let owed = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified).is_some();
-    if owed || counter.notice_lease.is_some() {
+    if owed || counter.notice.is_some() {
         item.insert("owed".into(), n(1));
     }
     item
@@ -355,7 +363,7 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         locale: get_s(item, "locale").and_then(Locale::parse).unwrap_or_default(),
         trial_ends_at: get_time(item, "trialEnd"),
         notified,
-        notice_lease: get_n(item, "noticeLease"),
+        notice: super::notices::THRESHOLD.read(item),
     })
 }
 

@@ -8,9 +8,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Upd
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::notices::{Done, EMIT, Lease, Settled};
 use super::sdk::{Transacted, transact};
 use super::{Store, StoreError};
 use crate::domain::catalogue::Enforcement;
+use crate::domain::notice::InFlight;
 use crate::domain::org::{OrgId, OrgProfile};
 use crate::domain::period::Period;
 use crate::domain::usage::Counter;
@@ -39,8 +41,12 @@ pub struct ClosedPeriod {
     pub notified: Vec<u32>,
     /// A notice may still be due, or was in flight when the period closed.
     pub owed: bool,
+    /// The threshold notice's claim, while one is in flight.
+    pub notice: Option<InFlight>,
     /// `UsagePeriodClosed` has gone out.
     pub emitted: bool,
+    /// The period-close event's claim, while one is in flight.
+    pub emit: Option<InFlight>,
 }
 
 impl ClosedPeriod {
@@ -62,7 +68,9 @@ impl ClosedPeriod {
             enforcement: get_s(item, "enf").and_then(Enforcement::parse)?,
             notified,
             owed: item.contains_key("owed"),
+            notice: super::notices::THRESHOLD.read(item),
             emitted: item.contains_key("emittedAt"),
+            emit: super::notices::EMIT.read(item),
         })
     }
 }
@@ -134,57 +142,92 @@ impl Store {
         Ok(out.items().iter().filter_map(ClosedPeriod::from_item).collect())
     }
 
-    /// Claims (`emitted: false`) or marks emitted (`true`) a group of
-    /// closed-period records, all or none.
+    /// Claims the period-close event of a group of closed-period records
+    /// (one period, all its resources), all or none.
     pub async fn claim_closed(
         &self,
         org: &OrgId,
         group: &[ClosedPeriod],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.closed_transition(org, group, now, false).await
+    ) -> Result<Option<Lease>, StoreError> {
+        let lease = Lease::from_now(now);
+        let claimed = self
+            .closed_group(
+                org,
+                group,
+                "period-close claim",
+                "SET emitLease = :lease",
+                "attribute_not_exists(emittedAt) AND attribute_not_exists(emitLease)",
+                vec![(":lease", n(lease.0))],
+            )
+            .await?;
+        Ok(claimed.then_some(lease))
     }
 
-    pub async fn mark_closed_emitted(
+    /// Records that the event is about to be published; `false` if the
+    /// claim is no longer ours.
+    pub async fn closed_sending(&self, org: &OrgId, group: &[ClosedPeriod], lease: Lease) -> Result<bool, StoreError> {
+        let update = format!("SET {} = :lease", EMIT.sending);
+        let condition = format!("{} = :lease", EMIT.lease);
+        self.closed_group(org, group, "period-close sending", &update, &condition, vec![(":lease", n(lease.0))]).await
+    }
+
+    /// Marks the group's event emitted, or (`emitted: false`) releases the
+    /// claim after a failed publish; only while the claim is ours.
+    pub async fn finish_closed(
         &self,
         org: &OrgId,
         group: &[ClosedPeriod],
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.closed_transition(org, group, now, true).await
-    }
-
-    async fn closed_transition(
-        &self,
-        org: &OrgId,
-        group: &[ClosedPeriod],
-        now: DateTime<Utc>,
+        lease: Lease,
         emitted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let condition = format!("{} = :lease", EMIT.lease);
+        let mut values = vec![(":lease", n(lease.0))];
+        let update = if emitted {
+            values.push((":at", s(crate::domain::rfc3339(now))));
+            format!("SET emittedAt = :at REMOVE {}", EMIT.removal())
+        } else {
+            format!("REMOVE {}", EMIT.removal())
+        };
+        self.closed_group(org, group, "period-close mark", &update, &condition, values).await
+    }
+
+    /// Settles a lapsed period-close claim found on one record.
+    pub async fn settle_closed_event(
+        &self,
+        org: &OrgId,
+        record: &ClosedPeriod,
+        claim: InFlight,
+        now: DateTime<Utc>,
+    ) -> Result<Settled, StoreError> {
+        let key = key(items::pk(org), items::closed_sk(&record.resource, record.period));
+        self.lease_settle(key, EMIT, claim, now, Done::set_time("SET emittedAt = :at", now)).await
+    }
+
+    /// One update on every record of a group, in one transaction.
+    async fn closed_group(
+        &self,
+        org: &OrgId,
+        group: &[ClosedPeriod],
+        operation: &'static str,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
     ) -> Result<bool, StoreError> {
         let mut writes = Vec::with_capacity(group.len());
         for closed in group {
             let sk = items::closed_sk(&closed.resource, closed.period);
-            let update = Update::builder().table_name(&self.table).set_key(Some(key(items::pk(org), sk)));
-            let update = if emitted {
-                update
-                    .update_expression("SET emittedAt = :at REMOVE emitLease")
-                    .condition_expression("attribute_not_exists(emittedAt)")
-                    .expression_attribute_values(":at", s(crate::domain::rfc3339(now)))
-            } else {
-                update
-                    .update_expression("SET emitLease = :until")
-                    .condition_expression(
-                        "attribute_not_exists(emittedAt) AND (attribute_not_exists(emitLease) OR emitLease < :now)",
-                    )
-                    .expression_attribute_values(":now", n(now.timestamp()))
-                    .expression_attribute_values(
-                        ":until",
-                        n((now + Duration::seconds(super::notices::LEASE_SECONDS)).timestamp()),
-                    )
-            };
-            writes.push(TransactWriteItem::builder().update(update.build()?).build());
+            let mut write = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(items::pk(org), sk)))
+                .update_expression(update)
+                .condition_expression(condition);
+            for (name, value) in &values {
+                write = write.expression_attribute_values(*name, value.clone());
+            }
+            writes.push(TransactWriteItem::builder().update(write.build()?).build());
         }
-        let operation = if emitted { "period-close mark" } else { "period-close claim" };
         Ok(matches!(transact(&self.client, operation, writes).await?, Transacted::Committed))
     }
 

@@ -43,8 +43,8 @@ pub struct OrgState {
     pub counters: BTreeMap<String, Counter>,
     /// When the trial-ended email went out, if it did.
     pub trial_notified_at: Option<String>,
-    /// A trial notice's live claim (lease expiry), while one is being sent.
-    pub trial_notice_lease: Option<i64>,
+    /// The trial notice's claim, while one is being sent.
+    pub trial_notice: Option<crate::domain::notice::InFlight>,
 }
 
 impl OrgState {
@@ -52,25 +52,19 @@ impl OrgState {
     pub fn from_items<'a>(found: impl IntoIterator<Item = &'a Item>) -> Result<Option<OrgState>, StoreError> {
         let mut profile = None;
         let mut trial_notified_at = None;
-        let mut trial_notice_lease = None;
+        let mut trial_notice = None;
         let mut counters = BTreeMap::new();
         for item in found {
             if items::is_profile(item) {
                 profile = Some(items::profile_from_item(item)?);
                 trial_notified_at = get_s(item, "trialNotifiedAt").map(str::to_string);
-                trial_notice_lease = get_n(item, "trialNoticeLease");
+                trial_notice = notices::TRIAL.read(item);
             } else if items::is_counter(item) {
                 let counter = items::counter_from_item(item)?;
                 counters.insert(counter.resource.clone(), counter);
             }
         }
-        Ok(profile.map(|(profile, version)| OrgState {
-            profile,
-            version,
-            counters,
-            trial_notified_at,
-            trial_notice_lease,
-        }))
+        Ok(profile.map(|(profile, version)| OrgState { profile, version, counters, trial_notified_at, trial_notice }))
     }
 }
 
@@ -644,7 +638,8 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
             .update_expression(
-                "SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe REMOVE notified, ntop, noticeLease",
+                "SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe \
+                 REMOVE notified, ntop, noticeLease, noticeFor, noticeSending",
             )
             .expression_attribute_values(":now", n(now.timestamp()))
             .expression_attribute_names("#anchor", "anchor")
@@ -662,11 +657,16 @@ impl Store {
             condition.push_str(" AND size(notified) = :marks");
             update = update.expression_attribute_values(":marks", n(counter.notified.len() as i64));
         }
-        match counter.notice_lease {
+        match counter.notice {
             None => condition.push_str(" AND attribute_not_exists(noticeLease)"),
-            Some(lease) => {
+            Some(claim) => {
                 condition.push_str(" AND noticeLease = :lease");
-                update = update.expression_attribute_values(":lease", n(lease));
+                condition.push_str(if claim.sending {
+                    " AND noticeSending = :lease"
+                } else {
+                    " AND attribute_not_exists(noticeSending)"
+                });
+                update = update.expression_attribute_values(":lease", n(claim.until));
             }
         }
         let update = update.condition_expression(condition).build()?;
@@ -795,7 +795,7 @@ impl Store {
             let (value, rearm, entry) = change(&before);
             let mut expression = "SET used = :v, rem = if_not_exists(lim, :zero) - :v".to_string();
             if rearm {
-                expression.push_str(" REMOVE notified, ntop, noticeLease");
+                expression.push_str(" REMOVE notified, ntop, noticeLease, noticeFor, noticeSending");
             }
             let mut update = Update::builder()
                 .table_name(&self.table)

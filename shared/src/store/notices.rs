@@ -1,23 +1,27 @@
-//! Notification bookkeeping on the items themselves, so a notice is never
-//! lost and, short of a crash, never sent twice:
+//! Notice bookkeeping on the items themselves, so that a notice (or a
+//! billing event) is never lost and never sent twice. One lease protocol,
+//! used for three things: a threshold notice (on its counter, or on its
+//! period's `CLOSED#` record once the period is closed), the trial-ended
+//! notice (on the profile), and `UsagePeriodClosed` (on the closed records).
 //!
-//! 1. claim: a conditional write takes a short lease, unless the notice is
-//!    already sent, someone else holds a live lease, or the item is no
-//!    longer in the state the notice was computed from;
-//! 2. publish and send;
-//! 3. mark it sent and drop the lease, or on failure only drop the lease so
-//!    the next job run tries again. Both hold only while the lease is ours.
+//! 1. claim: a conditional write takes a lease, unless the notice is sent,
+//!    anyone holds a lease, or the item is no longer in the state the notice
+//!    was computed from;
+//! 2. `sending`: recorded on the lease right before the external call;
+//! 3. mark it done and drop the lease, or after a failed call only drop the
+//!    lease, so the next job run tries again. All only while the lease is
+//!    ours.
 //!
-//! A threshold's state lives on its counter: `notified` (every threshold
-//! marked this period), `ntop` (the highest; a claim must be above it, so
-//! nothing is sent below a threshold already sent) and `noticeLease`. When
-//! a period is rolled over, that state moves to the period's `CLOSED#`
-//! record, flagged `owed` if a notice is still due or in flight; the job
-//! delivers it from there, and a sender whose lease moved marks it there.
+//! A lease whose sender vanished (the process died) lapses after
+//! [`LEASE_SECONDS`], and the job settles it: without `sending` nothing left
+//! the process, and the notice is sent again; with `sending` the call was
+//! under way or done, and the notice is presumed delivered (counted in the
+//! job's summary) rather than risking a second email or billing event.
 //!
-//! A process that dies between SES accepting an email and the mark leaves
-//! the lease to expire ([`LEASE_SECONDS`]); the notice is then sent again.
-//! That window is the only way a duplicate can happen.
+//! A threshold's marks live beside the lease: `notified` (every threshold
+//! sent this period) and `ntop` (the highest; a claim must be above it).
+//! A rollover moves all of it to the period's `CLOSED#` record, flagged
+//! `owed` while a notice is due or in flight there.
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Duration, Utc};
@@ -25,20 +29,21 @@ use chrono::{DateTime, Duration, Utc};
 use super::items::{self, Item, key, n, s};
 use super::sdk::applied;
 use super::{Store, StoreError};
+use crate::domain::notice::{InFlight, marks_for};
 use crate::domain::org::OrgId;
 use crate::domain::period::Period;
 
-/// How long a claimed notice stays claimed if its sender disappears. Far
-/// above the longest a sender can hold it (`timeouts::NOTIFY_BUDGET` plus a
-/// mark), so a live sender never loses its lease.
+/// How long a claim lasts if its sender disappears. Far above the longest a
+/// live sender holds one (`timeouts::NOTIFY_BUDGET` plus a mark), so a live
+/// sender never loses its lease.
 pub const LEASE_SECONDS: i64 = 120;
 
 /// A held claim: the lease's expiry, which identifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease(i64);
+pub struct Lease(pub(crate) i64);
 
 impl Lease {
-    fn from_now(now: DateTime<Utc>) -> Lease {
+    pub(crate) fn from_now(now: DateTime<Utc>) -> Lease {
         Lease((now + Duration::seconds(LEASE_SECONDS)).timestamp())
     }
 }
@@ -53,30 +58,83 @@ pub enum NoticeHolder {
     Closed(Period),
 }
 
-/// What to mark when `threshold` is sent: it, and 80 and 100 below it. Every
-/// lower threshold counts as sent once a higher one is (the claim's `ntop`
-/// condition), so the steps in between need no entry, and a jump to
-/// 10 000 % stores three numbers, not a thousand.
-pub fn marks_for(threshold: u32) -> Vec<u32> {
-    let mut out: Vec<u32> = [80, 100].into_iter().filter(|t| *t < threshold).collect();
-    out.push(threshold);
-    out
+/// The attributes of one use of the lease protocol.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeaseAttrs {
+    pub lease: &'static str,
+    pub sending: &'static str,
+    /// Which threshold the lease is for (threshold notices only).
+    pub threshold: Option<&'static str>,
+}
+
+pub(crate) const THRESHOLD: LeaseAttrs =
+    LeaseAttrs { lease: "noticeLease", sending: "noticeSending", threshold: Some("noticeFor") };
+pub(crate) const TRIAL: LeaseAttrs =
+    LeaseAttrs { lease: "trialNoticeLease", sending: "trialNoticeSending", threshold: None };
+pub(crate) const EMIT: LeaseAttrs = LeaseAttrs { lease: "emitLease", sending: "emitSending", threshold: None };
+
+impl LeaseAttrs {
+    /// `REMOVE` list of everything the lease put on the item.
+    pub(crate) fn removal(&self) -> String {
+        let mut names = vec![self.lease, self.sending];
+        names.extend(self.threshold);
+        names.join(", ")
+    }
+
+    /// The claim in flight on `item`, if any.
+    pub(crate) fn read(&self, item: &Item) -> Option<InFlight> {
+        Some(InFlight {
+            until: items::get_n(item, self.lease)?,
+            threshold: self.threshold.and_then(|t| items::get_n(item, t)).and_then(|t| u32::try_from(t).ok()),
+            sending: item.contains_key(self.sending),
+        })
+    }
+}
+
+/// How a lapsed claim was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Its sender had begun the call: presumed delivered, marked done.
+    PresumedDelivered,
+    /// Its sender never called out: released, to be sent again.
+    Released,
+    /// Someone else settled or renewed it first.
+    Nothing,
+}
+
+/// What marking a claim's work done writes: a `SET`/`ADD` clause with its
+/// values, and attributes to remove besides the lease's own.
+pub(crate) struct Done<'a> {
+    pub clause: &'a str,
+    pub values: Vec<(&'a str, AttributeValue)>,
+    pub also_remove: &'a str,
+}
+
+impl<'a> Done<'a> {
+    fn nothing() -> Done<'static> {
+        Done { clause: "", values: vec![], also_remove: "" }
+    }
+
+    /// `clause` sets `:at` to `now`.
+    pub(crate) fn set_time(clause: &'a str, now: DateTime<Utc>) -> Done<'a> {
+        Done { clause, values: vec![(":at", s(crate::domain::rfc3339(now)))], also_remove: "" }
+    }
 }
 
 /// One conditional UpdateItem on a lease's item.
-struct LeaseWrite<'a> {
-    key: Item,
-    update: &'a str,
-    condition: String,
-    names: Vec<(&'a str, &'a str)>,
-    values: Vec<(&'a str, AttributeValue)>,
-    return_new: bool,
+pub(crate) struct LeaseWrite<'a> {
+    pub key: Item,
+    pub update: String,
+    pub condition: String,
+    pub names: Vec<(&'a str, &'a str)>,
+    pub values: Vec<(&'a str, AttributeValue)>,
+    pub return_new: bool,
 }
 
 impl Store {
     /// The one place a lease's item is written: `Ok(None)` when the
     /// condition did not hold; the item as written when asked for.
-    async fn lease_write(&self, w: LeaseWrite<'_>) -> Result<Option<Item>, StoreError> {
+    pub(crate) async fn lease_write(&self, w: LeaseWrite<'_>) -> Result<Option<Item>, StoreError> {
         let mut req = self
             .client
             .update_item()
@@ -93,18 +151,117 @@ impl Store {
         if w.return_new {
             req = req.return_values(ReturnValue::AllNew);
         }
-        let result = req.send().await;
-        match result {
+        match req.send().await {
             Ok(out) => Ok(Some(out.attributes().cloned().unwrap_or_default())),
             Err(err) => applied(Err::<(), _>(err)).map(|_| None),
         }
     }
 
-    fn holder_key(org: &OrgId, resource: &str, holder: NoticeHolder) -> Item {
+    /// Records that the sender is about to call out. `false` when the lease
+    /// is no longer ours (nothing must be sent then).
+    pub(crate) async fn lease_sending(&self, key: Item, attrs: LeaseAttrs, lease: Lease) -> Result<bool, StoreError> {
+        let write = LeaseWrite {
+            key,
+            update: format!("SET {} = :lease", attrs.sending),
+            condition: format!("{} = :lease", attrs.lease),
+            names: vec![],
+            values: vec![(":lease", n(lease.0))],
+            return_new: false,
+        };
+        Ok(self.lease_write(write).await?.is_some())
+    }
+
+    /// Drops our lease; `false` when it was not ours (any more).
+    pub(crate) async fn lease_release(&self, key: Item, attrs: LeaseAttrs, lease: Lease) -> Result<bool, StoreError> {
+        let write = LeaseWrite {
+            key,
+            update: format!("REMOVE {}", attrs.removal()),
+            condition: format!("{} = :lease", attrs.lease),
+            names: vec![],
+            values: vec![(":lease", n(lease.0))],
+            return_new: false,
+        };
+        Ok(self.lease_write(write).await?.is_some())
+    }
+
+    /// Marks the work done and drops the lease, if it is ours; the item as
+    /// it now stands.
+    pub(crate) async fn lease_done(
+        &self,
+        key: Item,
+        attrs: LeaseAttrs,
+        lease: Lease,
+        done: Done<'_>,
+    ) -> Result<Option<Item>, StoreError> {
+        let mut values = done.values;
+        values.push((":lease", n(lease.0)));
+        let write = LeaseWrite {
+            key,
+            update: format!("{} REMOVE {}{}", done.clause, attrs.removal(), done.also_remove),
+            condition: format!("{} = :lease", attrs.lease),
+            names: vec![],
+            values,
+            return_new: true,
+        };
+        self.lease_write(write).await
+    }
+
+    /// Settles a lapsed claim (`claim`, as read): presumed delivered and
+    /// marked `done` if its sender had begun the call, released otherwise.
+    /// Conditional on the claim being exactly as read, and lapsed.
+    pub(crate) async fn lease_settle(
+        &self,
+        key: Item,
+        attrs: LeaseAttrs,
+        claim: InFlight,
+        now: DateTime<Utc>,
+        done: Done<'_>,
+    ) -> Result<Settled, StoreError> {
+        let mut values = done.values;
+        values.push((":old", n(claim.until)));
+        values.push((":now", n(now.timestamp())));
+        let lapsed = format!("{lease} = :old AND {lease} < :now", lease = attrs.lease);
+        let write = if claim.sending {
+            LeaseWrite {
+                key,
+                update: format!("{} REMOVE {}{}", done.clause, attrs.removal(), done.also_remove),
+                condition: format!("{lapsed} AND {} = :old", attrs.sending),
+                names: vec![],
+                values,
+                return_new: false,
+            }
+        } else {
+            LeaseWrite {
+                key,
+                update: format!("REMOVE {}", attrs.removal()),
+                condition: format!("{lapsed} AND attribute_not_exists({})", attrs.sending),
+                names: vec![],
+                values: values.into_iter().filter(|(name, _)| *name == ":old" || *name == ":now").collect(),
+                return_new: false,
+            }
+        };
+        Ok(match (self.lease_write(write).await?, claim.sending) {
+            (None, _) => Settled::Nothing,
+            (Some(_), true) => Settled::PresumedDelivered,
+            (Some(_), false) => Settled::Released,
+        })
+    }
+
+    fn notice_key(org: &OrgId, resource: &str, holder: NoticeHolder) -> Item {
         match holder {
             NoticeHolder::Counter(_) => key(items::pk(org), items::counter_sk(resource)),
             NoticeHolder::Closed(p) => key(items::pk(org), items::closed_sk(resource, p)),
         }
+    }
+
+    /// The holders to try, in order: where the claim was taken, then, for a
+    /// counter's period, the record a rollover may have moved it to.
+    fn notice_keys(org: &OrgId, resource: &str, holder: NoticeHolder) -> Vec<(Item, bool)> {
+        let mut keys = vec![(Self::notice_key(org, resource, holder), matches!(holder, NoticeHolder::Closed(_)))];
+        if let NoticeHolder::Counter(Some(period)) = holder {
+            keys.push((Self::notice_key(org, resource, NoticeHolder::Closed(period)), true));
+        }
+        keys
     }
 
     /// Claims `threshold` of a counter's current period, provided the
@@ -124,23 +281,22 @@ impl Store {
         let need = i64::try_from(need).unwrap_or(i64::MAX);
         let lease = Lease::from_now(now);
         let mut condition = "lim = :lim AND used >= :need AND NOT contains(notified, :t) \
-            AND (attribute_not_exists(ntop) OR ntop < :t) \
-            AND (attribute_not_exists(noticeLease) OR noticeLease < :now)"
+            AND (attribute_not_exists(ntop) OR ntop < :t) AND attribute_not_exists(noticeLease)"
             .to_string();
-        let mut values = vec![
-            (":t", n(i64::from(threshold))),
-            (":lim", n(limit)),
-            (":need", n(need)),
-            (":now", n(now.timestamp())),
-            (":until", n(lease.0)),
-        ];
+        let mut values =
+            vec![(":t", n(i64::from(threshold))), (":lim", n(limit)), (":need", n(need)), (":until", n(lease.0))];
         if let Some(p) = period {
             condition.push_str(" AND pend = :pe");
             values.push((":pe", n(p.end.timestamp())));
         }
-        let key = key(items::pk(org), items::counter_sk(resource));
-        let write =
-            LeaseWrite { key, update: "SET noticeLease = :until", condition, names: vec![], values, return_new: false };
+        let write = LeaseWrite {
+            key: key(items::pk(org), items::counter_sk(resource)),
+            update: "SET noticeLease = :until, noticeFor = :t".into(),
+            condition,
+            names: vec![],
+            values,
+            return_new: false,
+        };
         Ok(self.lease_write(write).await?.map(|_| lease))
     }
 
@@ -157,22 +313,38 @@ impl Store {
         let lease = Lease::from_now(now);
         let write = LeaseWrite {
             key: key(items::pk(org), items::closed_sk(resource, period)),
-            update: "SET noticeLease = :until",
+            update: "SET noticeLease = :until, noticeFor = :t".into(),
             condition: "attribute_exists(owed) AND (attribute_not_exists(ntop) OR ntop < :t) \
-                AND (attribute_not_exists(noticeLease) OR noticeLease < :now)"
+                AND attribute_not_exists(noticeLease)"
                 .into(),
             names: vec![],
-            values: vec![(":t", n(i64::from(threshold))), (":now", n(now.timestamp())), (":until", n(lease.0))],
+            values: vec![(":t", n(i64::from(threshold))), (":until", n(lease.0))],
             return_new: false,
         };
         Ok(self.lease_write(write).await?.map(|_| lease))
     }
 
+    /// Records that the threshold notice is about to go out; `false` when
+    /// the lease is gone (a reset took it), and nothing must be sent.
+    pub async fn threshold_sending(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        lease: Lease,
+        holder: NoticeHolder,
+    ) -> Result<bool, StoreError> {
+        for (key, _) in Self::notice_keys(org, resource, holder) {
+            if self.lease_sending(key, THRESHOLD, lease).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Marks `threshold` sent and drops the lease, while the lease is ours:
-    /// on the counter, or, if a rollover moved the notice meanwhile, on the
+    /// on the counter or, if a rollover moved the notice meanwhile, on the
     /// closed period's record. Returns the counter as it now stands (`None`
-    /// when the notice was marked elsewhere or the lease was taken away by
-    /// a reset, which re-arms every threshold anyway).
+    /// when the mark landed on a closed record, or a reset took the lease).
     pub async fn mark_threshold(
         &self,
         org: &OrgId,
@@ -182,29 +354,17 @@ impl Store {
         holder: NoticeHolder,
     ) -> Result<Option<Item>, StoreError> {
         let set = AttributeValue::Ns(marks_for(threshold).iter().map(u32::to_string).collect());
-        let mark = |key: Item, closed: bool| LeaseWrite {
-            key,
-            update: if closed {
-                "ADD notified :set SET ntop = :t REMOVE noticeLease, owed"
-            } else {
-                "ADD notified :set SET ntop = :t REMOVE noticeLease"
-            },
-            condition: "noticeLease = :lease".into(),
-            names: vec![],
-            values: vec![(":set", set.clone()), (":t", n(i64::from(threshold))), (":lease", n(lease.0))],
-            return_new: !closed,
-        };
-        let closed = matches!(holder, NoticeHolder::Closed(_));
-        if let Some(item) = self.lease_write(mark(Self::holder_key(org, resource, holder), closed)).await? {
-            return Ok((!closed).then_some(item));
-        }
-        if let NoticeHolder::Counter(Some(period)) = holder {
-            let moved = self.lease_write(mark(key(items::pk(org), items::closed_sk(resource, period)), true)).await?;
-            if moved.is_some() {
-                return Ok(None);
+        for (key, closed) in Self::notice_keys(org, resource, holder) {
+            let done = Done {
+                clause: "ADD notified :set SET ntop = :t",
+                values: vec![(":set", set.clone()), (":t", n(i64::from(threshold)))],
+                also_remove: if closed { ", owed" } else { "" },
+            };
+            if let Some(item) = self.lease_done(key, THRESHOLD, lease, done).await? {
+                return Ok((!closed).then_some(item));
             }
         }
-        tracing::warn!(org = %org, resource, threshold, "notice sent but its lease was gone (reset meanwhile)");
+        tracing::warn!(org = %org, resource, threshold, "notice sent but its lease was gone (a reset meanwhile)");
         Ok(None)
     }
 
@@ -216,37 +376,47 @@ impl Store {
         lease: Lease,
         holder: NoticeHolder,
     ) -> Result<(), StoreError> {
-        let release = |key: Item| LeaseWrite {
-            key,
-            update: "REMOVE noticeLease",
-            condition: "noticeLease = :lease".into(),
-            names: vec![],
-            values: vec![(":lease", n(lease.0))],
-            return_new: false,
-        };
-        if self.lease_write(release(Self::holder_key(org, resource, holder))).await?.is_none()
-            && let NoticeHolder::Counter(Some(period)) = holder
-        {
-            self.lease_write(release(key(items::pk(org), items::closed_sk(resource, period)))).await?;
+        for (key, _) in Self::notice_keys(org, resource, holder) {
+            if self.lease_release(key, THRESHOLD, lease).await? {
+                break;
+            }
         }
         Ok(())
     }
 
-    /// A closed period owes nothing more: drops its `owed` flag, unless a
-    /// sender holds a live lease on it.
-    pub async fn settle_closed_notice(
+    /// Settles a lapsed threshold claim found on a counter or closed record.
+    pub async fn settle_threshold(
         &self,
         org: &OrgId,
         resource: &str,
-        period: Period,
+        holder: NoticeHolder,
+        claim: InFlight,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Settled, StoreError> {
+        let Some(threshold) = claim.threshold else {
+            // A claim from before `noticeFor` existed: send again.
+            let claim = InFlight { sending: false, ..claim };
+            let key = Self::notice_key(org, resource, holder);
+            return self.lease_settle(key, THRESHOLD, claim, now, Done::nothing()).await;
+        };
+        let set = AttributeValue::Ns(marks_for(threshold).iter().map(u32::to_string).collect());
+        let done = Done {
+            clause: "ADD notified :set SET ntop = :t",
+            values: vec![(":set", set), (":t", n(i64::from(threshold)))],
+            also_remove: if matches!(holder, NoticeHolder::Closed(_)) { ", owed" } else { "" },
+        };
+        self.lease_settle(Self::notice_key(org, resource, holder), THRESHOLD, claim, now, done).await
+    }
+
+    /// A closed period owes nothing more: drops its `owed` flag, unless a
+    /// claim is in flight on it.
+    pub async fn settle_closed_notice(&self, org: &OrgId, resource: &str, period: Period) -> Result<(), StoreError> {
         let write = LeaseWrite {
             key: key(items::pk(org), items::closed_sk(resource, period)),
-            update: "REMOVE owed, noticeLease",
-            condition: "attribute_not_exists(noticeLease) OR noticeLease < :now".into(),
+            update: "REMOVE owed".into(),
+            condition: "attribute_not_exists(noticeLease)".into(),
             names: vec![],
-            values: vec![(":now", n(now.timestamp()))],
+            values: vec![],
             return_new: false,
         };
         self.lease_write(write).await.map(|_| ())
@@ -264,25 +434,25 @@ impl Store {
         let lease = Lease::from_now(now);
         let write = LeaseWrite {
             key: key(items::pk(org), items::PROFILE_SK.to_string()),
-            update: "SET trialNoticeLease = :until",
+            update: "SET trialNoticeLease = :until".into(),
             condition: "#plan = :plan AND trialEndsAt = :te AND attribute_not_exists(trialNotifiedAt) \
-                AND (attribute_not_exists(trialNoticeLease) OR trialNoticeLease < :now)"
+                AND attribute_not_exists(trialNoticeLease)"
                 .into(),
             names: vec![("#plan", "plan")],
-            values: vec![
-                (":plan", s(plan)),
-                (":te", s(trial_ends_at)),
-                (":now", n(now.timestamp())),
-                (":until", n(lease.0)),
-            ],
+            values: vec![(":plan", s(plan)), (":te", s(trial_ends_at)), (":until", n(lease.0))],
             return_new: false,
         };
         Ok(self.lease_write(write).await?.map(|_| lease))
     }
 
+    /// Records that the trial notice is about to go out; `false` when the
+    /// lease is gone (the trial end moved: a new trial owes a new notice).
+    pub async fn trial_sending(&self, org: &OrgId, lease: Lease) -> Result<bool, StoreError> {
+        self.lease_sending(key(items::pk(org), items::PROFILE_SK.to_string()), TRIAL, lease).await
+    }
+
     /// Marks the trial notice sent (`sent`) or releases the claim; only
-    /// while the lease is ours. An org update that moves the trial end
-    /// takes the lease away (the new trial end is a new notice).
+    /// while the lease is ours.
     pub async fn finish_trial_notice(
         &self,
         org: &OrgId,
@@ -290,31 +460,27 @@ impl Store {
         sent: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let at = s(crate::domain::rfc3339(now));
-        let write = LeaseWrite {
-            key: key(items::pk(org), items::PROFILE_SK.to_string()),
-            update: if sent { "SET trialNotifiedAt = :at REMOVE trialNoticeLease" } else { "REMOVE trialNoticeLease" },
-            condition: "trialNoticeLease = :lease".into(),
-            names: vec![],
-            values: if sent { vec![(":lease", n(lease.0)), (":at", at)] } else { vec![(":lease", n(lease.0))] },
-            return_new: false,
+        let key = key(items::pk(org), items::PROFILE_SK.to_string());
+        let ours = if sent {
+            let done = Done::set_time("SET trialNotifiedAt = :at", now);
+            self.lease_done(key, TRIAL, lease, done).await?.is_some()
+        } else {
+            self.lease_release(key, TRIAL, lease).await?
         };
-        if self.lease_write(write).await?.is_none() {
+        if !ours {
             tracing::warn!(org = %org, sent, "trial notice lease was gone (the trial end moved meanwhile)");
         }
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn marks_stay_small_whatever_the_threshold() {
-        assert_eq!(marks_for(80), vec![80]);
-        assert_eq!(marks_for(100), vec![80, 100]);
-        assert_eq!(marks_for(130), vec![80, 100, 130]);
-        assert_eq!(marks_for(u32::MAX), vec![80, 100, u32::MAX]);
+    /// Settles a lapsed trial-notice claim.
+    pub async fn settle_trial_notice(
+        &self,
+        org: &OrgId,
+        claim: InFlight,
+        now: DateTime<Utc>,
+    ) -> Result<Settled, StoreError> {
+        let key = key(items::pk(org), items::PROFILE_SK.to_string());
+        self.lease_settle(key, TRIAL, claim, now, Done::set_time("SET trialNotifiedAt = :at", now)).await
     }
 }
