@@ -132,16 +132,28 @@ async fn refused_connections_answer_503_and_recovery_is_immediate() {
 /// an answer that is not 503, as a client following `Retry-After` would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_responses_with_idempotency_keys_count_every_key_exactly_once() {
-    const CLIENTS: usize = 16;
-    const KEYS_EACH: usize = 12;
+    lost_responses(16, 12).await;
+}
+
+/// The long form, run by hand: `scripts/test -p quota-tests --test faults --
+/// --ignored lost_responses_under_load` (`LOAD_CLIENTS`, `LOAD_KEYS` set the
+/// size; 64 × 100 by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "load form, run by hand"]
+async fn lost_responses_under_load() {
+    let size = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    lost_responses(size("LOAD_CLIENTS", 64), size("LOAD_KEYS", 100)).await;
+}
+
+async fn lost_responses(clients: usize, keys_each: usize) {
     let app = Arc::new(TestApp::with_faults("2026-03-10T12:00:00Z").await);
     app.org("lossy", json!({ "plan": "pro", "limits": { "conversations": 100_000 } })).await;
     app.faults().dynamodb.inject(Rule::all(Fault::LoseResponse).rate(0.25));
-    let clients = (0..CLIENTS).map(|c| {
+    let tasks = (0..clients).map(|c| {
         let app = Arc::clone(&app);
         tokio::spawn(async move {
             let mut statuses = Vec::new();
-            for k in 0..KEYS_EACH {
+            for k in 0..keys_each {
                 let key = format!("client-{c}-key-{k}");
                 let mut attempts = 0;
                 loop {
@@ -157,11 +169,13 @@ async fn lost_responses_with_idempotency_keys_count_every_key_exactly_once() {
             statuses
         })
     });
-    let statuses: Vec<u16> = join_all(clients).await.into_iter().flat_map(|r| r.expect("client")).collect();
+    let statuses: Vec<u16> = join_all(tasks).await.into_iter().flat_map(|r| r.expect("client")).collect();
     assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "nothing but 200 and 503: {statuses:?}");
     let lost = app.faults().dynamodb.injected().get("LoseResponse").copied().unwrap_or(0);
     assert!(lost > 20, "the fault really was injected ({lost} responses lost)");
     app.faults().dynamodb.clear();
     let used = app.resource_usage("lossy", "conversations").await["used"].as_i64().unwrap();
-    assert_eq!(used, (CLIENTS * KEYS_EACH) as i64, "every key counted exactly once ({lost} responses lost)");
+    assert_eq!(used, (clients * keys_each) as i64, "every key counted exactly once ({lost} responses lost)");
+    let retried = statuses.iter().filter(|s| **s == 503).count();
+    println!("{clients} clients x {keys_each} keys: {lost} responses lost, {retried} answers were 503 and retried");
 }

@@ -179,3 +179,39 @@ async fn a_plan_change_after_the_period_ended_bills_the_old_period_under_the_old
     let now = app.resource_usage(&org, "conversations").await;
     assert_eq!((now["used"].clone(), now["limit"].clone()), (json!(0), json!(750)));
 }
+
+/// A scheduled run that could not finish fails its invocation (so that
+/// EventBridge retries it), carrying the summary of what it did.
+#[tokio::test]
+async fn an_incomplete_scheduled_run_fails_its_invocation_with_its_summary() {
+    use quota_tests::{Fault, Rule};
+    let app = TestApp::with_faults("2026-03-02T09:00:00Z").await;
+    let scheduled: quota_tests::Value =
+        serde_json::from_str(include_str!("../../events/scheduled-daily.json")).expect("fixture");
+    let failing = app.unique("sched-fail");
+    app.org(&failing, json!({ "plan": "free", "contacts": app.contacts(&failing) })).await;
+    app.org(&app.unique("sched-ok"), json!({ "plan": "basic" })).await;
+    app.faults().aws.inject(Rule::on("outbound-emails", Fault::InternalError));
+    assert_eq!(app.consume(&failing, "conversations", 90).await.status, 200);
+
+    // One org fails (SES is down for its email); the other is done.
+    let err = usage_job::handle_event(&app.deps, scheduled.clone()).await.expect_err("an incomplete run");
+    assert_eq!((err.0.orgs_seen, err.0.failures, err.0.segments_failed), (2, 1, 0), "{:?}", err.0);
+    assert_eq!(err.0.failed_orgs, std::slice::from_ref(&failing));
+    assert_eq!(err.0.snapshots, app.deps.catalogue.resources.len(), "the healthy org was processed");
+    assert!(err.to_string().contains("1 org(s) failed"), "{err}");
+
+    // The scan itself fails: every segment, so no org is seen; the admin
+    // route answers 503 rather than a summary that looks complete.
+    app.faults().aws.clear();
+    app.faults().dynamodb.inject(Rule::on("Scan", Fault::InternalError));
+    let err = usage_job::handle_event(&app.deps, scheduled.clone()).await.expect_err("a failed scan");
+    assert_eq!((err.0.segments_failed, err.0.orgs_seen), (usage_job::SEGMENTS as usize, 0), "{:?}", err.0);
+    let admin = app.post("/v1/admin/jobs/daily", json!({}), &quota_tests::ADMIN).await;
+    assert_eq!((admin.status, admin.code()), (503, Some("STORE_UNAVAILABLE")), "{}", admin.body);
+
+    // Once SES and the store are back, the run completes.
+    app.faults().dynamodb.clear();
+    let done = usage_job::handle_event(&app.deps, scheduled).await.expect("a complete run");
+    assert_eq!((done["failures"].clone(), done["emailsSent"].clone()), (json!(0), json!(1)), "{done}");
+}
