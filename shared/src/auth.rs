@@ -16,6 +16,17 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The token scopes that grant this one (admin implies the others): the
+    /// route's `AuthorizationScopes` in `template.yaml`, any one of which
+    /// API Gateway accepts.
+    pub fn granted_by(self) -> &'static [&'static str] {
+        match self {
+            Scope::Read => &["quota:read", "quota:admin"],
+            Scope::Write => &["quota:write", "quota:admin"],
+            Scope::Admin => &["quota:admin"],
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "quota:read",

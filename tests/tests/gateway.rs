@@ -42,6 +42,36 @@ async fn the_authorizer_refuses_missing_and_invalid_tokens_with_its_own_answer()
 }
 
 #[tokio::test]
+async fn the_authorizer_refuses_a_token_without_any_of_the_routes_scopes() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("gw-scope", json!({ "plan": "basic" })).await;
+    let local = app.serve_local().await;
+    let reader = local.token_for("quota:read", json!({}));
+    let writer = local.token_for("quota:write", json!({}));
+    let admin = local.token_for("quota:admin", json!({}));
+    let nothing = local.token_for("profile email", json!({}));
+    let cases = [
+        ("GET", "/v1/orgs/gw-scope/usage", &writer, 403),
+        ("GET", "/v1/orgs/gw-scope/usage", &reader, 200),
+        ("GET", "/v1/orgs/gw-scope/usage", &admin, 200),
+        ("POST", "/v1/orgs/gw-scope/usage/tasks/consume", &reader, 403),
+        ("POST", "/v1/orgs/gw-scope/usage/tasks/consume", &writer, 200),
+        ("POST", "/v1/orgs/gw-scope/usage/tasks/consume", &admin, 200),
+        ("PUT", "/v1/orgs/gw-scope", &writer, 403),
+        ("GET", "/v1/admin/orgs/gw-scope/audit", &reader, 403),
+        ("GET", "/v1/plans", &nothing, 403),
+    ];
+    for (method, path, token, want) in cases {
+        let r = local.send(method, path, Some("{}"), Some(token)).await;
+        assert_eq!(r.status, want, "{method} {path}: {}", r.body);
+        if want == 403 {
+            assert_eq!(r.body, json!({ "message": "Forbidden" }), "{method} {path}: the authorizer's own body");
+            assert!(r.headers["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+        }
+    }
+}
+
+#[tokio::test]
 async fn unknown_routes_get_the_contracts_404_and_405_without_a_token() {
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
     let local = app.serve_local().await;

@@ -21,6 +21,7 @@ struct Declared {
     method: Option<String>,
     path: Option<String>,
     authorizer: Option<String>,
+    scopes: BTreeSet<String>,
 }
 
 fn declared_routes(template: &Value) -> Vec<Declared> {
@@ -39,6 +40,12 @@ fn declared_routes(template: &Value) -> Vec<Declared> {
                 method: props["Method"].as_str().map(str::to_string),
                 path: props["Path"].as_str().map(str::to_string),
                 authorizer: props["Auth"]["Authorizer"].as_str().map(str::to_string),
+                scopes: props["Auth"]["AuthorizationScopes"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect(),
             });
         }
     }
@@ -58,6 +65,23 @@ fn template_routes_match_the_route_table() {
         })
         .collect();
     assert_eq!(declared, code);
+}
+
+#[test]
+fn the_gateway_checks_each_routes_scopes_as_the_handlers_do() {
+    let declared = declared_routes(&template());
+    for (method, pattern, endpoint) in ROUTES {
+        let path = pattern.replace("{org}", "{orgId}");
+        let route = declared
+            .iter()
+            .find(|d| d.method.as_deref() == Some(method.as_str()) && d.path.as_deref() == Some(path.as_str()))
+            .unwrap_or_else(|| panic!("{method} {path} is in template.yaml"));
+        let want: BTreeSet<String> =
+            endpoint.scope().map(|s| s.granted_by().iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+        assert_eq!(route.scopes, want, "{method} {path}");
+        let open = route.authorizer.as_deref() == Some("NONE");
+        assert_eq!(open, endpoint.scope().is_none(), "{method} {path}: open exactly when it needs no scope");
+    }
 }
 
 #[test]

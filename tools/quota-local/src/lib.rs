@@ -3,7 +3,9 @@
 //! does, so local tests promise only what AWS delivers:
 //!
 //! - a route with the JWT authorizer and a missing or invalid token gets the
-//!   authorizer's `401 {"message":"Unauthorized"}` (with `www-authenticate`);
+//!   authorizer's `401 {"message":"Unauthorized"}` (with `www-authenticate`),
+//!   and a valid token with none of the route's scopes its
+//!   `403 {"message":"Forbidden"}`;
 //! - a request that matches no route (paths match exactly, as the gateway
 //!   matches them) goes to the `$default` route's function, without auth,
 //!   which answers the contract's 404 or 405.
@@ -217,9 +219,10 @@ async fn gateway(
         Ok(b) => b,
         Err(_) => return into_axum(quota_shared::ApiError::PayloadTooLarge.into_response()),
     };
-    // The JWT authorizer guards every route but health and `$default`.
-    let guarded = Route::parse(&parts.method, parts.uri.path()).is_ok_and(|r| r.endpoint.scope().is_some());
-    let claims = if guarded {
+    // The JWT authorizer guards every route but health and `$default`, and
+    // checks that the token has one of the route's scopes.
+    let scope = Route::parse(&parts.method, parts.uri.path()).ok().and_then(|r| r.endpoint.scope());
+    let claims = if let Some(scope) = scope {
         let token = parts
             .headers
             .get("authorization")
@@ -230,7 +233,8 @@ async fn gateway(
             Some(token) => jwt::verify(&local.jwt_secret, token, chrono::Utc::now().timestamp()),
         };
         match verified {
-            Ok(claims) => Some(claims),
+            Ok(claims) if has_any_scope(&claims, scope.granted_by()) => Some(claims),
+            Ok(_) => return forbidden(scope.granted_by()),
             Err(why) => return unauthorized(why),
         }
     } else {
@@ -258,6 +262,34 @@ fn unauthorized(why: jwt::Refused) -> axum::response::Response {
     out.headers_mut().insert("content-type", "application/json".parse().expect("static header"));
     out
 }
+
+/// Whether the token's `scope` (or `scp`) claim holds one of `wanted`.
+fn has_any_scope(claims: &HashMap<String, String>, wanted: &[&str]) -> bool {
+    ["scope", "scp"]
+        .iter()
+        .filter_map(|name| claims.get(*name))
+        .flat_map(|v| v.trim_matches(|c| c == '[' || c == ']').split_whitespace())
+        .any(|s| wanted.contains(&s))
+}
+
+/// The JWT authorizer's answer to a valid token without any of the
+/// route's scopes.
+fn forbidden(wanted: &[&str]) -> axum::response::Response {
+    let mut out = axum::response::Response::new(axum::body::Body::from(GATEWAY_FORBIDDEN));
+    *out.status_mut() = StatusCode::FORBIDDEN;
+    let challenge = format!(
+        r#"Bearer scope="{}" error="insufficient_scope" error_description="the token has none of the route's scopes""#,
+        wanted.join(" ")
+    );
+    if let Ok(value) = challenge.parse() {
+        out.headers_mut().insert("www-authenticate", value);
+    }
+    out.headers_mut().insert("content-type", "application/json".parse().expect("static header"));
+    out
+}
+
+/// API Gateway's body for a request whose token lacks the route's scopes.
+pub const GATEWAY_FORBIDDEN: &str = r#"{"message":"Forbidden"}"#;
 
 /// API Gateway's body for a request its JWT authorizer refused.
 pub const GATEWAY_UNAUTHORIZED: &str = r#"{"message":"Unauthorized"}"#;
