@@ -86,3 +86,41 @@ impl ClassifyRetry for TransactionConflictRetry {
         "TransactionConflictRetry"
     }
 }
+
+/// Whether a failed call may still have been carried out: the request may
+/// have reached the service (a timeout, a connection lost after sending, an
+/// answer that could not be read). `false` when it certainly was not: the
+/// service answered with an error, the request was never built, or no
+/// connection was made.
+pub fn outcome_unknown<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    match err {
+        SdkError::ConstructionFailure(_) | SdkError::ServiceError(_) => false,
+        SdkError::DispatchFailure(_) => !never_connected(err),
+        _ => true,
+    }
+}
+
+/// The error chain shows that no connection was made (refused, unreachable,
+/// a failed connect or name lookup): nothing was sent.
+fn never_connected(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable) {
+                return true;
+            }
+        }
+        let text = e.to_string();
+        if text.contains("tcp connect error") || text.contains("dns error") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}

@@ -36,9 +36,16 @@ impl EventKind {
 /// An event the bus accepted: its kind and `detail`.
 pub type Published = (EventKind, serde_json::Value);
 
+/// A failed publish, and whether the events may still have been accepted.
 #[derive(Debug, thiserror::Error)]
-#[error("publishing {0} failed: {1}")]
-pub struct PublishError(&'static str, String);
+#[error("publishing {kinds} failed: {detail}")]
+pub struct PublishError {
+    kinds: String,
+    detail: String,
+    /// The request may have reached EventBridge (a timeout, say): the events
+    /// may have been published.
+    pub outcome_unknown: bool,
+}
 
 /// Publishes to one bus. `published` keeps what the bus accepted, in
 /// order, when enabled (tests and the local server read it).
@@ -74,26 +81,37 @@ impl Events {
     }
 
     pub async fn publish(&self, kind: EventKind, detail: &serde_json::Value) -> Result<(), PublishError> {
-        let entry = PutEventsRequestEntry::builder()
-            .event_bus_name(&self.bus)
-            .source(SOURCE)
-            .detail_type(kind.detail_type())
-            .detail(detail.to_string())
-            .build();
-        let fail = |e: String| PublishError(kind.detail_type(), e);
-        let out = self
-            .client
-            .put_events()
-            .entries(entry)
-            .send()
-            .await
-            .map_err(|e| fail(aws_sdk_eventbridge::error::DisplayErrorContext(&e).to_string()))?;
+        self.publish_all(&[(kind, detail.clone())]).await
+    }
+
+    /// Publishes several events in one `PutEvents` (up to 10): one call, one
+    /// outcome. Not retried by the SDK (see `timeouts::EVENTBRIDGE`).
+    pub async fn publish_all(&self, events: &[(EventKind, serde_json::Value)]) -> Result<(), PublishError> {
+        let entries: Vec<PutEventsRequestEntry> = events
+            .iter()
+            .map(|(kind, detail)| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus)
+                    .source(SOURCE)
+                    .detail_type(kind.detail_type())
+                    .detail(detail.to_string())
+                    .build()
+            })
+            .collect();
+        let kinds = events.iter().map(|(k, _)| k.detail_type()).collect::<Vec<_>>().join(", ");
+        let out = self.client.put_events().set_entries(Some(entries)).send().await.map_err(|e| PublishError {
+            kinds: kinds.clone(),
+            detail: crate::store::root_cause(&e),
+            outcome_unknown: crate::clients::outcome_unknown(&e),
+        })?;
         if out.failed_entry_count() > 0 {
-            let reason = out.entries().first().and_then(|e| e.error_message()).unwrap_or("rejected");
-            return Err(fail(reason.to_string()));
+            // Entries are accepted or refused one by one; a refused one is
+            // published again with the others, so consumers dedupe anyway.
+            let reason = out.entries().iter().find_map(|e| e.error_message()).unwrap_or("rejected");
+            return Err(PublishError { kinds, detail: reason.to_string(), outcome_unknown: false });
         }
         if let Some(log) = &self.published {
-            log.lock().unwrap_or_else(|e| e.into_inner()).push((kind, detail.clone()));
+            log.lock().unwrap_or_else(|e| e.into_inner()).extend(events.iter().cloned());
         }
         Ok(())
     }

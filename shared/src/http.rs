@@ -193,9 +193,13 @@ pub fn body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(bytes)
-        .map(Some)
-        .map_err(|e| ApiError::InvalidRequest(format!("request body: {}", json_error(&e))))
+    let invalid = |e: serde_json::Error| ApiError::InvalidRequest(format!("request body: {}", json_error(&e)));
+    // Every body is a JSON object; serde alone would also read a struct
+    // from an array (`[5]` for `{"amount": 5}`).
+    match serde_json::from_slice::<serde_json::Value>(bytes).map_err(invalid)? {
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map(Some).map_err(invalid),
+        _ => Err(ApiError::InvalidRequest("request body: must be a JSON object".into())),
+    }
 }
 
 fn json_error(e: &serde_json::Error) -> String {
@@ -217,8 +221,7 @@ pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: 
     let max = crate::domain::org::MAX_COUNT;
     match value {
         None => Ok(default),
-        Some(v) => v
-            .as_i64()
+        Some(v) => crate::domain::json_integer(v)
             .filter(|a| (min..=max).contains(a))
             .ok_or_else(|| ApiError::InvalidRequest(format!("{field} must be an integer from {min} to {max}"))),
     }
@@ -228,7 +231,9 @@ pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: 
 /// the request answers `503 STORE_UNAVAILABLE`. Only for work that may be
 /// abandoned: what follows a committed write (events, emails) runs outside.
 pub async fn bounded<T>(work: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
-    crate::timeouts::within(crate::timeouts::STORE_BUDGET, work).await.unwrap_or_else(|| {
+    // Boxed: store work nests the SDK's deep futures; on the heap they do
+    // not pile up in every caller's frame (debug builds run out of stack).
+    crate::timeouts::within(crate::timeouts::STORE_BUDGET, Box::pin(work)).await.unwrap_or_else(|| {
         tracing::error!(error = %crate::store::StoreError::TimedOut, "store unavailable");
         Err(ApiError::StoreUnavailable)
     })

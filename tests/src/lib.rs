@@ -296,7 +296,8 @@ impl TestApp {
         }
         let event =
             quota_local::apigw_event(&method, path, query, &map, body.unwrap_or("").as_bytes(), auth.claims().as_ref());
-        let response = quota_local::dispatch(deps, quota_local::request_from_event(&event)).await;
+        let request = quota_local::request_from_event(&event).expect("the event parses");
+        let response = quota_local::dispatch(deps, request).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes: &[u8] = response.body().as_ref();
@@ -416,12 +417,27 @@ impl LocalServer {
 
     /// Sends a request over HTTP; the body is parsed as JSON when there is one.
     pub async fn send(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Reply {
+        self.send_with(method, path, body, token, &[]).await
+    }
+
+    /// [`LocalServer::send`] with extra headers.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         use http_body_util::BodyExt;
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http::<http_body_util::Full<bytes::Bytes>>();
         let mut req = hyper::Request::builder().method(method).uri(format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let body = http_body_util::Full::new(bytes::Bytes::from(body.unwrap_or("").to_string()));
         let response = client.request(req.body(body).expect("request")).await.expect("quota-local answers");

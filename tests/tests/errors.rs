@@ -30,6 +30,10 @@ async fn invalid_request() {
         r#"{"amount":"1"}"#,
         r#"{"amount":9007199254740992}"#,
         r#"{"amount":1,"extra":true}"#,
+        r#"{"amount":null}"#,
+        "[5]",
+        "5",
+        r#""amount""#,
     ] {
         let r = app.send(Method::POST, consume, Some(body), &[], &APP).await;
         assert_error(&r, 400, "INVALID_REQUEST");
@@ -60,6 +64,18 @@ async fn invalid_request() {
     }
     // A rejected update changed nothing.
     assert_eq!(app.get("/v1/orgs/acme", &APP).await.body["plan"], "free");
+}
+
+/// JSON has one number type: `2.0` is the integer 2, as JSON Schema reads it.
+#[tokio::test]
+async fn integers_written_with_a_zero_fraction_are_integers() {
+    let app = app().await;
+    let r = app.send(Method::POST, "/v1/orgs/acme/usage/tasks/consume", Some(r#"{"amount":2.0}"#), &[], &APP).await;
+    assert_eq!((r.status, r.used()), (200, 2), "{}", r.body);
+    let r = app.send(Method::PUT, "/v1/orgs/acme/usage/tasks", Some(r#"{"value":5e0}"#), &[], &APP).await;
+    assert_eq!((r.status, r.used()), (200, 5), "{}", r.body);
+    let r = app.send(Method::PUT, "/v1/orgs/acme", Some(r#"{"anchorDay":15.0}"#), &[], &ADMIN).await;
+    assert_eq!((r.status, r.body["anchorDay"].clone()), (200, json!(15)), "{}", r.body);
 }
 
 #[tokio::test]
@@ -205,6 +221,12 @@ async fn auth_matrix() {
         let r = app.consume("other", "tasks", 1).await;
         assert_eq!(r.status, 200, "the unbound app token still can");
     }
+    // An org's own token may not set the count its period is billed on
+    // (review S1); the count of a `total` resource it may.
+    let r = app.put("/v1/orgs/acme/usage/conversations", json!({ "value": 0 }), &acme_app).await;
+    assert_eq!((r.status, r.code()), (403, Some("FORBIDDEN")), "{}", r.body);
+    assert_eq!(app.put("/v1/orgs/acme/usage/tasks", json!({ "value": 1 }), &acme_app).await.status, 200);
+    assert_eq!(app.put("/v1/orgs/acme/usage/conversations", json!({ "value": 0 }), &APP).await.status, 200);
     // Health needs no token.
     let health = app.get("/v1/health", &Auth::None).await;
     assert_eq!((health.status, health.body.clone()), (200, json!({ "status": "ok" })));

@@ -121,3 +121,16 @@ async fn an_org_id_claim_that_names_no_valid_org_opens_nothing() {
     assert_eq!(local.send("GET", "/v1/orgs/acme/usage", None, Some(&numeric)).await.status, 403);
     assert_eq!(app.resource_usage("acme", "tasks").await["used"], 0, "nothing was consumed");
 }
+
+/// Review D9: headers the gateway sets itself are the gateway's, whatever a
+/// client sends (lambda_http builds the request URL from them, and panicked
+/// on `Host: a b`).
+#[tokio::test]
+async fn a_client_cannot_set_the_headers_the_gateway_sets() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let local = app.serve_local().await;
+    for (name, value) in [("x-forwarded-proto", "a b"), ("host", "a b"), ("x-forwarded-port", "x")] {
+        let r = local.send_with("GET", "/v1/health", None, None, &[(name, value)]).await;
+        assert_eq!((r.status, r.body.clone()), (200, json!({ "status": "ok" })), "{name}: {value}");
+    }
+}

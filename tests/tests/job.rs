@@ -215,3 +215,101 @@ async fn an_incomplete_scheduled_run_fails_its_invocation_with_its_summary() {
     let done = usage_job::handle_event(&app.deps, scheduled).await.expect("a complete run");
     assert_eq!((done["failures"].clone(), done["emailsSent"].clone()), (json!(0), json!(1)), "{done}");
 }
+
+/// A basic org at 85 % of March whose 80 % email failed (SES down), so it
+/// is owed; returns its id.
+async fn owing(app: &TestApp, base: &str) -> (String, quota_shared::domain::org::OrgId) {
+    use lambda_http::http::Method;
+    let org = app.unique(base);
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    let down = app.ses_down().await;
+    let path = format!("/v1/orgs/{org}/usage/conversations/consume");
+    let r = app.send_via(&down, Method::POST, &path, Some(r#"{"amount":85}"#), &[], &APP).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = quota_shared::domain::org::OrgId::parse(&org).unwrap();
+    (org, id)
+}
+
+/// Review D2: a claim the job takes lasts its full time from when it is
+/// taken, not from when the run began (a run may last 15 minutes).
+#[tokio::test]
+async fn the_job_claims_with_the_time_it_claims_not_the_time_it_started() {
+    use quota_tests::{Fault, Rule};
+    let app = Arc::new(TestApp::with_faults("2026-03-02T09:00:00Z").await);
+    let (_org, id) = owing(&app, "lease-clock").await;
+    app.faults().aws.inject(Rule::on("outbound-emails", Fault::Delay(std::time::Duration::from_millis(600))));
+    // A run that began ten minutes ago reaches this org now.
+    let started = app.now() - Duration::minutes(10);
+    let run = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { usage_job::run(&app.deps, started).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let kind = quota_shared::domain::catalogue::ResourceKind::Period;
+    let counter = app.direct.store.counter(&id, "conversations", kind, app.deps.catalogue, app.now()).await.unwrap();
+    let claim = counter.notice.expect("the job holds a claim while SES is slow");
+    assert!(!claim.lapsed(app.now().timestamp() + 100), "the claim runs from now: {claim:?}");
+    assert_eq!(run.await.unwrap().emails_sent, 1);
+}
+
+/// Review D3: a `UsagePeriodClosed` whose publish timed out after
+/// EventBridge accepted it is neither retried by the SDK nor published
+/// again by the next run: one billing event.
+#[tokio::test]
+async fn a_period_close_whose_publish_timed_out_is_not_published_twice() {
+    use quota_tests::{Fault, Rule};
+    let app = TestApp::with_faults("2026-03-20T12:00:00Z").await;
+    let org = app.unique("close-timeout");
+    app.org(&org, json!({ "plan": "basic" })).await;
+    assert_eq!(app.consume(&org, "conversations", 30).await.status, 200);
+    app.set_now("2026-04-01T00:15:00Z");
+    // EventBridge accepts every PutEvents but answers after the client gave up.
+    app.faults().aws.inject(Rule::on("PutEvents", Fault::DelayResponse(std::time::Duration::from_secs(2))));
+    let first = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!(first.failures, 1, "{first:?}");
+    app.faults().aws.clear();
+    for at in ["2026-04-01T00:16:00Z", "2026-04-01T00:20:00Z", "2026-04-02T00:15:00Z"] {
+        app.set_now(at);
+        usage_job::run(&app.deps, app.now()).await;
+    }
+    let accepted = app
+        .faults()
+        .aws
+        .accepted("PutEvents")
+        .iter()
+        .filter(|b| {
+            String::from_utf8_lossy(b).contains("UsagePeriodClosed") && String::from_utf8_lossy(b).contains(&org)
+        })
+        .count();
+    assert_eq!(accepted, 1, "one UsagePeriodClosed reached EventBridge");
+}
+
+/// Review S5: a lapsed claim that a rollover moved to a closed period after
+/// the job's scan read the counter is settled in the same run.
+#[tokio::test]
+async fn a_lapsed_claim_moved_by_a_rollover_after_the_scan_is_settled_in_that_run() {
+    use quota_tests::{Fault, Rule};
+    let app = Arc::new(TestApp::with_faults("2026-03-31T20:00:00Z").await);
+    let (org, id) = owing(&app, "moved-claim").await;
+    // A sender claimed the 80 % email and died during its SES call.
+    let kind = quota_shared::domain::catalogue::ResourceKind::Period;
+    let counter = app.direct.store.counter(&id, "conversations", kind, app.deps.catalogue, app.now()).await.unwrap();
+    let claim = app.direct.store.claim_threshold(&id, "conversations", 80, 100, counter.period, app.now()).await;
+    let holder = quota_shared::store::notices::NoticeHolder::Counter(counter.period);
+    let lease = claim.unwrap().unwrap().lease;
+    assert!(app.direct.store.threshold_sending(&id, "conversations", lease, holder).await.unwrap());
+    // April. The job's scan answers late; a consume rolls March over meanwhile.
+    app.set_now("2026-04-01T00:15:00Z");
+    app.faults().dynamodb.inject(Rule::on("Scan", Fault::DelayResponse(std::time::Duration::from_millis(500))));
+    let run = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { usage_job::run(&app.deps, app.now()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let path = format!("/v1/orgs/{org}/usage/conversations/consume");
+    let r = app.send_via(&app.direct, lambda_http::http::Method::POST, &path, Some(r#"{"amount":1}"#), &[], &APP).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let summary = run.await.unwrap();
+    assert_eq!((summary.presumed_delivered, summary.emails_sent), (1, 0), "{summary:?}");
+    assert!(app.emails(&org).await.is_empty(), "presumed delivered by the vanished sender, not sent again");
+}

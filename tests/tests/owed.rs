@@ -83,7 +83,7 @@ async fn a_crossing_deferred_by_another_senders_lease_is_sent_after_the_rollover
     // The other sender gives up (its send failed); the period ends and a
     // consume rolls it over before any job run.
     let holder = quota_shared::store::notices::NoticeHolder::Counter(counter.period);
-    app.deps.store.release_threshold(&id, "conversations", lease.unwrap(), holder).await.unwrap();
+    app.deps.store.release_threshold(&id, "conversations", lease.unwrap().lease, holder).await.unwrap();
     app.set_now("2026-04-01T00:00:01Z");
     app.org(&org, json!({ "plan": "basic" })).await;
     assert_eq!(app.consume(&org, "conversations", 1).await.status, 200);
@@ -109,7 +109,8 @@ async fn a_lower_threshold_is_never_sent_after_a_higher_one() {
     assert_eq!(app.consume(&org, "conversations", 10).await.status, 200);
     assert_eq!(subjects(&app.emails(&org).await), ["You have used 120% of your monthly conversations"]);
     let profile = app.deps.store.profile(&id).await.unwrap().unwrap();
-    let sent = notify::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5)).await.unwrap();
+    let sent =
+        notify::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 3).await.unwrap();
     assert!(!sent, "110 counts as sent once 120 is");
     app.run_job().await;
     assert_eq!(app.emails(&org).await.len(), 1);
@@ -252,11 +253,170 @@ async fn a_claim_whose_sender_vanished_mid_call_is_presumed_delivered_not_sent_t
     let lease = app.deps.store.claim_threshold(&id, "conversations", 80, 100, counter.period, app.now()).await.unwrap();
     let holder = quota_shared::store::notices::NoticeHolder::Counter(counter.period);
     // It recorded `sending` and died during the SES call.
-    assert!(app.deps.store.threshold_sending(&id, "conversations", lease.unwrap(), holder).await.unwrap());
+    assert!(app.deps.store.threshold_sending(&id, "conversations", lease.unwrap().lease, holder).await.unwrap());
     app.advance(chrono::Duration::minutes(3));
     let summary = usage_job::run(&app.deps, app.now()).await;
     assert_eq!((summary.emails_sent, summary.presumed_delivered), (0, 1), "{summary:?}");
     assert!(app.emails(&org).await.is_empty(), "not sent a second time");
     assert_eq!(app.usage(&org).await.body["notificationsSent"]["conversations"], json!([80]));
     assert_eq!(usage_job::run(&app.deps, app.now()).await.presumed_delivered, 0, "settled once");
+}
+
+/// The counter's period as the store has it.
+async fn period_of(
+    app: &TestApp,
+    id: &quota_shared::domain::org::OrgId,
+) -> Option<quota_shared::domain::period::Period> {
+    let kind = quota_shared::domain::catalogue::ResourceKind::Period;
+    app.deps.store.counter(id, "conversations", kind, app.deps.catalogue, app.now()).await.unwrap().period
+}
+
+/// Consumes through the store alone: no notice is attempted.
+async fn consume_quietly(app: &TestApp, id: &quota_shared::domain::org::OrgId, amount: i64) {
+    let kind = quota_shared::domain::catalogue::ResourceKind::Period;
+    let store = &app.deps.store;
+    let r = store.consume(id, "conversations", kind, amount, None, app.deps.catalogue, app.now()).await.unwrap();
+    assert!(matches!(r, quota_shared::store::Consumed::Admitted { .. }), "{r:?}");
+}
+
+/// Review D1: a mark that lands on a closed period's record must not drop
+/// what that record still owes above it.
+#[tokio::test]
+async fn a_higher_threshold_owed_by_a_closed_period_survives_a_lower_ones_mark_there() {
+    let app = TestApp::new("2026-03-31T20:00:00Z").await;
+    let org = app.unique("closed-higher");
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    let id = quota_shared::domain::org::OrgId::parse(&org).unwrap();
+    consume_quietly(&app, &id, 80).await;
+    // A sender claims 80 %; meanwhile consumes reach 120 % and defer to it.
+    let period = period_of(&app, &id).await;
+    let claim =
+        app.deps.store.claim_threshold(&id, "conversations", 80, 100, period, app.now()).await.unwrap().unwrap();
+    assert_eq!(app.consume(&org, "conversations", 40).await.status, 200);
+    // April: a consume rolls March over, moving the claim to March's record;
+    // the sender's mark follows it there.
+    app.set_now("2026-04-01T00:00:05Z");
+    assert_eq!(app.consume(&org, "conversations", 1).await.status, 200);
+    let holder = quota_shared::store::notices::NoticeHolder::Counter(period);
+    let marked = app.deps.store.mark_threshold(&id, "conversations", 80, claim.lease, holder).await.unwrap();
+    assert!(matches!(marked, Some(quota_shared::store::notices::Marked::Closed(_))), "{marked:?}");
+    // March still owes its 120 % email; the job sends it, once.
+    app.set_now("2026-04-01T00:15:00Z");
+    app.run_job().await;
+    app.run_job().await;
+    assert_eq!(subjects(&app.emails(&org).await), ["You have used 120% of your monthly conversations"]);
+}
+
+/// Review D4: a claim taken and never acted on (its sender timed out before
+/// calling out) does not hold back the next notice until the job runs.
+#[tokio::test]
+async fn a_lapsed_claim_that_never_called_out_is_taken_over_at_once() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("takeover");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    let id = quota_shared::domain::org::OrgId::parse(&org).unwrap();
+    consume_quietly(&app, &id, 80).await;
+    let period = period_of(&app, &id).await;
+    assert!(app.deps.store.claim_threshold(&id, "conversations", 80, 100, period, app.now()).await.unwrap().is_some());
+    app.advance(chrono::Duration::minutes(3));
+    // No job has run: the consume that reaches 100 % sends its email itself.
+    assert_eq!(app.consume(&org, "conversations", 20).await.status, 200);
+    assert_eq!(subjects(&app.emails(&org).await), ["Monthly quota reached: conversations are paused"]);
+}
+
+/// Review D5: `QuotaExceeded` is published once per period, even when a
+/// sender works from a count read before another sender marked 100 %.
+#[tokio::test]
+async fn quota_exceeded_is_published_once_whatever_the_sender_last_read() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("exceeded-once");
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    let id = quota_shared::domain::org::OrgId::parse(&org).unwrap();
+    consume_quietly(&app, &id, 110).await;
+    let kind = quota_shared::domain::catalogue::ResourceKind::Period;
+    // c2 read the counter at 110 % with nothing marked...
+    let stale = app.deps.store.counter(&id, "conversations", kind, app.deps.catalogue, app.now()).await.unwrap();
+    // ...while c1 claimed 100 %, published QuotaExceeded and marked it.
+    let period = stale.period;
+    let claim =
+        app.deps.store.claim_threshold(&id, "conversations", 100, 100, period, app.now()).await.unwrap().unwrap();
+    app.deps.events.publish(quota_shared::events::EventKind::QuotaExceeded, &json!({ "orgId": org })).await.unwrap();
+    let holder = quota_shared::store::notices::NoticeHolder::Counter(period);
+    app.deps.store.mark_threshold(&id, "conversations", 100, claim.lease, holder).await.unwrap();
+    // c2 now claims 110 %: a crossing, but not a second QuotaExceeded.
+    let profile = app.deps.store.profile(&id).await.unwrap().unwrap();
+    assert!(
+        notify::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 1).await.unwrap()
+    );
+    assert_eq!(count(&app, &org, "QuotaThresholdCrossed"), 1);
+    assert_eq!(count(&app, &org, "QuotaExceeded"), 1);
+}
+
+/// Review D8: two claims taken in the same second are two claims: a sender
+/// whose claim a reset took away cannot act on the next one's.
+#[tokio::test]
+async fn a_claim_is_only_its_own_even_within_one_second() {
+    let app = TestApp::new("2026-03-02T09:00:00Z").await;
+    let org = app.unique("same-second");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    let id = quota_shared::domain::org::OrgId::parse(&org).unwrap();
+    consume_quietly(&app, &id, 80).await;
+    let period = period_of(&app, &id).await;
+    let stale =
+        app.deps.store.claim_threshold(&id, "conversations", 80, 100, period, app.now()).await.unwrap().unwrap();
+    // A reset (same second, pinned clock) takes the claim away and re-arms.
+    let reset = app.post(&format!("/v1/admin/orgs/{org}/reset"), json!({ "reason": "test" }), &ADMIN).await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    consume_quietly(&app, &id, 80).await;
+    let fresh =
+        app.deps.store.claim_threshold(&id, "conversations", 80, 100, period, app.now()).await.unwrap().unwrap();
+    assert_ne!(stale.lease, fresh.lease);
+    let holder = quota_shared::store::notices::NoticeHolder::Counter(period);
+    assert!(!app.deps.store.threshold_sending(&id, "conversations", stale.lease, holder).await.unwrap());
+    let marked = app.deps.store.mark_threshold(&id, "conversations", 80, stale.lease, holder).await.unwrap();
+    assert!(marked.is_none(), "the stale sender's mark does not land: {marked:?}");
+    assert!(app.deps.store.threshold_sending(&id, "conversations", fresh.lease, holder).await.unwrap());
+}
+
+/// Review D7: slow EventBridge and SES on a consume's crossing do not cut a
+/// send under way (which the job would then send again).
+#[tokio::test]
+async fn a_slow_send_on_the_consume_path_is_not_cut_and_not_sent_again() {
+    let app = TestApp::with_faults("2026-03-02T09:00:00Z").await;
+    let org = app.unique("slow-send");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    // Both services do their work at once and answer late.
+    app.faults().aws.inject(Rule::on("PutEvents", Fault::DelayResponse(Duration::from_millis(900))));
+    app.faults().aws.inject(Rule::on("outbound-emails", Fault::DelayResponse(Duration::from_millis(1200))));
+    let started = Instant::now();
+    assert_eq!(app.consume(&org, "conversations", 80).await.status, 200);
+    assert!(started.elapsed() < quota_shared::timeouts::WORST_CASE_REQUEST, "{:?}", started.elapsed());
+    app.faults().aws.clear();
+    app.set_now("2026-03-03T00:15:00Z");
+    app.run_job().await;
+    assert_eq!(subjects(&app.emails(&org).await), ["You have used 80% of your monthly conversations"]);
+}
+
+/// Review D6: a mark that meets a stalled store is bounded as a whole (its
+/// fallback to a closed period's record included), and the email it could
+/// not mark is not sent again.
+#[tokio::test]
+async fn a_mark_that_meets_a_stalled_store_is_bounded_and_not_followed_by_a_resend() {
+    let app = TestApp::with_faults("2026-03-02T09:00:00Z").await;
+    let org = app.unique("mark-stall");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    // UpdateItems of the consume: the write, the claim, `sending`; then the
+    // mark and its fallback stall.
+    app.faults().dynamodb.inject(Rule::on("UpdateItem", Fault::Stall).skip(3));
+    let started = Instant::now();
+    assert_eq!(app.consume(&org, "conversations", 80).await.status, 200);
+    let took = started.elapsed();
+    let bound = quota_shared::timeouts::MARK_BUDGET + Duration::from_millis(300);
+    assert!(took < bound, "the mark, fallback included, bounded by MARK_BUDGET: {took:?}");
+    app.faults().dynamodb.clear();
+    assert_eq!(app.emails(&org).await.len(), 1);
+    app.set_now("2026-03-03T00:15:00Z");
+    let summary = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!((summary.presumed_delivered, summary.emails_sent), (1, 0), "{summary:?}");
+    assert_eq!(app.emails(&org).await.len(), 1, "not sent again");
 }

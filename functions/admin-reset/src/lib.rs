@@ -34,7 +34,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResetBody {
+    #[serde(default, deserialize_with = "quota_shared::domain::present")]
     resource: Option<String>,
+    #[serde(default, deserialize_with = "quota_shared::domain::present")]
     reason: Option<String>,
 }
 

@@ -33,6 +33,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct AmountBody {
+    #[serde(default, deserialize_with = "quota_shared::domain::present")]
     amount: Option<serde_json::Value>,
 }
 
@@ -101,6 +102,12 @@ struct SetBody {
 #[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]
 async fn set_usage(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
     let (resource, def) = call.resource(deps.catalogue)?;
+    // Setting a period's count is a reset by another name, and the count is
+    // what the period is billed on: an org's own token may not.
+    let org_bound = call.principal.as_ref().is_some_and(|p| matches!(p.binding, quota_shared::auth::Binding::Org(_)));
+    if org_bound && def.kind == ResourceKind::Period {
+        return Err(ApiError::Forbidden("an org-bound token cannot set the count of a per-period resource"));
+    }
     let body: SetBody =
         http::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"value\": n} is required".into()))?;
     let value = http::amount(Some(&body.value), 0, 0, "value")?;

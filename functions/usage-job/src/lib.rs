@@ -173,13 +173,13 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
     };
     let profile = &state.profile;
     let org = &profile.org_id;
-    let mut outcome = OrgOutcome { presumed: settle_lapsed(deps, &state, items, now).await?, ..Default::default() };
+    let mut outcome = OrgOutcome { presumed: settle_lapsed(deps, &state).await?, ..Default::default() };
     let mut errors = Vec::new();
 
     // 1. Threshold emails still owed, on the counters as stored: a period
     //    that has just ended still owes its own (the claim is pinned to it).
     for counter in state.counters.values() {
-        match notify::deliver_threshold(deps, profile, counter, now, NOTICE_BUDGET).await {
+        match notify::deliver_threshold(deps, profile, counter, now, NOTICE_BUDGET, 3).await {
             Ok(sent) => outcome.emails += usize::from(sent),
             Err(err) => errors.push(JobError::from(err)),
         }
@@ -197,7 +197,14 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
         }
     }
     if rolled || items.iter().any(is_closed) {
-        let closed = deps.store.pending_closed(org).await?;
+        let mut closed = deps.store.pending_closed(org).await?;
+        // Lapsed claims on closed records, from this consistent read (a
+        // rollover after the scan may have moved one there).
+        let settled = settle_closed(deps, org, &closed).await?;
+        if settled > 0 {
+            outcome.presumed += settled;
+            closed = deps.store.pending_closed(org).await?;
+        }
         for record in closed.iter().filter(|c| c.owed) {
             match notify::deliver_closed_threshold(deps, profile, record, now, NOTICE_BUDGET).await {
                 Ok(sent) => outcome.emails += usize::from(sent),
@@ -233,33 +240,45 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
 
 /// 0. Claims whose sender vanished (the lease lapsed): presumed delivered if
 ///    the sender had begun its call, released (sent again below) if not.
-///    Returns how many were presumed delivered.
-async fn settle_lapsed(deps: &Deps, state: &OrgState, items: &[Item], now: DateTime<Utc>) -> Result<usize, JobError> {
+///    Returns how many were presumed delivered. Lapse is judged by a fresh
+///    reading of the clock, not the run's start.
+async fn settle_lapsed(deps: &Deps, state: &OrgState) -> Result<usize, JobError> {
     let org = &state.profile.org_id;
-    let at = now.timestamp();
+    let now = deps.clock.now();
     let mut settled = Vec::new();
     for counter in state.counters.values() {
-        if let Some(claim) = counter.notice.filter(|c| c.lapsed(at)) {
+        if let Some(claim) = counter.notice.filter(|c| c.lapsed(now.timestamp())) {
             let holder = NoticeHolder::Counter(counter.period);
             let outcome = deps.store.settle_threshold(org, &counter.resource, holder, claim, now).await?;
             settled.push((outcome, "threshold notice", counter.resource.clone()));
         }
     }
-    for record in items.iter().filter(|i| is_closed(i)).filter_map(ClosedPeriod::from_item) {
-        if let Some(claim) = record.notice.filter(|c| c.lapsed(at)) {
+    if let Some(claim) = state.trial_notice.filter(|c| c.lapsed(now.timestamp())) {
+        let outcome = deps.store.settle_trial_notice(org, claim, now).await?;
+        settled.push((outcome, "trial notice", String::new()));
+    }
+    Ok(count_presumed(org, settled))
+}
+
+/// Lapsed claims on closed records: threshold notices and period closes.
+async fn settle_closed(deps: &Deps, org: &OrgId, closed: &[ClosedPeriod]) -> Result<usize, JobError> {
+    let now = deps.clock.now();
+    let mut settled = Vec::new();
+    for record in closed {
+        if let Some(claim) = record.notice.filter(|c| c.lapsed(now.timestamp())) {
             let holder = NoticeHolder::Closed(record.period);
             let outcome = deps.store.settle_threshold(org, &record.resource, holder, claim, now).await?;
             settled.push((outcome, "closed-period notice", record.resource.clone()));
         }
-        if let Some(claim) = record.emit.filter(|c| c.lapsed(at)) {
-            let outcome = deps.store.settle_closed_event(org, &record, claim, now).await?;
+        if let Some(claim) = record.emit.filter(|c| c.lapsed(now.timestamp())) {
+            let outcome = deps.store.settle_closed_event(org, record, claim, now).await?;
             settled.push((outcome, "UsagePeriodClosed", record.resource.clone()));
         }
     }
-    if let Some(claim) = state.trial_notice.filter(|c| c.lapsed(at)) {
-        let outcome = deps.store.settle_trial_notice(org, claim, now).await?;
-        settled.push((outcome, "trial notice", String::new()));
-    }
+    Ok(count_presumed(org, settled))
+}
+
+fn count_presumed(org: &OrgId, settled: Vec<(Settled, &str, String)>) -> usize {
     let mut presumed = 0;
     for (outcome, what, resource) in settled {
         match outcome {
@@ -273,7 +292,7 @@ async fn settle_lapsed(deps: &Deps, state: &OrgState, items: &[Item], now: DateT
             Settled::Nothing => {}
         }
     }
-    Ok(presumed)
+    presumed
 }
 
 /// Emits one `UsagePeriodClosed` per period (all its resources), each
@@ -289,7 +308,7 @@ async fn emit_closed(
         .sort_by(|a, b| (a.period.start, a.period.end, &a.resource).cmp(&(b.period.start, b.period.end, &b.resource)));
     let mut emitted = 0;
     for group in closed.chunk_by(|a, b| a.period == b.period) {
-        let Some(lease) = deps.store.claim_closed(org, group, now).await? else {
+        let Some(lease) = deps.store.claim_closed(org, group, deps.clock.now()).await? else {
             continue;
         };
         let resources: Vec<serde_json::Value> = group
@@ -317,9 +336,13 @@ async fn emit_closed(
         if !deps.store.closed_sending(org, group, lease).await? {
             continue;
         }
-        // A failed publish releases the claim: the next run emits it.
+        // A publish that certainly failed releases the claim: the next run
+        // emits it. One whose outcome is unknown (a timeout) leaves it to
+        // lapse as delivered: never a second billing event.
         if let Err(err) = deps.events.publish(EventKind::UsagePeriodClosed, &detail).await {
-            deps.store.finish_closed(org, group, lease, false, now).await?;
+            if !err.outcome_unknown {
+                deps.store.finish_closed(org, group, lease, false, now).await?;
+            }
             return Err(err.into());
         }
         deps.store.finish_closed(org, group, lease, true, now).await?;

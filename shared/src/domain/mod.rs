@@ -9,12 +9,64 @@ pub mod report;
 pub mod usage;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 
 /// The one date-time format of the API: RFC 3339, UTC, whole seconds.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A JSON number as an integer, as JSON Schema reads it: `5`, and `5.0` or
+/// `5e0` too (a number with no fraction), within what a double holds exactly.
+pub fn json_integer(value: &serde_json::Value) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    value.as_i64().or_else(|| {
+        let f = value.as_f64()?;
+        (f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
+    })
+}
+
+/// For optional request fields that must not be `null` when present: with
+/// `#[serde(default, deserialize_with = "present")]` an absent field is
+/// `None` and an explicit `null` is the type's own error.
+pub fn present<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(de).map(Some)
+}
+
+/// For optional request fields that hold an object: like [`present`], and
+/// the value must be a JSON object (serde alone would also read a struct
+/// from an array).
+pub fn present_object<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let map = serde_json::Map::<String, serde_json::Value>::deserialize(de)?;
+    T::deserialize(serde_json::Value::Object(map)).map(Some).map_err(D::Error::custom)
+}
+
 pub(crate) fn ser_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*t))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn integers_as_json_schema_reads_them() {
+        use super::json_integer;
+        assert_eq!(json_integer(&json!(5)), Some(5));
+        assert_eq!(json_integer(&json!(5.0)), Some(5));
+        assert_eq!(json_integer(&json!(-3.0)), Some(-3));
+        assert_eq!(json_integer(&json!(9007199254740991.0)), Some(9_007_199_254_740_991));
+        for not in [json!(5.5), json!("5"), json!(null), json!(true), json!(1e300), json!([5])] {
+            assert_eq!(json_integer(&not), None, "{not}");
+        }
+    }
 }

@@ -34,10 +34,16 @@ pub fn marks_for(threshold: u32) -> Vec<u32> {
     out
 }
 
+/// A claim's value: when it lapses, in microseconds since the epoch, with a
+/// random part below the second, so that two claims taken in one second
+/// are two claims.
+pub const LEASE_SCALE: i64 = 1_000_000;
+
 /// A notice (or event) claimed by a sender and not yet settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InFlight {
-    /// When the claim lapses (epoch seconds); it also identifies the claim.
+    /// The claim's value (see [`LEASE_SCALE`]): when it lapses, and which
+    /// claim it is.
     pub until: i64,
     /// The threshold claimed (threshold notices only).
     pub threshold: Option<u32>,
@@ -50,7 +56,7 @@ pub struct InFlight {
 impl InFlight {
     /// Whether the claim has lapsed at `now` (epoch seconds): its sender is gone.
     pub fn lapsed(&self, now: i64) -> bool {
-        self.until < now
+        self.until < now.saturating_mul(LEASE_SCALE)
     }
 }
 
@@ -87,7 +93,7 @@ mod tests {
 
     #[test]
     fn a_claim_lapses_after_its_time() {
-        let claim = InFlight { until: 100, threshold: Some(80), sending: false };
+        let claim = InFlight { until: 100 * LEASE_SCALE + 123, threshold: Some(80), sending: false };
         assert!(!claim.lapsed(100));
         assert!(claim.lapsed(101));
     }

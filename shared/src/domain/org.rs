@@ -126,12 +126,18 @@ impl OrgProfile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrgPatchBody {
+    #[serde(default, deserialize_with = "super::present")]
     pub plan: Option<String>,
     /// `{resource: n}` sets an override, `{resource: null}` removes it.
+    #[serde(default, deserialize_with = "super::present")]
     pub limits: Option<BTreeMap<String, Option<serde_json::Value>>>,
+    #[serde(default, deserialize_with = "super::present_object")]
     pub contacts: Option<ContactsBody>,
+    #[serde(default, deserialize_with = "super::present")]
     pub locale: Option<String>,
+    #[serde(default, deserialize_with = "super::present")]
     pub timezone: Option<String>,
+    #[serde(default, deserialize_with = "super::present")]
     pub anchor_day: Option<serde_json::Value>,
     /// `null` removes the trial end.
     #[serde(default, deserialize_with = "double_option")]
@@ -145,6 +151,7 @@ pub struct ContactsBody {
     pub owner: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     pub billing: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
     pub admins: Option<Vec<String>>,
 }
 
@@ -188,13 +195,14 @@ impl OrgPatch {
             if catalogue.resource(&resource).is_none() {
                 return Err(format!("limits: unknown resource {resource:?}"));
             }
-            let limit =
-                match value {
-                    None => None,
-                    Some(v) => Some(v.as_i64().filter(|n| (0..=MAX_COUNT).contains(n)).ok_or_else(|| {
-                        format!("limits.{resource} must be an integer from 0 to {MAX_COUNT} or null")
-                    })?),
-                };
+            let limit = match value {
+                None => None,
+                Some(v) => Some(
+                    super::json_integer(&v)
+                        .filter(|n| (0..=MAX_COUNT).contains(n))
+                        .ok_or_else(|| format!("limits.{resource} must be an integer from 0 to {MAX_COUNT} or null"))?,
+                ),
+            };
             patch.limits.insert(resource, limit);
         }
         if let Some(contacts) = body.contacts {
@@ -220,8 +228,9 @@ impl OrgPatch {
             patch.timezone = Some(tz.parse::<Tz>().map_err(|_| format!("timezone {tz:?} is not an IANA time zone"))?);
         }
         if let Some(day) = body.anchor_day {
-            let day =
-                day.as_u64().filter(|d| (1..=31).contains(d)).ok_or("anchorDay must be an integer from 1 to 31")?;
+            let day = super::json_integer(&day)
+                .filter(|d| (1..=31).contains(d))
+                .ok_or("anchorDay must be an integer from 1 to 31")?;
             patch.anchor_day = Some(day as u32);
         }
         if let Some(trial) = body.trial_ends_at {
@@ -382,6 +391,13 @@ mod tests {
             (r#"{"trialEndsAt":"tomorrow"}"#, "trialEndsAt"),
             (r#"{"contacts":{"owner":"not-an-email"}}"#, "contacts.owner"),
             (r#"{"colour":"red"}"#, "colour"),
+            (r#"{"anchorDay":null}"#, "anchorDay"),
+            (r#"{"anchorDay":2.5}"#, "anchorDay"),
+            (r#"{"plan":null}"#, "null"),
+            (r#"{"locale":null}"#, "null"),
+            (r#"{"limits":null}"#, "null"),
+            (r#"{"contacts":{"admins":null}}"#, "null"),
+            (r#"{"contacts":[null,null]}"#, "map"),
         ] {
             let err = patch(json).unwrap_err();
             assert!(err.contains(needle), "{json}: {err}");

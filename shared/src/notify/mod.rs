@@ -21,20 +21,35 @@ use crate::domain::usage::{Counter, percentage};
 use crate::events::{EventKind, PublishError};
 use crate::store::StoreError;
 use crate::store::job::ClosedPeriod;
-use crate::store::notices::NoticeHolder;
-use crate::timeouts::{NOTIFY_BUDGET, within};
+use crate::store::notices::{Marked, NoticeHolder};
+use crate::timeouts::{MARK_BUDGET, NOTIFY_BUDGET, within};
 use templates::{Email, ThresholdNotice};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    #[error("email not sent: {0}")]
-    Send(String),
+    #[error("email not sent: {detail}")]
+    Send {
+        detail: String,
+        /// The request may have reached SES: the email may have gone out.
+        outcome_unknown: bool,
+    },
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error("notification budget ran out; the notice stays owed")]
     OutOfTime,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl NotifyError {
+    /// Whether the call may have been carried out anyway.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            NotifyError::Send { outcome_unknown, .. } => *outcome_unknown,
+            NotifyError::Publish(err) => err.outcome_unknown,
+            NotifyError::OutOfTime | NotifyError::Store(_) => false,
+        }
+    }
 }
 
 /// Sends email from one verified identity.
@@ -75,7 +90,9 @@ impl Notifier {
         let utf8 = |text: &str| Content::builder().data(text).charset("UTF-8").build();
         let (subject, html, text) = match (utf8(&email.subject), utf8(&email.html), utf8(&email.text)) {
             (Ok(s), Ok(h), Ok(t)) => (s, h, t),
-            _ => return Err(NotifyError::Send("email content did not build".into())),
+            _ => {
+                return Err(NotifyError::Send { detail: "email content did not build".into(), outcome_unknown: false });
+            }
         };
         let message = Message::builder().subject(subject).body(Body::builder().html(html).text(text).build()).build();
         self.client
@@ -85,7 +102,10 @@ impl Notifier {
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await
-            .map_err(|e| NotifyError::Send(aws_sdk_sesv2::error::DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| NotifyError::Send {
+                detail: crate::store::root_cause(&e),
+                outcome_unknown: crate::clients::outcome_unknown(&e),
+            })?;
         if let Some(dir) = &self.outbox {
             let name = format!("{}-{}.html", Utc::now().format("%Y%m%dT%H%M%S%.3f"), slug(&email.subject));
             if let Err(err) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(dir.join(name), &email.html)) {
@@ -149,31 +169,36 @@ impl Notice {
 }
 
 /// Sends the threshold email a counter still owes, if any, and publishes
-/// the crossing, once its claim is won; then whatever became owed while it
-/// was being sent. `Ok(true)` when an email went out. Claiming, publishing
-/// and sending get `budget`; the mark that follows a send is never cut.
+/// the crossing, once its claim is won. `rounds`: how many notices in a row
+/// (a mark returns the counter as it stands, so one deferred behind this
+/// sender's claim is sent next); the consume path sends one, the job a few.
+/// `budget` bounds claiming and recording `sending`; the calls and the mark
+/// have bounds of their own. `Ok(true)` when an email went out.
 pub async fn deliver_threshold(
     deps: &Deps,
     profile: &OrgProfile,
     counter: &Counter,
     now: DateTime<Utc>,
     budget: Duration,
+    rounds: usize,
 ) -> Result<bool, NotifyError> {
     let deadline = Instant::now() + budget;
     let mut current = counter.clone();
     let mut sent = false;
-    // A mark returns the counter as it stands: a crossing deferred while
-    // this sender held the lease is sent next (a few rounds at most).
-    for _ in 0..3 {
+    for _ in 0..rounds {
         let Some(notice) = Notice::of_counter(&current) else { break };
         let Some(threshold) = notice.owed() else { break };
-        match deliver(deps, profile, &notice, threshold, now, deadline).await? {
+        // Boxed: the delivery's state machine is large, and would otherwise
+        // sit inline in every caller's future (the consume handler's too).
+        match Box::pin(deliver(deps, profile, &notice, threshold, now, deadline)).await? {
             Delivered::NotClaimed => break,
             Delivered::Sent { emailed, after } => {
                 sent |= emailed;
                 match after {
-                    Some(item) => current = crate::store::items::counter_from_item(&item).map_err(StoreError::from)?,
-                    None => break,
+                    Some(Marked::Counter(item)) => {
+                        current = crate::store::items::counter_from_item(&item).map_err(StoreError::from)?
+                    }
+                    _ => break,
                 }
             }
         }
@@ -181,8 +206,9 @@ pub async fn deliver_threshold(
     Ok(sent)
 }
 
-/// Sends the notice a closed period still owes, if any; otherwise settles
-/// the period's `owed` flag.
+/// Sends what a closed period still owes, the highest threshold its final
+/// count reached, and then, when nothing is owed any more, settles its
+/// `owed` flag.
 pub async fn deliver_closed_threshold(
     deps: &Deps,
     profile: &OrgProfile,
@@ -191,28 +217,45 @@ pub async fn deliver_closed_threshold(
     budget: Duration,
 ) -> Result<bool, NotifyError> {
     let org = &profile.org_id;
-    let notice = Notice::of_closed(closed);
-    let Some((notice, threshold)) = notice.and_then(|n| n.owed().map(|t| (n, t))) else {
-        deps.store.settle_closed_notice(org, &closed.resource, closed.period).await?;
-        return Ok(false);
-    };
-    match deliver(deps, profile, &notice, threshold, now, Instant::now() + budget).await? {
-        Delivered::NotClaimed => Ok(false),
-        Delivered::Sent { emailed, .. } => Ok(emailed),
+    let deadline = Instant::now() + budget;
+    let mut current = closed.clone();
+    let mut sent = false;
+    for _ in 0..3 {
+        let owed = Notice::of_closed(&current).and_then(|n| n.owed().map(|t| (n, t)));
+        let Some((notice, threshold)) = owed else {
+            deps.store.settle_closed_notice(org, &closed.resource, closed.period).await?;
+            break;
+        };
+        match Box::pin(deliver(deps, profile, &notice, threshold, now, deadline)).await? {
+            Delivered::NotClaimed => break,
+            Delivered::Sent { emailed, after } => {
+                sent |= emailed;
+                match after.and_then(|m| match m {
+                    Marked::Closed(item) => ClosedPeriod::from_item(&item),
+                    Marked::Counter(_) => None,
+                }) {
+                    Some(record) => current = record,
+                    None => break,
+                }
+            }
+        }
     }
+    Ok(sent)
 }
 
 enum Delivered {
     /// Already sent, or someone else holds it.
     NotClaimed,
     /// Published, sent (`emailed`: there were recipients) and marked;
-    /// `after`: the counter as the mark left it.
-    Sent { emailed: bool, after: Option<crate::store::items::Item> },
+    /// `after`: the item as the mark left it.
+    Sent { emailed: bool, after: Option<Marked> },
 }
 
-/// claim → `sending` → publish + send (within the deadline) → mark, or
-/// release after a failed call. The email and event are built before
-/// `sending` is recorded, so little lies between it and the call.
+/// claim → `sending` → publish + send → mark; or release after a call that
+/// certainly failed. The email and events are built before `sending` is
+/// recorded, so little lies between it and the calls. Claims are taken and
+/// checked with a fresh reading of the clock: a long job run must not claim
+/// with the time it started.
 async fn deliver(
     deps: &Deps,
     profile: &OrgProfile,
@@ -224,21 +267,26 @@ async fn deliver(
     let org = &profile.org_id;
     let resource = notice.resource.as_str();
     let left = || deadline.saturating_duration_since(Instant::now());
+    if left().is_zero() {
+        return Err(NotifyError::OutOfTime);
+    }
+    let claim_at = deps.clock.now();
     let claim = async {
         match notice.holder {
             NoticeHolder::Counter(period) => {
-                deps.store.claim_threshold(org, resource, threshold, notice.limit, period, now).await
+                deps.store.claim_threshold(org, resource, threshold, notice.limit, period, claim_at).await
             }
             NoticeHolder::Closed(period) => {
-                deps.store.claim_closed_threshold(org, resource, threshold, period, now).await
+                deps.store.claim_closed_threshold(org, resource, threshold, period, claim_at).await
             }
         }
     };
     // Out of time while claiming: a claim that went through lapses without
-    // `sending`, and the job sends the notice.
-    let Some(lease) = within(left(), claim).await.ok_or(NotifyError::OutOfTime)?? else {
+    // `sending`, and whoever comes next may take it over.
+    let Some(claim) = within(left(), claim).await.ok_or(NotifyError::OutOfTime)?? else {
         return Ok(Delivered::NotClaimed);
     };
+    let lease = claim.lease;
     let recipients = profile.contacts.recipients();
     let email = (!recipients.is_empty()).then(|| {
         templates::threshold_email(&ThresholdNotice {
@@ -254,42 +302,73 @@ async fn deliver(
             dashboard_url: deps.notifier.dashboard_url.clone(),
         })
     });
-    let events = crossing_events(org, notice, threshold, now);
-    let send = async {
-        if !deps.store.threshold_sending(org, resource, lease, notice.holder).await? {
-            return Ok(false); // a reset took the claim: nothing is owed now
+    let first_full = threshold >= 100 && claim.top_before.is_none_or(|top| top < 100);
+    let events = crossing_events(org, notice, threshold, first_full, now);
+    let release = || async {
+        let released = within(MARK_BUDGET, deps.store.release_threshold(org, resource, lease, notice.holder)).await;
+        if let Some(Err(err)) = released {
+            tracing::warn!(org = %org, resource, error = %err, "claim not released; it lapses");
         }
-        for (kind, detail) in &events {
-            deps.events.publish(*kind, detail).await?;
-        }
-        if let Some(email) = &email {
-            deps.notifier.send(&recipients, email).await?;
-        }
-        Ok::<bool, NotifyError>(true)
     };
-    match within(left(), send).await.unwrap_or(Err(NotifyError::OutOfTime)) {
-        Ok(true) => {
-            let after = deps.store.mark_threshold(org, resource, threshold, lease, notice.holder).await?;
-            tracing::info!(org = %org, resource, threshold, recipients = recipients.len(), "threshold notice sent");
-            Ok(Delivered::Sent { emailed: email.is_some(), after })
+    match within(left(), deps.store.threshold_sending(org, resource, lease, notice.holder)).await {
+        Some(Ok(true)) => {}
+        Some(Ok(false)) => return Ok(Delivered::NotClaimed), // a reset took the claim: nothing is owed now
+        Some(Err(err)) => {
+            release().await;
+            return Err(err.into());
         }
-        Ok(false) => Ok(Delivered::NotClaimed),
-        Err(err) => {
-            deps.store.release_threshold(org, resource, lease, notice.holder).await?;
-            Err(err)
+        None => {
+            release().await;
+            return Err(NotifyError::OutOfTime);
         }
     }
+    // The calls, each bounded by its client's timeout. A publish whose
+    // outcome is unknown counts as done (its events may be out), so the
+    // email still goes.
+    if let Err(err) = deps.events.publish_all(&events).await {
+        if !err.outcome_unknown {
+            release().await;
+            return Err(err.into());
+        }
+        tracing::warn!(org = %org, resource, error = %err, "crossing events may not be published");
+    }
+    if let Some(email) = &email
+        && let Err(err) = deps.notifier.send(&recipients, email).await
+    {
+        // Released whatever the failure: the job sends it again. After a
+        // timeout the email may have gone out already; that one case can
+        // send it twice (SendEmail has no idempotency token).
+        if err.outcome_unknown() {
+            tracing::warn!(org = %org, resource, threshold, error = %err, "email may have gone out; the job sends it again");
+        }
+        release().await;
+        return Err(err);
+    }
+    let after = match within(MARK_BUDGET, deps.store.mark_threshold(org, resource, threshold, lease, notice.holder))
+        .await
+    {
+        Some(Ok(after)) => after,
+        Some(Err(err)) => {
+            tracing::warn!(org = %org, resource, threshold, error = %err, "sent but not marked; the claim lapses as delivered");
+            None
+        }
+        None => None,
+    };
+    tracing::info!(org = %org, resource, threshold, recipients = recipients.len(), "threshold notice sent");
+    Ok(Delivered::Sent { emailed: email.is_some(), after })
 }
 
-/// The crossing's events: `QuotaThresholdCrossed`, and `QuotaExceeded` the
-/// first time 100 % is reached in a period. Published under the notice's
-/// claim, so they are owed with it. At least once: a send that fails after
-/// the publish publishes again on the retry (consumers dedupe on org,
-/// resource, period and threshold).
+/// The crossing's events: `QuotaThresholdCrossed`, and `QuotaExceeded` when
+/// this is the first threshold at or above 100 % in the period (as the
+/// claim found the item, not as the sender last read it). Published under
+/// the notice's claim, so they are owed with it. At least once: a send that
+/// certainly failed after the publish publishes again on the retry
+/// (consumers dedupe on org, resource, period and threshold).
 fn crossing_events(
     org: &OrgId,
     notice: &Notice,
     threshold: u32,
+    first_full: bool,
     now: DateTime<Utc>,
 ) -> Vec<(EventKind, serde_json::Value)> {
     let mut events = vec![(
@@ -307,7 +386,7 @@ fn crossing_events(
             "at": rfc3339(now),
         }),
     )];
-    if threshold >= 100 && !notice.notified.iter().any(|n| *n >= 100) {
+    if first_full {
         events.push((
             EventKind::QuotaExceeded,
             serde_json::json!({
@@ -335,8 +414,9 @@ pub async fn deliver_trial_ended(
 ) -> Result<bool, NotifyError> {
     let org = &profile.org_id;
     let Some(trial_end) = profile.trial_ends_at else { return Ok(false) };
-    let claim = deps.store.claim_trial_notice(org, &profile.plan, &rfc3339(trial_end), now).await?;
-    let Some(lease) = claim else { return Ok(false) };
+    let trial_end_text = rfc3339(trial_end);
+    let claim = within(budget, deps.store.claim_trial_notice(org, &profile.plan, &trial_end_text, deps.clock.now()));
+    let Some(lease) = claim.await.ok_or(NotifyError::OutOfTime)?? else { return Ok(false) };
     let recipients = profile.contacts.recipients();
     let detail = serde_json::json!({
         "orgId": org,
@@ -346,33 +426,38 @@ pub async fn deliver_trial_ended(
     });
     let email = (!recipients.is_empty())
         .then(|| templates::trial_ended_email(org.as_str(), profile.locale, &deps.notifier.dashboard_url));
-    let send = async {
-        if !deps.store.trial_sending(org, lease).await? {
-            return Ok(false); // the trial end moved: this notice is not owed
+    let release = || async {
+        if let Some(Err(err)) = within(MARK_BUDGET, deps.store.finish_trial_notice(org, lease, false, now)).await {
+            tracing::warn!(org = %org, error = %err, "trial claim not released; it lapses");
         }
-        deps.events.publish(EventKind::TrialExpired, &detail).await?;
-        if let Some(email) = &email {
-            deps.notifier.send(&recipients, email).await?;
-        }
-        Ok::<bool, NotifyError>(true)
     };
-    match within(budget, send).await.unwrap_or(Err(NotifyError::OutOfTime)) {
-        Ok(true) => {
-            deps.store.finish_trial_notice(org, lease, true, now).await?;
-            Ok(true)
-        }
-        Ok(false) => Ok(false),
-        Err(err) => {
-            deps.store.finish_trial_notice(org, lease, false, now).await?;
-            Err(err)
-        }
+    if !deps.store.trial_sending(org, lease).await? {
+        return Ok(false); // the trial end moved: this notice is not owed
     }
+    if let Err(err) = deps.events.publish(EventKind::TrialExpired, &detail).await {
+        if !err.outcome_unknown {
+            release().await;
+            return Err(err.into());
+        }
+        tracing::warn!(org = %org, error = %err, "TrialExpired may not be published");
+    }
+    if let Some(email) = &email
+        && let Err(err) = deps.notifier.send(&recipients, email).await
+    {
+        release().await; // as for threshold emails: the job sends it again
+        return Err(err);
+    }
+    if let Some(Err(err)) = within(MARK_BUDGET, deps.store.finish_trial_notice(org, lease, true, now)).await {
+        tracing::warn!(org = %org, error = %err, "trial notice sent but not marked; the claim lapses as delivered");
+    }
+    Ok(true)
 }
 
 /// After a write raised a counter (from `before`, when known): if a
 /// threshold is owed and this write crossed it, or `before` is unknown, try
-/// to claim, publish and email it now, within `timeouts::NOTIFY_BUDGET`. A
-/// failure here never fails the write; the daily job sends what is owed.
+/// to send it now: within `timeouts::NOTIFY_BUDGET` to claim it, then its
+/// calls and mark, each bounded. A failure here never fails the write; the
+/// daily job sends what is owed.
 pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>, now: DateTime<Utc>) {
     let Some(owed) = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified) else {
         return;
@@ -388,7 +473,7 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>,
         Some(Ok(None)) => Ok(false),
         Some(Ok(Some(profile))) => {
             let left = NOTIFY_BUDGET.saturating_sub(started.elapsed());
-            deliver_threshold(deps, &profile, counter, now, left).await
+            Box::pin(deliver_threshold(deps, &profile, counter, now, left, 1)).await
         }
     };
     if let Err(err) = result {

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Upd
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::notices::{Done, EMIT, Lease, Settled};
+use super::notices::{Done, EMIT, Lease, Settled, lapse_line};
 use super::sdk::{Transacted, transact};
 use super::{Store, StoreError};
 use crate::domain::catalogue::Enforcement;
@@ -151,14 +151,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<Lease>, StoreError> {
         let lease = Lease::from_now(now);
+        let condition = format!(
+            "attribute_not_exists(emittedAt) AND (attribute_not_exists({lease}) \
+             OR ({lease} < :now AND attribute_not_exists({sending})))",
+            lease = EMIT.lease,
+            sending = EMIT.sending
+        );
         let claimed = self
             .closed_group(
                 org,
                 group,
                 "period-close claim",
                 "SET emitLease = :lease",
-                "attribute_not_exists(emittedAt) AND attribute_not_exists(emitLease)",
-                vec![(":lease", n(lease.0))],
+                &condition,
+                vec![(":lease", n(lease.0)), (":now", lapse_line(now))],
             )
             .await?;
         Ok(claimed.then_some(lease))

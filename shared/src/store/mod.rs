@@ -609,7 +609,7 @@ impl Store {
     pub async fn roll_over(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut counter = counter.clone();
         for attempt in 0..MAX_ATTEMPTS {
-            if self.roll_over_once(org, &counter, now).await? {
+            if Box::pin(self.roll_over_once(org, &counter, now)).await? {
                 return Ok(());
             }
             // Refused: rolled over by another writer, or a notice was marked

@@ -29,7 +29,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::items::{self, Item, key, n, s};
 use super::sdk::applied;
 use super::{Store, StoreError};
-use crate::domain::notice::{InFlight, marks_for};
+use crate::domain::notice::{InFlight, LEASE_SCALE, marks_for};
 use crate::domain::org::OrgId;
 use crate::domain::period::Period;
 
@@ -43,9 +43,28 @@ pub const LEASE_SECONDS: i64 = 120;
 pub struct Lease(pub(crate) i64);
 
 impl Lease {
+    /// A new claim, lapsing [`LEASE_SECONDS`] after `now`.
     pub(crate) fn from_now(now: DateTime<Utc>) -> Lease {
-        Lease((now + Duration::seconds(LEASE_SECONDS)).timestamp())
+        use std::hash::{BuildHasher, Hasher};
+        let nonce = std::collections::hash_map::RandomState::new().build_hasher().finish() as i64;
+        let until = (now + Duration::seconds(LEASE_SECONDS)).timestamp();
+        Lease(until * LEASE_SCALE + nonce.rem_euclid(LEASE_SCALE))
     }
+}
+
+/// `now` as claims are compared with it: a claim below it has lapsed.
+pub(crate) fn lapse_line(now: DateTime<Utc>) -> AttributeValue {
+    n(now.timestamp().saturating_mul(LEASE_SCALE))
+}
+
+/// A claim may be taken where none is held, or over one that lapsed before
+/// its sender began its call (nothing left that process; see `Settled`).
+fn claimable(attrs: LeaseAttrs) -> String {
+    format!(
+        "(attribute_not_exists({lease}) OR ({lease} < :now AND attribute_not_exists({sending})))",
+        lease = attrs.lease,
+        sending = attrs.sending
+    )
 }
 
 /// Where a threshold notice's state is kept.
@@ -91,6 +110,28 @@ impl LeaseAttrs {
     }
 }
 
+/// Where a mark landed, with the item as it now stands.
+#[derive(Debug, Clone)]
+pub enum Marked {
+    Counter(Item),
+    Closed(Item),
+}
+
+/// A claim won: its lease, and the highest threshold marked before it (as
+/// the item stood at the claim, not as the claimer last read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub lease: Lease,
+    pub top_before: Option<u32>,
+}
+
+impl Claim {
+    fn of(lease: Lease, before: &Item) -> Claim {
+        let top_before = items::get_n(before, "ntop").and_then(|t| u32::try_from(t).ok());
+        Claim { lease, top_before }
+    }
+}
+
 /// How a lapsed claim was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settled {
@@ -128,7 +169,9 @@ pub(crate) struct LeaseWrite<'a> {
     pub condition: String,
     pub names: Vec<(&'a str, &'a str)>,
     pub values: Vec<(&'a str, AttributeValue)>,
-    pub return_new: bool,
+    /// What the write returns: the item as written (`AllNew`) or as it was
+    /// (`AllOld`); nothing when `None`.
+    pub returns: Option<ReturnValue>,
 }
 
 impl Store {
@@ -148,8 +191,8 @@ impl Store {
         for (name, value) in w.values {
             req = req.expression_attribute_values(name, value);
         }
-        if w.return_new {
-            req = req.return_values(ReturnValue::AllNew);
+        if let Some(returns) = w.returns {
+            req = req.return_values(returns);
         }
         match req.send().await {
             Ok(out) => Ok(Some(out.attributes().cloned().unwrap_or_default())),
@@ -166,7 +209,7 @@ impl Store {
             condition: format!("{} = :lease", attrs.lease),
             names: vec![],
             values: vec![(":lease", n(lease.0))],
-            return_new: false,
+            returns: None,
         };
         Ok(self.lease_write(write).await?.is_some())
     }
@@ -179,7 +222,7 @@ impl Store {
             condition: format!("{} = :lease", attrs.lease),
             names: vec![],
             values: vec![(":lease", n(lease.0))],
-            return_new: false,
+            returns: None,
         };
         Ok(self.lease_write(write).await?.is_some())
     }
@@ -201,7 +244,7 @@ impl Store {
             condition: format!("{} = :lease", attrs.lease),
             names: vec![],
             values,
-            return_new: true,
+            returns: Some(ReturnValue::AllNew),
         };
         self.lease_write(write).await
     }
@@ -219,7 +262,7 @@ impl Store {
     ) -> Result<Settled, StoreError> {
         let mut values = done.values;
         values.push((":old", n(claim.until)));
-        values.push((":now", n(now.timestamp())));
+        values.push((":now", lapse_line(now)));
         let lapsed = format!("{lease} = :old AND {lease} < :now", lease = attrs.lease);
         let write = if claim.sending {
             LeaseWrite {
@@ -228,7 +271,7 @@ impl Store {
                 condition: format!("{lapsed} AND {} = :old", attrs.sending),
                 names: vec![],
                 values,
-                return_new: false,
+                returns: None,
             }
         } else {
             LeaseWrite {
@@ -237,7 +280,7 @@ impl Store {
                 condition: format!("{lapsed} AND attribute_not_exists({})", attrs.sending),
                 names: vec![],
                 values: values.into_iter().filter(|(name, _)| *name == ":old" || *name == ":now").collect(),
-                return_new: false,
+                returns: None,
             }
         };
         Ok(match (self.lease_write(write).await?, claim.sending) {
@@ -275,29 +318,36 @@ impl Store {
         limit: i64,
         period: Option<Period>,
         now: DateTime<Utc>,
-    ) -> Result<Option<Lease>, StoreError> {
+    ) -> Result<Option<Claim>, StoreError> {
         // The smallest count at which `threshold` % of `limit` is reached.
         let need = (i128::from(threshold) * i128::from(limit) + 99) / 100;
         let need = i64::try_from(need).unwrap_or(i64::MAX);
         let lease = Lease::from_now(now);
-        let mut condition = "lim = :lim AND used >= :need AND NOT contains(notified, :t) \
-            AND (attribute_not_exists(ntop) OR ntop < :t) AND attribute_not_exists(noticeLease)"
-            .to_string();
-        let mut values =
-            vec![(":t", n(i64::from(threshold))), (":lim", n(limit)), (":need", n(need)), (":until", n(lease.0))];
+        let mut condition = format!(
+            "lim = :lim AND used >= :need AND NOT contains(notified, :t) \
+             AND (attribute_not_exists(ntop) OR ntop < :t) AND {}",
+            claimable(THRESHOLD)
+        );
+        let mut values = vec![
+            (":t", n(i64::from(threshold))),
+            (":lim", n(limit)),
+            (":need", n(need)),
+            (":until", n(lease.0)),
+            (":now", lapse_line(now)),
+        ];
         if let Some(p) = period {
             condition.push_str(" AND pend = :pe");
             values.push((":pe", n(p.end.timestamp())));
         }
         let write = LeaseWrite {
             key: key(items::pk(org), items::counter_sk(resource)),
-            update: "SET noticeLease = :until, noticeFor = :t".into(),
+            update: "SET noticeLease = :until, noticeFor = :t REMOVE noticeSending".into(),
             condition,
             names: vec![],
             values,
-            return_new: false,
+            returns: Some(ReturnValue::AllOld),
         };
-        Ok(self.lease_write(write).await?.map(|_| lease))
+        Ok(self.lease_write(write).await?.map(|before| Claim::of(lease, &before)))
     }
 
     /// Claims the notice still owed by a closed period: `threshold` of what
@@ -309,19 +359,20 @@ impl Store {
         threshold: u32,
         period: Period,
         now: DateTime<Utc>,
-    ) -> Result<Option<Lease>, StoreError> {
+    ) -> Result<Option<Claim>, StoreError> {
         let lease = Lease::from_now(now);
         let write = LeaseWrite {
             key: key(items::pk(org), items::closed_sk(resource, period)),
-            update: "SET noticeLease = :until, noticeFor = :t".into(),
-            condition: "attribute_exists(owed) AND (attribute_not_exists(ntop) OR ntop < :t) \
-                AND attribute_not_exists(noticeLease)"
-                .into(),
+            update: "SET noticeLease = :until, noticeFor = :t REMOVE noticeSending".into(),
+            condition: format!(
+                "attribute_exists(owed) AND (attribute_not_exists(ntop) OR ntop < :t) AND {}",
+                claimable(THRESHOLD)
+            ),
             names: vec![],
-            values: vec![(":t", n(i64::from(threshold))), (":until", n(lease.0))],
-            return_new: false,
+            values: vec![(":t", n(i64::from(threshold))), (":until", n(lease.0)), (":now", lapse_line(now))],
+            returns: Some(ReturnValue::AllOld),
         };
-        Ok(self.lease_write(write).await?.map(|_| lease))
+        Ok(self.lease_write(write).await?.map(|before| Claim::of(lease, &before)))
     }
 
     /// Records that the threshold notice is about to go out; `false` when
@@ -343,8 +394,10 @@ impl Store {
 
     /// Marks `threshold` sent and drops the lease, while the lease is ours:
     /// on the counter or, if a rollover moved the notice meanwhile, on the
-    /// closed period's record. Returns the counter as it now stands (`None`
-    /// when the mark landed on a closed record, or a reset took the lease).
+    /// closed period's record. Returns where, with the item as it now
+    /// stands; `None` when a reset took the lease (it re-arms every
+    /// threshold anyway). A closed record keeps its `owed` flag: a higher
+    /// threshold may still be due there, which only a fresh look can tell.
     pub async fn mark_threshold(
         &self,
         org: &OrgId,
@@ -352,16 +405,16 @@ impl Store {
         threshold: u32,
         lease: Lease,
         holder: NoticeHolder,
-    ) -> Result<Option<Item>, StoreError> {
+    ) -> Result<Option<Marked>, StoreError> {
         let set = AttributeValue::Ns(marks_for(threshold).iter().map(u32::to_string).collect());
         for (key, closed) in Self::notice_keys(org, resource, holder) {
             let done = Done {
                 clause: "ADD notified :set SET ntop = :t",
                 values: vec![(":set", set.clone()), (":t", n(i64::from(threshold)))],
-                also_remove: if closed { ", owed" } else { "" },
+                also_remove: "",
             };
             if let Some(item) = self.lease_done(key, THRESHOLD, lease, done).await? {
-                return Ok((!closed).then_some(item));
+                return Ok(Some(if closed { Marked::Closed(item) } else { Marked::Counter(item) }));
             }
         }
         tracing::warn!(org = %org, resource, threshold, "notice sent but its lease was gone (a reset meanwhile)");
@@ -403,7 +456,7 @@ impl Store {
         let done = Done {
             clause: "ADD notified :set SET ntop = :t",
             values: vec![(":set", set), (":t", n(i64::from(threshold)))],
-            also_remove: if matches!(holder, NoticeHolder::Closed(_)) { ", owed" } else { "" },
+            also_remove: "",
         };
         self.lease_settle(Self::notice_key(org, resource, holder), THRESHOLD, claim, now, done).await
     }
@@ -417,7 +470,7 @@ impl Store {
             condition: "attribute_not_exists(noticeLease)".into(),
             names: vec![],
             values: vec![],
-            return_new: false,
+            returns: None,
         };
         self.lease_write(write).await.map(|_| ())
     }
@@ -434,13 +487,19 @@ impl Store {
         let lease = Lease::from_now(now);
         let write = LeaseWrite {
             key: key(items::pk(org), items::PROFILE_SK.to_string()),
-            update: "SET trialNoticeLease = :until".into(),
-            condition: "#plan = :plan AND trialEndsAt = :te AND attribute_not_exists(trialNotifiedAt) \
-                AND attribute_not_exists(trialNoticeLease)"
-                .into(),
+            update: "SET trialNoticeLease = :until REMOVE trialNoticeSending".into(),
+            condition: format!(
+                "#plan = :plan AND trialEndsAt = :te AND attribute_not_exists(trialNotifiedAt) AND {}",
+                claimable(TRIAL)
+            ),
             names: vec![("#plan", "plan")],
-            values: vec![(":plan", s(plan)), (":te", s(trial_ends_at)), (":until", n(lease.0))],
-            return_new: false,
+            values: vec![
+                (":plan", s(plan)),
+                (":te", s(trial_ends_at)),
+                (":until", n(lease.0)),
+                (":now", lapse_line(now)),
+            ],
+            returns: None,
         };
         Ok(self.lease_write(write).await?.map(|_| lease))
     }

@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
                     br#"{"amount":1}"#,
                     Some(&claims),
                 );
-                quota_local::request_from_event(&ev)
+                quota_local::request_from_event(&ev).expect("the event parses")
             });
             let start = Instant::now();
             match (which, event) {

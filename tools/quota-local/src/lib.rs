@@ -113,7 +113,11 @@ pub fn apigw_event(
     claims: Option<&HashMap<String, String>>,
 ) -> serde_json::Value {
     let mut joined: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in headers {
+    // The gateway sets these itself (its own domain, https); a client's
+    // values never reach the function. lambda_http builds the request's URL
+    // from them, and would panic on one that is not a URL part.
+    let gateway_set = ["host", "x-forwarded-proto", "x-forwarded-port"];
+    for (name, value) in headers.iter().filter(|(name, _)| !gateway_set.contains(&name.as_str())) {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         joined
             .entry(name.as_str().to_string())
@@ -133,6 +137,8 @@ pub fn apigw_event(
             })
             .or_insert_with(|| v.into_owned());
     }
+    joined.insert("host".into(), "127.0.0.1".into());
+    joined.insert("x-forwarded-proto".into(), "http".into());
     let (body, base64) = match std::str::from_utf8(body) {
         Ok(text) => (text.to_string(), false),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
@@ -178,8 +184,9 @@ pub fn apigw_event(
 }
 
 /// Turns an event into the request the Lambda runtime would hand the handler.
-pub fn request_from_event(event: &serde_json::Value) -> Request {
-    lambda_http::request::from_str(&event.to_string()).expect("events built by apigw_event parse")
+pub fn request_from_event(event: &serde_json::Value) -> Result<Request, quota_shared::ApiError> {
+    lambda_http::request::from_str(&event.to_string())
+        .map_err(|_| quota_shared::ApiError::InvalidRequest("the request could not be read".into()))
 }
 
 /// Server state.
@@ -248,7 +255,10 @@ async fn gateway(
         &body,
         claims.as_ref(),
     );
-    into_axum(dispatch(&local.deps, request_from_event(&event)).await)
+    match request_from_event(&event) {
+        Ok(request) => into_axum(dispatch(&local.deps, request).await),
+        Err(err) => into_axum(err.into_response()),
+    }
 }
 
 /// The JWT authorizer's own answer to a missing or invalid token.
