@@ -8,6 +8,9 @@ TOOLS="${QUOTA_TOOLS_DIR:-$HOME/.cache/quota-service-tools}"
 DYNAMO_NPM_VERSION="11.1.0"
 MOTO_VERSION="5.1.*"
 CFN_LINT_VERSION="1.*"
+SCHEMATHESIS_VERSION="4.*"
+SAM_CLI_VERSION="1.*"
+CARGO_LAMBDA_VERSION="1.*"
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -39,6 +42,20 @@ install_tools() {
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
   fi
+}
+
+# The deployment tools (PyPI): schemathesis (contract fuzzing), aws-sam-cli
+# (sam validate --lint, sam build), cargo-lambda and zig (cross-compiling the
+# functions for arm64). Into the same venv, once.
+install_deploy_tools() {
+  install_tools
+  if ! [ -x "$TOOLS/venv/bin/st" ] || ! [ -x "$TOOLS/venv/bin/sam" ] || ! [ -x "$TOOLS/venv/bin/cargo-lambda" ]; then
+    log "installing schemathesis, aws-sam-cli, cargo-lambda (PyPI) into $TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
+      "schemathesis==$SCHEMATHESIS_VERSION" "aws-sam-cli==$SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
+  fi
+  export PATH="$TOOLS/venv/bin:$PATH"
+  export SAM_CLI_TELEMETRY=0
 }
 
 need_pkg_venv() {
