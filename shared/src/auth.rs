@@ -82,11 +82,13 @@ impl Principal {
             .map(|jwt| &jwt.claims)
             .ok_or(ApiError::Unauthorized)?;
         let subject = claims.get("sub").filter(|s| !s.is_empty()).ok_or(ApiError::Unauthorized)?;
+        // A scope may carry its resource server's prefix, as Cognito's do
+        // (`quota/quota:read`): the issuer, checked by the gateway, owns it.
         let scopes = claims
             .get("scope")
             .map(|s| {
                 s.split_whitespace()
-                    .filter_map(|s| match s {
+                    .filter_map(|s| match s.rsplit('/').next().unwrap_or(s) {
                         "quota:read" => Some(Scope::Read),
                         "quota:write" => Some(Scope::Write),
                         "quota:admin" => Some(Scope::Admin),
@@ -148,6 +150,28 @@ mod tests {
         assert!(admin.has(Scope::Read) && admin.has(Scope::Write));
         let reader = principal(&[Scope::Read], None);
         assert!(!reader.has(Scope::Write));
+    }
+
+    #[test]
+    fn scopes_may_carry_their_resource_servers_prefix() {
+        use std::collections::HashMap;
+        let scopes = |claim: &str| {
+            let claims = HashMap::from([("sub".to_string(), "c".to_string()), ("scope".to_string(), claim.to_string())]);
+            let event = serde_json::json!({
+                "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "", "headers": {},
+                "requestContext": { "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                    "http": { "method": "GET", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "1.1.1.1", "userAgent": "u" },
+                    "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "t", "timeEpoch": 0,
+                    "authorizer": { "jwt": { "claims": claims, "scopes": null } } },
+                "isBase64Encoded": false
+            });
+            let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+            Principal::from_request(&req).unwrap().scopes
+        };
+        assert_eq!(scopes("quota/quota:read quota/quota:write"), vec![Scope::Read, Scope::Write]);
+        assert_eq!(scopes("https://api.example.com/quota:admin"), vec![Scope::Admin]);
+        assert_eq!(scopes("quota:read openid"), vec![Scope::Read]);
+        assert_eq!(scopes("quota/read quota:reader"), vec![]);
     }
 
     #[test]

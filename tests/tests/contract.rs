@@ -8,6 +8,16 @@ use quota_shared::ApiError;
 use quota_shared::http::ROUTES;
 use serde_norway::Value;
 
+/// A template string as deployed with the parameters' defaults: `!Sub
+/// "${ScopePrefix}quota:read"` is `quota:read`.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str().map(|s| s.replace("${ScopePrefix}", "")),
+        _ => None,
+    }
+}
+
 fn yaml(path: &str) -> Value {
     let text = std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is YAML: {e}"))
@@ -58,7 +68,7 @@ fn template_routes(template: &Value) -> BTreeSet<Route> {
                 .as_sequence()
                 .into_iter()
                 .flatten()
-                .map(|s| s.as_str().unwrap().to_string())
+                .map(|s| text(s).expect("a scope"))
                 .collect();
             out.insert((method.to_string(), path.to_string(), scopes));
         }

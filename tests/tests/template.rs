@@ -8,6 +8,16 @@ use std::collections::BTreeSet;
 use quota_shared::http::ROUTES;
 use serde_norway::Value;
 
+/// A template string as deployed with the parameters' defaults: `!Sub
+/// "${ScopePrefix}quota:read"` is `quota:read`.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str().map(|s| s.replace("${ScopePrefix}", "")),
+        _ => None,
+    }
+}
+
 fn template() -> Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
     serde_norway::from_str(&text).expect("template.yaml is YAML")
@@ -40,12 +50,7 @@ fn declared_routes(template: &Value) -> Vec<Declared> {
                 method: props["Method"].as_str().map(str::to_string),
                 path: props["Path"].as_str().map(str::to_string),
                 authorizer: props["Auth"]["Authorizer"].as_str().map(str::to_string),
-                scopes: props["Auth"]["AuthorizationScopes"]
-                    .as_sequence()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect(),
+                scopes: props["Auth"]["AuthorizationScopes"].as_sequence().into_iter().flatten().filter_map(text).collect(),
             });
         }
     }
