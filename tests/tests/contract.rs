@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use quota_shared::ApiError;
-use quota_shared::http::ROUTES;
+use quota_shared::api::ROUTES;
 use serde_norway::Value;
 
 /// A template string as deployed with the parameters' defaults: `!Sub

@@ -276,7 +276,7 @@ async fn consume_quietly(app: &TestApp, id: &quota_shared::domain::org::OrgId, a
     let kind = quota_shared::domain::catalogue::ResourceKind::Period;
     let store = &app.deps.store;
     let r = store.consume(id, "conversations", kind, amount, None, app.deps.catalogue, app.now()).await.unwrap();
-    assert!(matches!(r, quota_shared::store::Consumed::Admitted { .. }), "{r:?}");
+    assert!(matches!(r, quota_shared::domain::decision::Consumed::Admitted { .. }), "{r:?}");
 }
 
 /// Review D1: a mark that lands on a closed period's record must not drop

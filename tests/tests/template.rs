@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use quota_shared::http::ROUTES;
+use quota_shared::api::ROUTES;
 use serde_norway::Value;
 
 /// A template string as deployed with the parameters' defaults: `!Sub
@@ -50,7 +50,12 @@ fn declared_routes(template: &Value) -> Vec<Declared> {
                 method: props["Method"].as_str().map(str::to_string),
                 path: props["Path"].as_str().map(str::to_string),
                 authorizer: props["Auth"]["Authorizer"].as_str().map(str::to_string),
-                scopes: props["Auth"]["AuthorizationScopes"].as_sequence().into_iter().flatten().filter_map(text).collect(),
+                scopes: props["Auth"]["AuthorizationScopes"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(text)
+                    .collect(),
             });
         }
     }

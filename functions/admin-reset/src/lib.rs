@@ -6,11 +6,11 @@
 //! - `GET /v1/admin/orgs/{orgId}/audit?limit=n`: the audit log, newest first
 
 use lambda_http::{Body, Request, Response};
+use quota_shared::api::{self, Call, Endpoint, Function};
+use quota_shared::domain::audit::AuditEntry;
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::rfc3339;
 use quota_shared::events::EventKind;
-use quota_shared::http::{self, Call, Endpoint, Function};
-use quota_shared::store::AuditEntry;
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -23,7 +23,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::AdminReset) {
         Ok(call) => match call.route.endpoint {
             Endpoint::AdminReset => reset(deps, &call, &req).await,
-            Endpoint::AdminAudit => http::bounded(audit(deps, &call, &req)).await,
+            Endpoint::AdminAudit => api::bounded(audit(deps, &call, &req)).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -42,7 +42,7 @@ struct ResetBody {
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
 async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
-    let body: ResetBody = http::body(req)?
+    let body: ResetBody = api::body(req)?
         .ok_or_else(|| ApiError::InvalidRequest("request body: {\"reason\": \"…\"} is required".into()))?;
     let reason = body.reason.as_deref().map(str::trim).unwrap_or_default();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
@@ -63,22 +63,13 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
     };
     let now = deps.clock.now();
     let actor = call.subject();
-    let resets = http::bounded(async {
+    let resets = api::bounded(async {
         let mut done = Vec::new();
         for (resource, kind) in resources {
             let change = deps
                 .store
                 .replace_count(call.org(), resource, kind, deps.catalogue, now, |before| {
-                    let entry = AuditEntry {
-                        at: now,
-                        actor: actor.to_string(),
-                        action: "reset".into(),
-                        resource: Some(resource.to_string()),
-                        before: Some(before.used.into()),
-                        after: Some(0.into()),
-                        reason: Some(reason.to_string()),
-                    };
-                    (0, true, entry)
+                    (0, true, AuditEntry::reset(now, actor, resource, before.used, reason))
                 })
                 .await?;
             done.push((resource, change));
@@ -101,12 +92,12 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
         deps.events.publish_or_log(EventKind::QuotaReset, &detail).await;
         usages.push(after.usage(now));
     }
-    Ok(http::ok(&serde_json::json!({ "orgId": call.org(), "reset": usages })))
+    Ok(api::ok(&serde_json::json!({ "orgId": call.org(), "reset": usages })))
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
 async fn audit(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
-    let limit = match http::query(req, "limit") {
+    let limit = match api::query(req, "limit") {
         None => 100,
         Some(text) => text.parse::<i32>().ok().filter(|l| (1..=MAX_AUDIT_ENTRIES).contains(l)).ok_or_else(|| {
             ApiError::InvalidRequest(format!("limit must be an integer from 1 to {MAX_AUDIT_ENTRIES}"))
@@ -122,7 +113,7 @@ async fn audit(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
             let mut v = serde_json::json!({
                 "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 "actor": e.actor,
-                "action": e.action,
+                "action": e.action.as_str(),
             });
             for (name, value) in [
                 ("resource", e.resource.clone().map(serde_json::Value::from)),
@@ -137,5 +128,5 @@ async fn audit(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
             v
         })
         .collect();
-    Ok(http::ok(&serde_json::json!({ "entries": entries })))
+    Ok(api::ok(&serde_json::json!({ "entries": entries })))
 }

@@ -6,18 +6,17 @@
 //! - `GET /v1/orgs/{orgId}/usage/{resource}/history?days=30`: daily snapshots
 
 use lambda_http::{Body, Request, Response};
+use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::domain::report::org_usage;
-use quota_shared::http::{self, Call, Endpoint, Function};
-use quota_shared::store::all_counters;
 use quota_shared::{ApiError, Deps};
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::GetUsage) {
         Ok(call) => match call.route.endpoint {
-            Endpoint::Health => Ok(http::ok(&serde_json::json!({ "status": "ok" }))),
-            Endpoint::Plans => Ok(http::ok(deps.catalogue)),
-            Endpoint::GetUsage => http::bounded(usage(deps, &call)).await,
-            Endpoint::History => http::bounded(history(deps, &call, &req)).await,
+            Endpoint::Health => Ok(api::ok(&serde_json::json!({ "status": "ok" }))),
+            Endpoint::Plans => Ok(api::ok(deps.catalogue)),
+            Endpoint::GetUsage => api::bounded(usage(deps, &call)).await,
+            Endpoint::History => api::bounded(history(deps, &call, &req)).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -29,8 +28,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 async fn usage(deps: &Deps, call: &Call) -> Result<Response<Body>, ApiError> {
     let now = deps.clock.now();
     let state = deps.store.org_state(call.org()).await?.ok_or(ApiError::OrgNotFound)?;
-    let counters = all_counters(&state, deps.catalogue, now);
-    Ok(http::ok(&org_usage(&state.profile, &counters, deps.catalogue, now)))
+    let counters = state.counters_at(deps.catalogue, now);
+    Ok(api::ok(&org_usage(&state.profile, &counters, deps.catalogue, now)))
 }
 
 /// Most days of history one request may ask for.
@@ -40,7 +39,7 @@ pub const MAX_HISTORY_DAYS: i64 = 366;
 async fn history(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
     let (resource, _) = call.resource(deps.catalogue)?;
     let days =
-        match http::query(req, "days") {
+        match api::query(req, "days") {
             None => 30,
             Some(text) => text.parse::<i64>().ok().filter(|d| (1..=MAX_HISTORY_DAYS).contains(d)).ok_or_else(|| {
                 ApiError::InvalidRequest(format!("days must be an integer from 1 to {MAX_HISTORY_DAYS}"))
@@ -52,7 +51,7 @@ async fn history(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     if snapshots.is_empty() && deps.store.profile(call.org()).await?.is_none() {
         return Err(ApiError::OrgNotFound);
     }
-    Ok(http::ok(&serde_json::json!({
+    Ok(api::ok(&serde_json::json!({
         "orgId": call.org(),
         "resource": resource,
         "from": from.to_string(),

@@ -6,11 +6,11 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::domain::catalogue::ResourceKind;
-use quota_shared::domain::usage::{Decision, Reason};
-use quota_shared::http::{self, Call, Endpoint, Function};
+use quota_shared::domain::decision::{Consumed, Decision, Reason};
+use quota_shared::domain::idempotency::IdempotencyKey;
 use quota_shared::notify;
-use quota_shared::store::{Consumed, IdempotencyKey};
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -40,8 +40,8 @@ struct AmountBody {
 #[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]
 async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
     let (resource, def) = call.resource(deps.catalogue)?;
-    let body: AmountBody = http::body(req)?.unwrap_or_default();
-    let amount = http::amount(body.amount.as_ref(), 1, 1, "amount")?;
+    let body: AmountBody = api::body(req)?.unwrap_or_default();
+    let amount = api::amount(body.amount.as_ref(), 1, 1, "amount")?;
     let idempotency = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => Some(v.to_str().ok().and_then(|k| IdempotencyKey::parse(k, resource, amount)).ok_or_else(|| {
@@ -49,7 +49,7 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         })?),
     };
     let now = deps.clock.now();
-    let consumed = http::bounded(async {
+    let consumed = api::bounded(async {
         Ok(deps
             .store
             .consume(call.org(), resource, def.kind, amount, idempotency.as_ref(), deps.catalogue, now)
@@ -59,10 +59,10 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     Ok(match consumed {
         Consumed::Admitted { counter, before } => {
             notify::after_increase(deps, &counter, before, now).await;
-            http::ok(&Decision::with_reason(&counter, None, now))
+            api::ok(&Decision::with_reason(&counter, None, deps.catalogue, now))
         }
         Consumed::Replayed { counter } => {
-            let mut response = http::ok(&Decision::with_reason(&counter, None, now));
+            let mut response = api::ok(&Decision::with_reason(&counter, None, deps.catalogue, now));
             response.headers_mut().insert(REPLAYED_HEADER, "true".parse().expect("static header"));
             response
         }
@@ -72,7 +72,7 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
                 Reason::TrialExpired => StatusCode::PAYMENT_REQUIRED,
             };
             tracing::info!(reason = reason.as_str(), "consume refused");
-            http::json(status, &Decision::with_reason(&counter.at(now), Some(reason), now))
+            api::json(status, &Decision::with_reason(&counter.at(now), Some(reason), deps.catalogue, now))
         }
     })
 }
@@ -83,14 +83,14 @@ async fn release(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     if def.kind != ResourceKind::Total {
         return Err(ApiError::NotReleasable(resource.to_string()));
     }
-    let body: AmountBody = http::body(req)?.unwrap_or_default();
-    let amount = http::amount(body.amount.as_ref(), 1, 1, "amount")?;
+    let body: AmountBody = api::body(req)?.unwrap_or_default();
+    let amount = api::amount(body.amount.as_ref(), 1, 1, "amount")?;
     let now = deps.clock.now();
-    let counter = http::bounded(async {
+    let counter = api::bounded(async {
         Ok(deps.store.release(call.org(), resource, def.kind, amount, deps.catalogue, now).await?)
     })
     .await?;
-    Ok(http::ok(&serde_json::json!({ "usage": counter.usage(now) })))
+    Ok(api::ok(&serde_json::json!({ "usage": counter.usage(now) })))
 }
 
 #[derive(Deserialize)]
@@ -104,18 +104,19 @@ async fn set_usage(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
     let (resource, def) = call.resource(deps.catalogue)?;
     // Setting a period's count is a reset by another name, and the count is
     // what the period is billed on: an org's own token may not.
-    let org_bound = call.principal.as_ref().is_some_and(|p| matches!(p.binding, quota_shared::auth::Binding::Org(_)));
+    let org_bound =
+        call.principal.as_ref().is_some_and(|p| matches!(p.binding, quota_shared::api::auth::Binding::Org(_)));
     if org_bound && def.kind == ResourceKind::Period {
         return Err(ApiError::Forbidden("an org-bound token cannot set the count of a per-period resource"));
     }
     let body: SetBody =
-        http::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"value\": n} is required".into()))?;
-    let value = http::amount(Some(&body.value), 0, 0, "value")?;
+        api::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"value\": n} is required".into()))?;
+    let value = api::amount(Some(&body.value), 0, 0, "value")?;
     let now = deps.clock.now();
-    let (before, after) = http::bounded(async {
+    let (before, after) = api::bounded(async {
         Ok(deps.store.set_usage(call.org(), resource, def.kind, value, call.subject(), deps.catalogue, now).await?)
     })
     .await?;
     notify::after_increase(deps, &after, Some(before.used), now).await;
-    Ok(http::ok(&serde_json::json!({ "usage": after.usage(now) })))
+    Ok(api::ok(&serde_json::json!({ "usage": after.usage(now) })))
 }

@@ -5,17 +5,17 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::domain::org::{OrgPatch, OrgPatchBody};
 use quota_shared::domain::rfc3339;
 use quota_shared::events::EventKind;
-use quota_shared::http::{self, Call, Endpoint, Function};
 use quota_shared::{ApiError, Deps};
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::ManageOrgs) {
         Ok(call) => match call.route.endpoint {
             Endpoint::PutOrg => put_org(deps, &call, &req).await,
-            Endpoint::GetOrg => http::bounded(get_org(deps, &call)).await,
+            Endpoint::GetOrg => api::bounded(get_org(deps, &call)).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -25,11 +25,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
 async fn put_org(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
-    let body: OrgPatchBody = http::body(req)?.unwrap_or_default();
+    let body: OrgPatchBody = api::body(req)?.unwrap_or_default();
     let patch = OrgPatch::parse(body, deps.catalogue).map_err(ApiError::InvalidRequest)?;
     let now = deps.clock.now();
     let (profile, previous) =
-        http::bounded(async { Ok(deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?) })
+        api::bounded(async { Ok(deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?) })
             .await?;
     if let Some(before) = previous.as_ref().filter(|b| b.plan != profile.plan) {
         let detail = serde_json::json!({
@@ -42,11 +42,11 @@ async fn put_org(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         deps.events.publish_or_log(EventKind::PlanChanged, &detail).await;
     }
     let status = if previous.is_none() { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(http::json(status, &profile.to_json()))
+    Ok(api::json(status, &profile.to_json()))
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
 async fn get_org(deps: &Deps, call: &Call) -> Result<Response<Body>, ApiError> {
     let state = deps.store.org_state(call.org()).await?.ok_or(ApiError::OrgNotFound)?;
-    Ok(http::ok(&state.profile.to_json()))
+    Ok(api::ok(&state.profile.to_json()))
 }

@@ -18,15 +18,15 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
+use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::domain::org::OrgId;
+use quota_shared::domain::org::OrgState;
 use quota_shared::domain::rfc3339;
 use quota_shared::events::EventKind;
-use quota_shared::http::{self, Call, Endpoint, Function};
 use quota_shared::notify::{self, NotifyError};
-use quota_shared::store::items::{Item, get_s};
-use quota_shared::store::job::{ClosedPeriod, is_closed};
-use quota_shared::store::notices::{NoticeHolder, Settled};
-use quota_shared::store::{OrgState, StoreError, all_counters};
+use quota_shared::store::job::{ClosedPeriod, ScanCursor, ScannedOrg};
+use quota_shared::store::notices::NoticeHolder;
+use quota_shared::store::{Settled, StoreError};
 use quota_shared::{ApiError, Deps};
 use serde::Serialize;
 
@@ -117,26 +117,12 @@ async fn scan_segment(
     now: DateTime<Utc>,
     summary: &Mutex<Summary>,
 ) -> Result<(), StoreError> {
-    let mut start = None;
-    let mut pending: Vec<Item> = Vec::new();
+    let mut cursor = ScanCursor::default();
     loop {
-        let page = deps.store.scan_page(segment, SEGMENTS, start).await?;
-        // An org's items are contiguous in a segment; one that runs past the
-        // page's end waits for the next page.
-        let mut orgs: Vec<Vec<Item>> = Vec::new();
-        for item in page.items {
-            if pending.first().is_some_and(|first| get_s(first, "pk") != get_s(&item, "pk")) {
-                orgs.push(std::mem::take(&mut pending));
-            }
-            pending.push(item);
-        }
-        if page.next.is_none() && !pending.is_empty() {
-            orgs.push(std::mem::take(&mut pending));
-        }
-        futures::stream::iter(orgs)
-            .for_each_concurrent(ORG_CONCURRENCY, |items| async move {
-                let org = items.first().and_then(|i| get_s(i, "orgId")).unwrap_or("?").to_string();
-                let outcome = process_org(deps, &items, now).await;
+        let page = deps.store.scan_orgs(segment, SEGMENTS, cursor).await?;
+        futures::stream::iter(page.orgs)
+            .for_each_concurrent(ORG_CONCURRENCY, |scanned| async move {
+                let outcome = process_org(deps, &scanned, now).await;
                 let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                 match outcome {
                     Ok(Some(o)) => {
@@ -149,31 +135,31 @@ async fn scan_segment(
                     }
                     Ok(None) => {}
                     Err(err) => {
-                        tracing::error!(org, error = %err, "daily job failed for org");
+                        tracing::error!(org = %scanned.org, error = %err, "daily job failed for org");
                         s.orgs_seen += 1;
                         s.failures += 1;
                         if s.failed_orgs.len() < LISTED_FAILURES {
-                            s.failed_orgs.push(org);
+                            s.failed_orgs.push(scanned.org.to_string());
                         }
                     }
                 }
             })
             .await;
         match page.next {
-            Some(next) => start = Some(next),
+            Some(next) => cursor = next,
             None => return Ok(()),
         }
     }
 }
 
-/// One org's daily work. `None` when the items hold no org profile.
-async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<Option<OrgOutcome>, JobError> {
-    let Some(state) = OrgState::from_items(items.iter().filter(|i| !is_closed(i)))? else {
+/// One org's daily work. `None` when the org has no profile.
+async fn process_org(deps: &Deps, scanned: &ScannedOrg, now: DateTime<Utc>) -> Result<Option<OrgOutcome>, JobError> {
+    let Some(state) = &scanned.state else {
         return Ok(None);
     };
     let profile = &state.profile;
     let org = &profile.org_id;
-    let mut outcome = OrgOutcome { presumed: settle_lapsed(deps, &state).await?, ..Default::default() };
+    let mut outcome = OrgOutcome { presumed: settle_lapsed(deps, state).await?, ..Default::default() };
     let mut errors = Vec::new();
 
     // 1. Threshold emails still owed, on the counters as stored: a period
@@ -196,7 +182,7 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
             rolled = true;
         }
     }
-    if rolled || items.iter().any(is_closed) {
+    if rolled || !scanned.closed.is_empty() {
         let mut closed = deps.store.pending_closed(org).await?;
         // Lapsed claims on closed records, from this consistent read (a
         // rollover after the scan may have moved one there).
@@ -229,7 +215,7 @@ async fn process_org(deps: &Deps, items: &[Item], now: DateTime<Utc>) -> Result<
     }
 
     // 4. Today's snapshot, of the counters as they stand now.
-    let counters = all_counters(&state, deps.catalogue, now);
+    let counters = state.counters_at(deps.catalogue, now);
     outcome.snapshots = deps.store.put_snapshots(org, &counters, now.date_naive(), now).await?;
 
     match errors.into_iter().next() {
@@ -357,7 +343,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         // Failed orgs are part of the report; a failed scan segment means
         // orgs went unseen, which the admin hears as 503 (the log has the rest).
         Ok(call) if call.route.endpoint == Endpoint::DailyJob => match run(deps, deps.clock.now()).await {
-            summary if summary.segments_failed == 0 => Ok(http::ok(&summary)),
+            summary if summary.segments_failed == 0 => Ok(api::ok(&summary)),
             _ => Err(ApiError::StoreUnavailable),
         },
         Ok(_) => Err(ApiError::NotFound),

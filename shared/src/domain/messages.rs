@@ -1,12 +1,12 @@
 //! Localized texts shown to end users (English and Danish, from the seeds).
 
 use super::catalogue::{Catalogue, ResourceKind};
-use super::org::Locale;
-use super::usage::Reason;
+use super::decision::Reason;
+use super::locale::Locale;
 
-/// The message that goes with a refusal.
-pub fn refusal(reason: Reason, resource: &str, kind: ResourceKind, locale: Locale) -> String {
-    let name = Catalogue::builtin().resource(resource).map_or(resource, |r| r.names.get(locale));
+/// The message that goes with a refusal; resource names from `catalogue`.
+pub fn refusal(reason: Reason, resource: &str, kind: ResourceKind, locale: Locale, catalogue: &Catalogue) -> String {
+    let name = catalogue.resource(resource).map_or(resource, |r| r.names.get(locale));
     match (reason, kind, locale) {
         (Reason::TrialExpired, _, Locale::En) => "Free trial expired. Upgrade to continue.".into(),
         (Reason::TrialExpired, _, Locale::Da) => "Gratis prøveperiode udløbet. Opgrader for at fortsætte.".into(),

@@ -1,6 +1,10 @@
 //! The domain: pure types and rules, no AWS, time passed in.
 
+pub mod audit;
 pub mod catalogue;
+pub mod decision;
+pub mod idempotency;
+pub mod locale;
 pub mod messages;
 pub mod notice;
 pub mod org;

@@ -10,6 +10,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::Catalogue;
+pub use super::locale::Locale;
+use super::notice::InFlight;
+use super::usage::{Counter, CounterSettings};
 
 /// 1–64 of `A-Z a-z 0-9 _ -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -30,31 +33,6 @@ impl OrgId {
 impl fmt::Display for OrgId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Locale {
-    #[default]
-    En,
-    Da,
-}
-
-impl Locale {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Locale::En => "en",
-            Locale::Da => "da",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "en" => Some(Locale::En),
-            "da" => Some(Locale::Da),
-            _ => None,
-        }
     }
 }
 
@@ -119,6 +97,36 @@ impl OrgProfile {
             "createdAt": crate::domain::rfc3339(self.created_at),
             "updatedAt": crate::domain::rfc3339(self.updated_at),
         })
+    }
+}
+
+/// An org's profile and every counter it has: what one Query returns.
+#[derive(Debug, Clone)]
+pub struct OrgState {
+    pub profile: OrgProfile,
+    pub version: i64,
+    pub counters: BTreeMap<String, Counter>,
+    /// When the trial-ended email went out, if it did.
+    pub trial_notified_at: Option<String>,
+    /// The trial notice's claim, while one is being sent.
+    pub trial_notice: Option<InFlight>,
+}
+
+impl OrgState {
+    /// Every counter of the org as it stands at `now`, in catalogue order,
+    /// including those not written yet.
+    pub fn counters_at(&self, catalogue: &Catalogue, now: DateTime<Utc>) -> Vec<Counter> {
+        catalogue
+            .resources
+            .iter()
+            .filter_map(|(name, def)| match self.counters.get(name) {
+                Some(c) => Some(c.at(now)),
+                None => {
+                    let settings = CounterSettings::of(&self.profile, name, catalogue)?;
+                    Some(Counter::fresh(&self.profile.org_id, name, def.kind, &settings, now))
+                }
+            })
+            .collect()
     }
 }
 

@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::catalogue::Catalogue;
+use super::decision::Reason;
 use super::messages;
 use super::org::OrgProfile;
 use super::period::Period;
 use super::rfc3339;
-use super::usage::{Counter, Reason, Status, Usage};
+use super::usage::{Counter, Status, Usage};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,7 +79,7 @@ pub fn org_usage(profile: &OrgProfile, counters: &[Counter], catalogue: &Catalog
         let c = blocked_resources.first().copied().or(counters.first());
         let (resource, kind) =
             c.map_or(("conversations", super::catalogue::ResourceKind::Period), |c| (c.resource.as_str(), c.kind));
-        messages::refusal(r, resource, kind, profile.locale)
+        messages::refusal(r, resource, kind, profile.locale, catalogue)
     });
     OrgUsage {
         org_id: profile.org_id.to_string(),

@@ -4,16 +4,47 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::catalogue::{Enforcement, ResourceKind};
-use super::messages;
+use chrono_tz::Tz;
+
+use super::catalogue::{Catalogue, Enforcement, ResourceKind};
+use super::decision::Reason;
+use super::locale::Locale;
 use super::notice::InFlight;
-use super::org::{Locale, MAX_COUNT};
+use super::org::{MAX_COUNT, OrgId, OrgProfile};
 use super::period::Period;
+
+/// The settings a counter takes from its org's profile and the catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterSettings {
+    pub plan: String,
+    pub limit: Option<i64>,
+    pub enforcement: Enforcement,
+    pub locale: Locale,
+    pub timezone: Tz,
+    pub anchor_day: u32,
+    pub trial_ends_at: Option<DateTime<Utc>>,
+}
+
+impl CounterSettings {
+    /// `None` when the plan has no entry for `resource`.
+    pub fn of(profile: &OrgProfile, resource: &str, catalogue: &Catalogue) -> Option<Self> {
+        let allowance = catalogue.allowance(&profile.plan, resource, &profile.limits)?;
+        Some(CounterSettings {
+            plan: profile.plan.clone(),
+            limit: allowance.limit,
+            enforcement: allowance.enforcement,
+            locale: profile.locale,
+            timezone: profile.timezone,
+            anchor_day: profile.anchor_day,
+            trial_ends_at: profile.active_trial(catalogue),
+        })
+    }
+}
 
 /// What the store knows of one resource of one org.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Counter {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub resource: String,
     pub kind: ResourceKind,
     pub plan: String,
@@ -34,6 +65,34 @@ pub struct Counter {
 }
 
 impl Counter {
+    /// A counter at 0, before anything was written to it: a `period`
+    /// resource's in the period that holds `now`.
+    pub fn fresh(
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        settings: &CounterSettings,
+        now: DateTime<Utc>,
+    ) -> Counter {
+        Counter {
+            org_id: org.clone(),
+            resource: resource.to_string(),
+            kind,
+            plan: settings.plan.clone(),
+            used: 0,
+            limit: settings.limit,
+            enforcement: settings.enforcement,
+            period: (kind == ResourceKind::Period)
+                .then(|| Period::containing(now, settings.anchor_day, settings.timezone)),
+            anchor_day: settings.anchor_day,
+            timezone: settings.timezone,
+            locale: settings.locale,
+            trial_ends_at: settings.trial_ends_at,
+            notified: Vec::new(),
+            notice: None,
+        }
+    }
+
     /// Whether the counter's period has ended by `now`. A period that starts
     /// after `now` (written by a server whose clock is ahead) has not: periods
     /// only move forward.
@@ -159,47 +218,6 @@ pub struct Usage {
     pub forecast: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    QuotaExceeded,
-    TrialExpired,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::QuotaExceeded => "quota_exceeded",
-            Reason::TrialExpired => "trial_expired",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
-    pub allowed: bool,
-    pub reason: Option<Reason>,
-    pub message: Option<String>,
-    pub usage: Usage,
-}
-
-impl Decision {
-    /// The decision for `amount` more units on a counter as it stands (`at(now)`).
-    pub fn evaluate(counter: &Counter, amount: i64, now: DateTime<Utc>) -> Decision {
-        let reason = counter.refusal(amount, now);
-        Decision::with_reason(counter, reason, now)
-    }
-
-    pub fn with_reason(counter: &Counter, reason: Option<Reason>, now: DateTime<Utc>) -> Decision {
-        Decision {
-            allowed: reason.is_none(),
-            reason,
-            message: reason.map(|r| messages::refusal(r, &counter.resource, counter.kind, counter.locale)),
-            usage: counter.usage(now),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,7 +229,7 @@ mod tests {
 
     fn counter(used: i64, limit: Option<i64>, enforcement: Enforcement) -> Counter {
         Counter {
-            org_id: "acme".into(),
+            org_id: OrgId::parse("acme").unwrap(),
             resource: "conversations".into(),
             kind: ResourceKind::Period,
             plan: "free".into(),
@@ -235,43 +253,6 @@ mod tests {
         assert_eq!(Status::of(99, Some(100)), Status::Warning);
         assert_eq!(Status::of(100, Some(100)), Status::Exceeded);
         assert_eq!(Status::of(10_000, None), Status::Ok);
-    }
-
-    #[test]
-    fn hard_limit_refuses_the_unit_past_the_limit() {
-        let c = counter(100, Some(100), Enforcement::Hard);
-        let d = Decision::evaluate(&c, 1, now());
-        assert!(!d.allowed);
-        assert_eq!(d.reason, Some(Reason::QuotaExceeded));
-        assert_eq!(d.message.as_deref(), Some("Monthly quota reached. Upgrade to continue."));
-        assert!(d.usage.blocked);
-        assert_eq!(d.usage.remaining, Some(0));
-        assert!(Decision::evaluate(&counter(99, Some(100), Enforcement::Hard), 1, now()).allowed);
-        assert!(!Decision::evaluate(&counter(99, Some(100), Enforcement::Hard), 2, now()).allowed);
-    }
-
-    #[test]
-    fn soft_limit_allows_and_counts_overage() {
-        let c = counter(115, Some(100), Enforcement::Soft);
-        let d = Decision::evaluate(&c, 1, now());
-        assert!(d.allowed);
-        assert_eq!(d.usage.overage, 15);
-        assert_eq!(d.usage.remaining, Some(0));
-        assert_eq!(d.usage.percentage, Some(115.0));
-        assert_eq!(d.usage.status, Status::Exceeded);
-        assert!(!d.usage.blocked);
-    }
-
-    #[test]
-    fn expired_trial_wins_over_room_left() {
-        let mut c = counter(0, Some(100), Enforcement::Hard);
-        c.trial_ends_at = Some(now());
-        let d = Decision::evaluate(&c, 1, now());
-        assert_eq!(d.reason, Some(Reason::TrialExpired));
-        assert!(d.usage.blocked);
-        c.locale = Locale::Da;
-        let d = Decision::evaluate(&c, 1, now());
-        assert_eq!(d.message.as_deref(), Some("Gratis prøveperiode udløbet. Opgrader for at fortsætte."));
     }
 
     #[test]

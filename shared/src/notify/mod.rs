@@ -465,7 +465,7 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>,
     if before.is_some_and(|b| threshold_reached(b, counter.limit, counter.enforcement) == Some(owed)) {
         return; // reached by an earlier write and still unsent: the job retries it
     }
-    let Some(org) = OrgId::parse(&counter.org_id) else { return };
+    let org = counter.org_id.clone();
     let started = Instant::now();
     let result = match within(NOTIFY_BUDGET, deps.store.profile(&org)).await {
         None => Err(NotifyError::OutOfTime),

@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
+use crate::domain::catalogue::{Enforcement, ResourceKind};
 use crate::domain::notice::threshold_owed;
 use crate::domain::org::{Contacts, Locale, OrgId, OrgProfile};
 use crate::domain::period::Period;
@@ -221,61 +221,28 @@ pub fn profile_from_item(item: &Item) -> Result<(OrgProfile, i64), Malformed> {
 
 // ---- counter ---------------------------------------------------------------
 
-/// The settings a counter takes from its org's profile and the catalogue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CounterSettings {
-    pub plan: String,
-    pub limit: Option<i64>,
-    pub enforcement: Enforcement,
-    pub locale: Locale,
-    pub timezone: Tz,
-    pub anchor_day: u32,
-    pub trial_ends_at: Option<DateTime<Utc>>,
-}
-
-impl CounterSettings {
-    pub fn of(profile: &OrgProfile, resource: &str, catalogue: &Catalogue) -> Option<Self> {
-        let allowance = catalogue.allowance(&profile.plan, resource, &profile.limits)?;
-        Some(CounterSettings {
-            plan: profile.plan.clone(),
-            limit: allowance.limit,
-            enforcement: allowance.enforcement,
-            locale: profile.locale,
-            timezone: profile.timezone,
-            anchor_day: profile.anchor_day,
-            trial_ends_at: profile.active_trial(catalogue),
-        })
-    }
-}
-
-/// A new counter at 0.
-pub fn new_counter_item(
-    org: &OrgId,
-    resource: &str,
-    kind: ResourceKind,
-    settings: &CounterSettings,
-    now: DateTime<Utc>,
-) -> Item {
-    let mut item = key(pk(org), counter_sk(resource));
+/// A counter as an item: what a consume's condition reads (`lim`, `rem`,
+/// `enf`, `trialEnd`, `pend`) beside what reads show.
+pub fn counter_to_item(c: &Counter) -> Item {
+    let mut item = key(pk(&c.org_id), counter_sk(&c.resource));
     item.insert("type".into(), s("counter"));
-    item.insert("orgId".into(), s(org.as_str()));
-    item.insert("resource".into(), s(resource));
-    item.insert("kind".into(), s(kind_str(kind)));
-    item.insert("used".into(), n(0));
-    item.insert("rem".into(), n(settings.limit.unwrap_or(0)));
-    item.insert("plan".into(), s(&settings.plan));
-    item.insert("enf".into(), s(settings.enforcement.as_str()));
-    item.insert("locale".into(), s(settings.locale.as_str()));
-    item.insert("tz".into(), s(settings.timezone.name()));
-    item.insert("anchor".into(), n(i64::from(settings.anchor_day)));
-    if let Some(l) = settings.limit {
+    item.insert("orgId".into(), s(c.org_id.as_str()));
+    item.insert("resource".into(), s(&c.resource));
+    item.insert("kind".into(), s(kind_str(c.kind)));
+    item.insert("used".into(), n(c.used));
+    item.insert("rem".into(), n(c.limit.map_or(0, |l| l - c.used)));
+    item.insert("plan".into(), s(&c.plan));
+    item.insert("enf".into(), s(c.enforcement.as_str()));
+    item.insert("locale".into(), s(c.locale.as_str()));
+    item.insert("tz".into(), s(c.timezone.name()));
+    item.insert("anchor".into(), n(i64::from(c.anchor_day)));
+    if let Some(l) = c.limit {
         item.insert("lim".into(), n(l));
     }
-    if let Some(t) = settings.trial_ends_at {
+    if let Some(t) = c.trial_ends_at {
         item.insert("trialEnd".into(), n(t.timestamp()));
     }
-    if kind == ResourceKind::Period {
-        let p = Period::containing(now, settings.anchor_day, settings.timezone);
+    if let Some(p) = c.period {
         item.insert("pstart".into(), n(p.start.timestamp()));
         item.insert("pend".into(), n(p.end.timestamp()));
     }
@@ -305,7 +272,7 @@ pub fn closed_item(org: &OrgId, counter: &Counter, period: Period, now: DateTime
         item.insert("ntop".into(), n(i64::from(counter.notified.iter().copied().max().unwrap_or(0))));
     }
     if let Some(claim) = counter.notice {
-        let attrs = super::notices::THRESHOLD;
+        let attrs = super::lease::THRESHOLD;
         item.insert(attrs.lease.into(), n(claim.until));
         if let (Some(name), Some(t)) = (attrs.threshold, claim.threshold) {
             item.insert(name.into(), n(i64::from(t)));
@@ -350,7 +317,7 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
     };
     notified.sort_unstable();
     Ok(Counter {
-        org_id: need(get_s(item, "orgId"), W, "orgId")?.to_string(),
+        org_id: need(get_s(item, "orgId").and_then(OrgId::parse), W, "orgId")?,
         resource: need(get_s(item, "resource"), W, "resource")?.to_string(),
         kind,
         plan: need(get_s(item, "plan"), W, "plan")?.to_string(),
@@ -363,14 +330,16 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         locale: get_s(item, "locale").and_then(Locale::parse).unwrap_or_default(),
         trial_ends_at: get_time(item, "trialEnd"),
         notified,
-        notice: super::notices::THRESHOLD.read(item),
+        notice: super::lease::THRESHOLD.read(item),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::catalogue::Catalogue;
     use crate::domain::org::{OrgPatch, OrgPatchBody};
+    use crate::domain::usage::CounterSettings;
 
     #[test]
     fn profile_and_counter_round_trip() {
@@ -388,8 +357,9 @@ mod tests {
         assert_eq!(version, 3);
 
         let settings = CounterSettings::of(&profile, "conversations", c).unwrap();
-        let counter =
-            counter_from_item(&new_counter_item(&org, "conversations", ResourceKind::Period, &settings, now)).unwrap();
+        let fresh = Counter::fresh(&org, "conversations", ResourceKind::Period, &settings, now);
+        let counter = counter_from_item(&counter_to_item(&fresh)).unwrap();
+        assert_eq!(counter, fresh);
         assert_eq!(counter.used, 0);
         assert_eq!(counter.limit, Some(100));
         assert_eq!(counter.trial_ends_at, profile.trial_ends_at);

@@ -8,23 +8,40 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Upd
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::notices::{Done, EMIT, Lease, Settled, lapse_line};
+use super::lease::{Done, EMIT, Lease, Settled, lapse_line};
 use super::sdk::{Transacted, transact};
 use super::{Store, StoreError};
 use crate::domain::catalogue::Enforcement;
 use crate::domain::notice::InFlight;
-use crate::domain::org::{OrgId, OrgProfile};
+use crate::domain::org::{OrgId, OrgProfile, OrgState};
 use crate::domain::period::Period;
 use crate::domain::usage::Counter;
 
 /// Snapshots are kept this long.
 pub const SNAPSHOT_RETENTION_DAYS: i64 = 400;
 
-/// One page of a scan segment: the `STATE#` items of orgs and their closed
-/// periods still awaiting their event, in key order.
+/// An org as the daily job's scan found it: its state, when it has a
+/// profile, and its closed periods that still have work.
+#[derive(Debug, Clone)]
+pub struct ScannedOrg {
+    pub org: OrgId,
+    pub state: Option<OrgState>,
+    pub closed: Vec<ClosedPeriod>,
+}
+
+/// Where a segment's scan stands: DynamoDB's position, and the items of an
+/// org that ran on past the last page (an org's items are contiguous in a
+/// segment, and handed on whole). `ScanCursor::default()` starts a segment.
+#[derive(Debug, Default)]
+pub struct ScanCursor {
+    next: Option<HashMap<String, AttributeValue>>,
+    carry: Vec<Item>,
+}
+
+/// One page of a segment: whole orgs, and where to go on from, if anywhere.
 pub struct ScanPage {
-    pub items: Vec<Item>,
-    pub next: Option<HashMap<String, AttributeValue>>,
+    pub orgs: Vec<ScannedOrg>,
+    pub next: Option<ScanCursor>,
 }
 
 /// A period that ended, with its final figures, for billing, and the state
@@ -68,15 +85,25 @@ impl ClosedPeriod {
             enforcement: get_s(item, "enf").and_then(Enforcement::parse)?,
             notified,
             owed: item.contains_key("owed"),
-            notice: super::notices::THRESHOLD.read(item),
+            notice: super::lease::THRESHOLD.read(item),
             emitted: item.contains_key("emittedAt"),
-            emit: super::notices::EMIT.read(item),
+            emit: super::lease::EMIT.read(item),
         })
     }
 }
 
-pub fn is_closed(item: &Item) -> bool {
+fn is_closed(item: &Item) -> bool {
     get_s(item, "sk").is_some_and(|sk| sk.starts_with("CLOSED#"))
+}
+
+/// An org's items, as the job needs them; `None` without an org id.
+fn scanned_org(items: &[Item]) -> Result<Option<ScannedOrg>, StoreError> {
+    let Some(org) = items.iter().find_map(|i| get_s(i, "orgId")).and_then(OrgId::parse) else {
+        return Ok(None);
+    };
+    let state = super::orgs::state_from_items(items.iter().filter(|i| !is_closed(i)))?;
+    let closed = items.iter().filter(|i| is_closed(i)).filter_map(ClosedPeriod::from_item).collect();
+    Ok(Some(ScannedOrg { org, state, closed }))
 }
 
 /// A day's usage of one resource.
@@ -100,12 +127,13 @@ impl Store {
         Ok(out.item().map(items::profile_from_item).transpose()?.map(|(p, _)| p))
     }
 
-    /// One page of one segment of a parallel scan.
-    pub async fn scan_page(
+    /// One page of one segment of a parallel scan: the orgs whose items it
+    /// completes (their `STATE#` items and closed periods with work left).
+    pub async fn scan_orgs(
         &self,
         segment: i32,
         total_segments: i32,
-        start: Option<HashMap<String, AttributeValue>>,
+        cursor: ScanCursor,
     ) -> Result<ScanPage, StoreError> {
         let out = self
             .client
@@ -119,10 +147,29 @@ impl Store {
             )
             .expression_attribute_values(":state", s(items::STATE_PREFIX))
             .expression_attribute_values(":closed", s("CLOSED#"))
-            .set_exclusive_start_key(start)
+            .set_exclusive_start_key(cursor.next)
             .send()
             .await?;
-        Ok(ScanPage { items: out.items().to_vec(), next: out.last_evaluated_key().cloned() })
+        let next = out.last_evaluated_key().cloned();
+        let mut groups: Vec<Vec<Item>> = Vec::new();
+        let mut pending = cursor.carry;
+        for item in out.items().iter().cloned() {
+            if pending.first().is_some_and(|first| get_s(first, "pk") != get_s(&item, "pk")) {
+                groups.push(std::mem::take(&mut pending));
+            }
+            pending.push(item);
+        }
+        let next = match next {
+            Some(next) => Some(ScanCursor { next: Some(next), carry: pending }),
+            None => {
+                if !pending.is_empty() {
+                    groups.push(pending);
+                }
+                None
+            }
+        };
+        let orgs = groups.iter().filter_map(|items| scanned_org(items).transpose()).collect::<Result<_, _>>()?;
+        Ok(ScanPage { orgs, next })
     }
 
     /// Closed periods of an org that still have work: their event has not

@@ -11,7 +11,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
+use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
+
+use super::items::Item;
 
 use super::StoreError;
 
@@ -33,6 +35,28 @@ where
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// Puts `item` unless an item with its key exists: `Ok(false)` when one did.
+pub(crate) async fn put_if_absent(client: &Client, table: &str, item: Item) -> Result<bool, StoreError> {
+    let result = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await;
+    applied(result)
+}
+
+/// The same as a transaction's item.
+pub(crate) fn put_if_absent_in(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// What a transaction came to.

@@ -25,7 +25,7 @@ use base64::Engine;
 use lambda_http::http::{HeaderMap, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use quota_shared::Deps;
-use quota_shared::http::{Function, Route};
+use quota_shared::api::{Function, Route};
 
 /// The largest body API Gateway accepts; the functions enforce their own 64 KiB.
 pub const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;

@@ -5,8 +5,8 @@
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
+use super::error::ApiError;
 use crate::domain::org::OrgId;
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
@@ -156,7 +156,8 @@ mod tests {
     fn scopes_may_carry_their_resource_servers_prefix() {
         use std::collections::HashMap;
         let scopes = |claim: &str| {
-            let claims = HashMap::from([("sub".to_string(), "c".to_string()), ("scope".to_string(), claim.to_string())]);
+            let claims =
+                HashMap::from([("sub".to_string(), "c".to_string()), ("scope".to_string(), claim.to_string())]);
             let event = serde_json::json!({
                 "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "", "headers": {},
                 "requestContext": { "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",

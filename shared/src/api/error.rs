@@ -71,7 +71,7 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<Body> {
         let body = serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        let mut response = crate::http::json(self.status(), &body);
+        let mut response = super::json(self.status(), &body);
         let headers = response.headers_mut();
         match &self {
             ApiError::StoreUnavailable => {

@@ -1,0 +1,130 @@
+//! The HTTP edge, in one place: the route table (`routes`), who is calling
+//! (`auth`), the errors and their answers (`error`), and here the request
+//! preamble (route, auth, org id), body and query parsing, JSON responses.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+
+pub use error::ApiError;
+pub use routes::{Endpoint, Function, ROUTES, Route};
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::catalogue::{Catalogue, ResourceDef};
+use crate::domain::org::OrgId;
+use auth::Principal;
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request that has passed the preamble: routed, authenticated,
+/// authorized, with a valid org id where the route has one.
+#[derive(Debug)]
+pub struct Call {
+    pub route: Route,
+    pub principal: Option<Principal>,
+    pub org: Option<OrgId>,
+}
+
+impl Call {
+    /// Routing, authentication (401), org id (400), authorization (403).
+    pub fn prepare(req: &Request, function: Function) -> Result<Call, ApiError> {
+        let route = Route::parse(req.method(), req.uri().path())?;
+        if route.endpoint.function() != function {
+            return Err(ApiError::NotFound);
+        }
+        let Some(scope) = route.endpoint.scope() else {
+            return Ok(Call { route, principal: None, org: None });
+        };
+        let principal = Principal::from_request(req)?;
+        let org = route.org.as_deref().map(|o| OrgId::parse(o).ok_or(ApiError::InvalidOrgId)).transpose()?;
+        principal.authorize(scope, org.as_ref())?;
+        Ok(Call { route, principal: Some(principal), org })
+    }
+
+    pub fn org(&self) -> &OrgId {
+        self.org.as_ref().expect("routes with {org} always carry one")
+    }
+
+    pub fn subject(&self) -> &str {
+        self.principal.as_ref().map_or("anonymous", |p| p.subject.as_str())
+    }
+
+    /// The route's resource, checked against the catalogue (404 if unknown).
+    pub fn resource<'c>(&self, catalogue: &'c Catalogue) -> Result<(&str, &'c ResourceDef), ApiError> {
+        let name = self.route.resource.as_deref().unwrap_or_default();
+        catalogue.resource(name).map(|def| (name, def)).ok_or_else(|| ApiError::UnknownResource(name.to_string()))
+    }
+}
+
+/// Parses a JSON body; an empty body is `None`. 413 past 64 KiB, 400 for
+/// anything malformed, with serde's words on what was wrong.
+pub fn body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let invalid = |e: serde_json::Error| ApiError::InvalidRequest(format!("request body: {}", json_error(&e)));
+    // Every body is a JSON object; serde alone would also read a struct
+    // from an array (`[5]` for `{"amount": 5}`).
+    match serde_json::from_slice::<serde_json::Value>(bytes).map_err(invalid)? {
+        object @ serde_json::Value::Object(_) => serde_json::from_value(object).map(Some).map_err(invalid),
+        _ => Err(ApiError::InvalidRequest("request body: must be a JSON object".into())),
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> String {
+    // serde's message without the line/column suffix, which means nothing to callers of one-line bodies.
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// A query parameter, if present once.
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_string)
+}
+
+/// An amount as the API takes it: a JSON integer in `min..=MAX_COUNT`.
+pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: &str) -> Result<i64, ApiError> {
+    let max = crate::domain::org::MAX_COUNT;
+    match value {
+        None => Ok(default),
+        Some(v) => crate::domain::json_integer(v)
+            .filter(|a| (min..=max).contains(a))
+            .ok_or_else(|| ApiError::InvalidRequest(format!("{field} must be an integer from {min} to {max}"))),
+    }
+}
+
+/// Runs a request's store work within `timeouts::STORE_BUDGET`; past it,
+/// the request answers `503 STORE_UNAVAILABLE`. Only for work that may be
+/// abandoned: what follows a committed write (events, emails) runs outside.
+pub async fn bounded<T>(work: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    // Boxed: store work nests the SDK's deep futures; on the heap they do
+    // not pile up in every caller's frame (debug builds run out of stack).
+    crate::timeouts::within(crate::timeouts::STORE_BUDGET, Box::pin(work)).await.unwrap_or_else(|| {
+        tracing::error!(error = %crate::store::StoreError::TimedOut, "store unavailable");
+        Err(ApiError::StoreUnavailable)
+    })
+}
+
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_string());
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}
+
+pub fn ok<T: Serialize + ?Sized>(body: &T) -> Response<Body> {
+    json(StatusCode::OK, body)
+}

@@ -1,0 +1,411 @@
+//! Counters: reads, the consume (one conditional UpdateItem), release, and
+//! the compare-and-set of a count (set and reset).
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+
+use super::idempotency::Idem;
+use super::items::{self, Item, get_n, key, n, s};
+use super::sdk::put_if_absent;
+use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
+use super::{Store, StoreError};
+use crate::domain::audit::AuditEntry;
+use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
+use crate::domain::decision::{Consumed, Reason};
+use crate::domain::idempotency::IdempotencyKey;
+use crate::domain::org::{OrgId, OrgProfile};
+use crate::domain::usage::{Counter, CounterSettings};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+
+/// What a failed consume condition meant.
+enum Next {
+    Retry,
+    Refused(Counter, Reason),
+}
+
+impl Store {
+    /// One counter: a GetItem; for a counter not written yet, what it would be.
+    pub async fn counter(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<Counter, StoreError> {
+        match self.counter_item(org, resource).await? {
+            Some(counter) => Ok(counter),
+            None => {
+                let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
+                Ok(unwritten_counter(&state.profile, resource, kind, catalogue, now)?)
+            }
+        }
+    }
+
+    /// A counter as stored (consistent read), if it has been written.
+    pub(super) async fn counter_item(&self, org: &OrgId, resource: &str) -> Result<Option<Counter>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item().map(items::counter_from_item).transpose()?)
+    }
+
+    // ---- usage -------------------------------------------------------------
+
+    /// Records `amount` units if the counter's limit, trial and period allow:
+    /// one conditional UpdateItem (with an idempotency key: one transaction
+    /// with the key's record).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn consume(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        amount: i64,
+        idempotency: Option<&IdempotencyKey>,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<Consumed, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let update = self.consume_update(org, resource, amount, now);
+            let old = match idempotency {
+                None => {
+                    let result = update.send_with(&self.client).await;
+                    match result {
+                        Ok(out) => {
+                            let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
+                            let before = Some(counter.used - amount);
+                            return Ok(Consumed::Admitted { counter, before });
+                        }
+                        Err(err) => match condition_failed_item(&err) {
+                            Some(old) => old,
+                            None => return Err(err.into()),
+                        },
+                    }
+                }
+                Some(idem) => match self.consume_idempotent(org, resource, amount, idem, now).await? {
+                    Idem::Done => {
+                        let counter = self.counter(org, resource, kind, catalogue, now).await?;
+                        return Ok(Consumed::Admitted { counter, before: None });
+                    }
+                    Idem::Replay => {
+                        let counter = self.counter(org, resource, kind, catalogue, now).await?;
+                        return Ok(Consumed::Replayed { counter: counter.at(now) });
+                    }
+                    Idem::Conflict => {
+                        backoff(attempt).await;
+                        continue;
+                    }
+                    Idem::CounterRefused(old) => old,
+                },
+            };
+            match self.after_refusal(org, resource, kind, old, amount, catalogue, now).await? {
+                Next::Retry => continue,
+                Next::Refused(counter, reason) => return Ok(Consumed::Refused { counter, reason }),
+            }
+        }
+        Err(StoreError::Contended("consume"))
+    }
+
+    pub(super) fn consume_update(&self, org: &OrgId, resource: &str, amount: i64, now: DateTime<Utc>) -> ConsumeUpdate {
+        ConsumeUpdate {
+            table: self.table.clone(),
+            key: key(items::pk(org), items::counter_sk(resource)),
+            amount,
+            now: now.timestamp(),
+        }
+    }
+
+    /// Works out why a write's condition failed on a counter (`old` is the
+    /// item as it was, `None` if absent) and repairs what is repairable: a
+    /// counter not written yet, or a period that has ended.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_refusal(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        old: Option<Item>,
+        amount: i64,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<Next, StoreError> {
+        let Some(old) = old else {
+            self.materialize(org, resource, kind, catalogue, now).await?;
+            return Ok(Next::Retry);
+        };
+        let counter = items::counter_from_item(&old)?;
+        if counter.period_ended(now) {
+            self.roll_over(org, &counter, now).await?;
+            return Ok(Next::Retry);
+        }
+        match counter.refusal(amount, now) {
+            Some(reason) => Ok(Next::Refused(counter, reason)),
+            // The counter changed between the write and now (a plan change
+            // raised the limit, say): try again.
+            None => Ok(Next::Retry),
+        }
+    }
+
+    /// Writes a counter that does not exist yet, from the org's profile.
+    async fn materialize(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
+        if state.counters.contains_key(resource) {
+            return Ok(());
+        }
+        let settings = CounterSettings::of(&state.profile, resource, catalogue).ok_or_else(|| {
+            StoreError::NotInCatalogue { plan: state.profile.plan.clone(), resource: resource.to_string() }
+        })?;
+        let fresh = Counter::fresh(org, resource, kind, &settings, now);
+        // Not applied: someone else wrote it first, which is as good.
+        put_if_absent(&self.client, &self.table, items::counter_to_item(&fresh)).await.map(|_| ())
+    }
+
+    /// Gives back `amount` units of a `total` resource; never below 0.
+    pub async fn release(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        amount: i64,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<Counter, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let counter_key = key(items::pk(org), items::counter_sk(resource));
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(counter_key.clone()))
+                .update_expression("ADD used :neg, rem :amt")
+                .condition_expression("attribute_exists(pk) AND used >= :amt")
+                .expression_attribute_values(":neg", n(-amount))
+                .expression_attribute_values(":amt", n(amount))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let old = match result {
+                Ok(out) => {
+                    return Ok(items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?);
+                }
+                Err(err) => match condition_failed_item(&err) {
+                    Some(old) => old,
+                    None => return Err(err.into()),
+                },
+            };
+            let Some(old) = old else {
+                self.materialize(org, resource, kind, catalogue, now).await?;
+                continue;
+            };
+            // Fewer in use than released: clamp to 0, if nobody moved it since.
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(counter_key))
+                .update_expression("SET used = :zero, rem = rem + used")
+                .condition_expression("used = :old")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":old", n(get_n(&old, "used").unwrap_or_default()))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    return Ok(items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?);
+                }
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(StoreError::Contended("release"))
+    }
+
+    /// Sets the current count (reconciliation), audited in the same
+    /// transaction. Returns the counter before and after.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_usage(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        value: i64,
+        actor: &str,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<(Counter, Counter), StoreError> {
+        self.replace_count(org, resource, kind, catalogue, now, |before| {
+            (value, false, AuditEntry::usage_set(now, actor, resource, before.used, value))
+        })
+        .await
+    }
+
+    /// Compare-and-set of a counter's count: reads it, then writes the new
+    /// count and the audit entry in one transaction that holds only if the
+    /// count (and period) are still what was read. `change` gives the new
+    /// count, whether to re-arm thresholds, and the audit entry.
+    pub async fn replace_count(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+        change: impl Fn(&Counter) -> (i64, bool, AuditEntry),
+    ) -> Result<(Counter, Counter), StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(before) = self.counter_item(org, resource).await? else {
+                self.materialize(org, resource, kind, catalogue, now).await?;
+                continue;
+            };
+            if before.period_ended(now) {
+                self.roll_over(org, &before, now).await?;
+                continue;
+            }
+            let (value, rearm, entry) = change(&before);
+            let mut expression = "SET used = :v, rem = if_not_exists(lim, :zero) - :v".to_string();
+            if rearm {
+                expression.push_str(" REMOVE notified, ntop, noticeLease, noticeFor, noticeSending");
+            }
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
+                .update_expression(expression)
+                .condition_expression("used = :before")
+                .expression_attribute_values(":v", n(value))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":before", n(before.used));
+            if let Some(p) = before.period {
+                update = update
+                    .condition_expression("used = :before AND pend = :pe")
+                    .expression_attribute_values(":pe", n(p.end.timestamp()));
+            }
+            let writes =
+                vec![TransactWriteItem::builder().update(update.build()?).build(), self.audit_put(org, &entry)?];
+            // Refused: the count moved since it was read; read it again.
+            match transact(&self.client, "count update", writes).await? {
+                Transacted::Committed => {
+                    let mut after = before.clone();
+                    after.used = value;
+                    if rearm {
+                        after.notified.clear();
+                    }
+                    return Ok((before, after));
+                }
+                Transacted::Refused(_) => backoff(attempt).await,
+            }
+        }
+        Err(StoreError::Contended("count update"))
+    }
+}
+
+/// The counter a resource has before anything was written to it.
+fn unwritten_counter(
+    profile: &OrgProfile,
+    resource: &str,
+    kind: ResourceKind,
+    catalogue: &Catalogue,
+    now: DateTime<Utc>,
+) -> Result<Counter, StoreError> {
+    let settings = CounterSettings::of(profile, resource, catalogue)
+        .ok_or_else(|| StoreError::NotInCatalogue { plan: profile.plan.clone(), resource: resource.to_string() })?;
+    Ok(Counter::fresh(&profile.org_id, resource, kind, &settings, now))
+}
+
+/// The consume write, as an UpdateItem or as a transaction's Update.
+pub(super) struct ConsumeUpdate {
+    table: String,
+    key: Item,
+    amount: i64,
+    now: i64,
+}
+
+impl ConsumeUpdate {
+    const UPDATE: &'static str = "ADD used :amt, rem :neg";
+    const CONDITION: &'static str = "attribute_exists(pk) \
+        AND (attribute_not_exists(pend) OR pend > :now) \
+        AND (attribute_not_exists(trialEnd) OR trialEnd > :now) \
+        AND (enf = :soft OR attribute_not_exists(lim) OR rem >= :amt) \
+        AND used <= :cap";
+
+    fn values(&self) -> Vec<(&'static str, AttributeValue)> {
+        vec![
+            (":amt", n(self.amount)),
+            (":neg", n(-self.amount)),
+            (":now", n(self.now)),
+            (":soft", s(Enforcement::Soft.as_str())),
+            // The count never passes MAX_COUNT (amounts are at most MAX_COUNT).
+            (":cap", n(crate::domain::org::MAX_COUNT - self.amount)),
+        ]
+    }
+
+    async fn send_with(
+        self,
+        client: &Client,
+    ) -> Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, SdkError<UpdateItemError>> {
+        let mut req = client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key.clone()))
+            .update_expression(Self::UPDATE)
+            .condition_expression(Self::CONDITION)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in self.values() {
+            req = req.expression_attribute_values(name, value);
+        }
+        req.send().await
+    }
+
+    /// The transaction's Update, guarded against the same key in flight:
+    /// the counter remembers the last key for `GUARD_SECONDS` and refuses it
+    /// meanwhile. The key's own record (a new item) would suffice on
+    /// DynamoDB, whose transactions are serializable; DynamoDB Local lets two
+    /// concurrent transactions both see a new item as absent, but does
+    /// serialize conditions on an existing one, such as the counter.
+    pub(super) fn transact(self, guard: &str) -> Result<Update, StoreError> {
+        const GUARD_SECONDS: i64 = 60;
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.key.clone()))
+            .update_expression(format!("{} SET lastIdem = :idem, lastIdemUntil = :idemUntil", Self::UPDATE))
+            .condition_expression(format!(
+                "{} AND (attribute_not_exists(lastIdem) OR lastIdem <> :idem OR lastIdemUntil <= :now)",
+                Self::CONDITION
+            ))
+            .expression_attribute_values(":idem", s(guard))
+            .expression_attribute_values(":idemUntil", n(self.now + GUARD_SECONDS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in self.values() {
+            update = update.expression_attribute_values(name, value);
+        }
+        Ok(update.build()?)
+    }
+}
+
+/// For a failed conditional UpdateItem: `Some(old item or None)`; for any
+/// other error: `None`.
+fn condition_failed_item(err: &SdkError<UpdateItemError>) -> Option<Option<Item>> {
+    match err.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(e)) => Some(e.item().cloned()),
+        _ => None,
+    }
+}

@@ -1,0 +1,100 @@
+//! The keyed consume: the key's record and the counter change in one
+//! transaction, and what its cancellation reasons mean (replay, reuse, or a
+//! refusal on the counter).
+
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use chrono::{DateTime, Duration, Utc};
+
+use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::sdk::{Transacted, reason, transact};
+use super::{Store, StoreError};
+use crate::domain::idempotency::{IDEMPOTENCY_TTL_HOURS, IdempotencyKey};
+use crate::domain::org::OrgId;
+use crate::domain::rfc3339;
+
+pub(super) enum Idem {
+    Done,
+    Replay,
+    Conflict,
+    CounterRefused(Option<Item>),
+}
+
+impl Store {
+    pub(super) async fn consume_idempotent(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        amount: i64,
+        idem: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Idem, StoreError> {
+        let mut record = key(items::pk(org), items::idempotency_sk(resource, &idem.key));
+        record.insert("type".into(), s("idempotency"));
+        record.insert("fingerprint".into(), s(&idem.fingerprint));
+        record.insert("createdAt".into(), s(rfc3339(now)));
+        record.insert("ttl".into(), n((now + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp()));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        let update = self.consume_update(org, resource, amount, now).transact(&idem.guard)?;
+        // The record first: a retry or duplicate is cancelled on it at once.
+        // A concurrent duplicate that got past it (see `ConsumeUpdate::transact`)
+        // is caught by the counter's guard.
+        const RECORD: usize = 0;
+        const COUNTER: usize = 1;
+        let writes =
+            vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(update).build()];
+        let reasons = match transact(&self.client, "keyed consume", writes).await? {
+            Transacted::Committed => return Ok(Idem::Done),
+            Transacted::Refused(reasons) => reasons,
+        };
+        let code = |i: usize| reason(&reasons, i);
+        if code(RECORD) == "ConditionalCheckFailed" {
+            let stored = reasons[RECORD].item().and_then(|i| get_s(i, "fingerprint"));
+            return if stored == Some(idem.fingerprint.as_str()) {
+                Ok(Idem::Replay)
+            } else {
+                Err(StoreError::KeyReused)
+            };
+        }
+        if code(COUNTER) == "ConditionalCheckFailed" {
+            let old = reasons[COUNTER].item().cloned();
+            // Our own key, in flight or just committed. Which condition a
+            // cancellation reports varies (DynamoDB Local names only the
+            // first that failed), so the key's record decides.
+            let guarded = old.as_ref().is_some_and(|o| {
+                get_s(o, "lastIdem") == Some(idem.guard.as_str())
+                    && get_n(o, "lastIdemUntil").is_some_and(|until| until > now.timestamp())
+            });
+            if !guarded {
+                return Ok(Idem::CounterRefused(old));
+            }
+            let record = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(items::pk(org), items::idempotency_sk(resource, &idem.key))))
+                .consistent_read(true)
+                .send()
+                .await?;
+            let live = record.item().filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp()));
+            return match live.and_then(|r| get_s(r, "fingerprint")) {
+                Some(f) if f == idem.fingerprint => Ok(Idem::Replay),
+                Some(_) => Err(StoreError::KeyReused),
+                // The counter shows a transaction with this key committed
+                // within the guard's window, but its record is not visible
+                // yet (DynamoDB Local exposes a transaction's items one by
+                // one; DynamoDB never, as the record check fails first there).
+                None => Ok(Idem::Replay),
+            };
+        }
+        // A condition failed, but neither on the record nor the counter:
+        // cannot happen with two items; treat as a conflict and try again.
+        Ok(Idem::Conflict)
+    }
+}

@@ -1,0 +1,203 @@
+//! Organizations: the one-Query read of an org's state, and the create or
+//! update that rewrites its profile and every counter whose settings change,
+//! with its audit entries, in one transaction.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+
+use super::items::{self, Item, get_s, key, n, s};
+use super::sdk::put_if_absent_in;
+use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
+use super::{Store, StoreError};
+use crate::domain::audit;
+use crate::domain::catalogue::Catalogue;
+use crate::domain::org::{OrgId, OrgPatch, OrgProfile, OrgState};
+use crate::domain::period::Period;
+use crate::domain::usage::{Counter, CounterSettings};
+
+/// An org's state from its `STATE#` items, in any order.
+pub(crate) fn state_from_items<'a>(found: impl IntoIterator<Item = &'a Item>) -> Result<Option<OrgState>, StoreError> {
+    let mut profile = None;
+    let mut trial_notified_at = None;
+    let mut trial_notice = None;
+    let mut counters = BTreeMap::new();
+    for item in found {
+        if items::is_profile(item) {
+            profile = Some(items::profile_from_item(item)?);
+            trial_notified_at = get_s(item, "trialNotifiedAt").map(str::to_string);
+            trial_notice = super::lease::TRIAL.read(item);
+        } else if items::is_counter(item) {
+            let counter = items::counter_from_item(item)?;
+            counters.insert(counter.resource.clone(), counter);
+        }
+    }
+    Ok(profile.map(|(profile, version)| OrgState { profile, version, counters, trial_notified_at, trial_notice }))
+}
+
+impl Store {
+    /// The org's profile and all its counters, in one Query.
+    pub async fn org_state(&self, org: &OrgId) -> Result<Option<OrgState>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :state)")
+            .expression_attribute_values(":pk", s(items::pk(org)))
+            .expression_attribute_values(":state", s(items::STATE_PREFIX))
+            .consistent_read(true)
+            .send()
+            .await?;
+        state_from_items(out.items())
+    }
+
+    // ---- orgs --------------------------------------------------------------
+
+    /// Creates or updates an org: profile, every counter whose settings
+    /// change, and the audit entries, in one transaction pinned to the
+    /// profile version it was computed from. Returns the profile and the one
+    /// it replaced (`None` when it was created).
+    pub async fn put_org(
+        &self,
+        org: &OrgId,
+        patch: &OrgPatch,
+        actor: &str,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<(OrgProfile, Option<OrgProfile>), StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let state = self.org_state(org).await?;
+            // A period that has ended is closed for billing under the plan
+            // and limit it ran under, before any of them change.
+            if let Some(state) = &state {
+                let ended: Vec<&Counter> = state.counters.values().filter(|c| c.period_ended(now)).collect();
+                if !ended.is_empty() {
+                    for counter in ended {
+                        self.roll_over(org, counter, now).await?;
+                    }
+                    continue;
+                }
+            }
+            let existing = state.as_ref().map(|s| &s.profile);
+            let profile = patch.apply(org, existing, catalogue, now);
+            let version = state.as_ref().map_or(0, |s| s.version);
+
+            let item = items::profile_to_item(&profile, version + 1);
+            let profile_write = match &state {
+                None => {
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)");
+                    TransactWriteItem::builder().put(put.build()?).build()
+                }
+                // An update of the profile's own fields: the trial notice's
+                // claim and mark on the same item stay as they are, unless
+                // the trial end moves (a new trial owes a new notice).
+                Some(st) => {
+                    let rearm = st.profile.trial_ends_at != profile.trial_ends_at;
+                    let update = items::profile_update(&self.table, item, version, rearm)?;
+                    TransactWriteItem::builder().update(update).build()
+                }
+            };
+            let mut writes = vec![profile_write];
+
+            for (resource, def) in &catalogue.resources {
+                let Some(settings) = CounterSettings::of(&profile, resource, catalogue) else {
+                    continue;
+                };
+                let current = state.as_ref().and_then(|s| s.counters.get(resource));
+                match current {
+                    None => {
+                        let fresh = Counter::fresh(org, resource, def.kind, &settings, now);
+                        writes.push(put_if_absent_in(&self.table, items::counter_to_item(&fresh))?);
+                    }
+                    Some(counter) => {
+                        if let Some(update) = self.settings_update(org, counter, &settings, now)? {
+                            writes.push(TransactWriteItem::builder().update(update).build());
+                        }
+                    }
+                }
+            }
+            for entry in audit::org_entries(existing, &profile, actor, now) {
+                writes.push(self.audit_put(org, &entry)?);
+            }
+
+            // Refused: the profile or a counter changed since it was read.
+            match transact(&self.client, "org update", writes).await? {
+                Transacted::Committed => return Ok((profile, existing.cloned())),
+                Transacted::Refused(_) => backoff(attempt).await,
+            }
+        }
+        Err(StoreError::Contended("org update"))
+    }
+
+    /// The update that brings a counter to new settings, if any differ.
+    fn settings_update(
+        &self,
+        org: &OrgId,
+        counter: &Counter,
+        to: &CounterSettings,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Update>, StoreError> {
+        let same = counter.plan == to.plan
+            && counter.limit == to.limit
+            && counter.enforcement == to.enforcement
+            && counter.locale == to.locale
+            && counter.timezone == to.timezone
+            && counter.anchor_day == to.anchor_day
+            && counter.trial_ends_at.map(|t| t.timestamp()) == to.trial_ends_at.map(|t| t.timestamp());
+        if same {
+            return Ok(None);
+        }
+        // `plan` is a reserved word; names go through placeholders.
+        let mut set = vec!["#plan = :plan", "enf = :enf", "#locale = :locale", "#tz = :tz", "#anchor = :anchor"];
+        let mut remove = vec![];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_names("#locale", "locale")
+            .expression_attribute_names("#tz", "tz")
+            .expression_attribute_names("#anchor", "anchor")
+            .expression_attribute_values(":plan", s(&to.plan))
+            .expression_attribute_values(":enf", s(to.enforcement.as_str()))
+            .expression_attribute_values(":locale", s(to.locale.as_str()))
+            .expression_attribute_values(":tz", s(to.timezone.name()))
+            .expression_attribute_values(":anchor", n(i64::from(to.anchor_day)));
+        match to.limit {
+            Some(limit) => {
+                set.extend(["lim = :lim", "rem = :lim - used"]);
+                update = update.expression_attribute_values(":lim", n(limit));
+            }
+            None => remove.push("lim"),
+        }
+        match to.trial_ends_at {
+            Some(t) => {
+                set.push("trialEnd = :trial");
+                update = update.expression_attribute_values(":trial", n(t.timestamp()));
+            }
+            None => remove.push("trialEnd"),
+        }
+        // A new anchor or zone moves the current period's end to the new
+        // anchor's next boundary; its start and count stay (periods only move
+        // forward). A period that has ended is left for the rollover, which
+        // closes it for billing first.
+        let moved = counter.timezone != to.timezone || counter.anchor_day != to.anchor_day;
+        if let Some(period) = counter.period.filter(|_| moved && !counter.period_ended(now)) {
+            let end = Period::containing(now.max(period.start), to.anchor_day, to.timezone).end;
+            set.push("pend = :pe");
+            update = update
+                .expression_attribute_values(":pe", n(end.timestamp()))
+                .expression_attribute_values(":oldpe", n(period.end.timestamp()))
+                .condition_expression("attribute_exists(pk) AND pend = :oldpe");
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        Ok(Some(update.update_expression(expression).build()?))
+    }
+}
