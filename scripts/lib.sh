@@ -99,8 +99,10 @@ start_stack() {
   DYNAMODB_PORT="${DYNAMODB_PORT:-$(free_port)}"
   MOTO_PORT="${MOTO_PORT:-$(free_port)}"
   log "starting DynamoDB Local on 127.0.0.1:$DYNAMODB_PORT"
-  java -Xmx512m -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-    -inMemory -sharedDb -port "$DYNAMODB_PORT" >"$logs/dynamodb.log" 2>&1 &
+  # In a scratch directory: it writes a metadata file where it runs.
+  mkdir -p "$logs/dynamodb-local"
+  (cd "$logs/dynamodb-local" && exec java -Xmx512m -Djava.library.path="$dir/DynamoDBLocal_lib" \
+    -jar "$dir/DynamoDBLocal.jar" -inMemory -sharedDb -port "$DYNAMODB_PORT") >"$logs/dynamodb.log" 2>&1 &
   PIDS+=($!)
   log "starting local SES v2 / EventBridge (moto) on 127.0.0.1:$MOTO_PORT"
   "$TOOLS/venv/bin/python" "$ROOT/infra/local/moto_server.py" "$MOTO_PORT" >"$logs/moto.log" 2>&1 &

@@ -2,9 +2,9 @@
 //! the handler): typed configuration, checked before anything starts, and
 //! the clients built from it.
 
+use crate::bus::EventBus;
 use crate::clock::Clock;
 use crate::domain::catalogue::Catalogue;
-use crate::events::Events;
 use crate::notify::Notifier;
 use crate::store::Store;
 
@@ -92,7 +92,7 @@ pub struct Deps {
     pub clock: Clock,
     pub catalogue: &'static Catalogue,
     pub notifier: Notifier,
-    pub events: Events,
+    pub events: EventBus,
 }
 
 impl Deps {
@@ -114,7 +114,7 @@ impl Deps {
                 &config.sender_email,
                 &config.dashboard_url,
             ),
-            events: Events::new(
+            events: EventBus::new(
                 aws_sdk_eventbridge::Client::from_conf(clients::eventbridge(aws).build()),
                 &config.event_bus,
             ),

@@ -3,11 +3,12 @@
 //! function builds in `main`.
 
 pub mod api;
+pub mod bus;
 pub mod clients;
 pub mod clock;
+pub mod delivery;
 pub mod deps;
 pub mod domain;
-pub mod events;
 pub mod notify;
 pub mod store;
 pub mod timeouts;

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use quota_local::metrics::{RequestLog, counted_client};
+use quota_shared::bus::EventBus;
 use quota_shared::domain::catalogue::Catalogue;
-use quota_shared::events::Events;
 use quota_shared::notify::Notifier;
 use quota_shared::store::Store;
 use quota_shared::{Clock, Deps};
@@ -143,7 +143,7 @@ fn deps_for(
         clock: clock.clone(),
         catalogue: Catalogue::builtin(),
         notifier: Notifier::new(aws_sdk_sesv2::Client::from_conf(ses.build()), SENDER, DASHBOARD),
-        events: Events::new(aws_sdk_eventbridge::Client::from_conf(eventbridge.build()), BUS).recording(),
+        events: EventBus::new(aws_sdk_eventbridge::Client::from_conf(eventbridge.build()), BUS).recording(),
     }
 }
 

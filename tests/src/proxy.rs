@@ -47,6 +47,12 @@ pub enum Fault {
     /// `TransactionCanceledException` whose first item's reason is
     /// `TransactionConflict` (the others `None`), not forwarded.
     TransactionCanceledByConflict,
+    /// Forward with the request's `Limit` at most this: the page boundaries
+    /// of real DynamoDB, which stops a Query or Scan page at 1 MB read
+    /// before it filters. DynamoDB Local does not (a filtered read comes
+    /// back whole), so without this a reader that stops after one page
+    /// passes every test.
+    SmallPages(u32),
 }
 
 impl Fault {
@@ -61,6 +67,7 @@ impl Fault {
             Fault::ProvisionedThroughputExceeded => "ProvisionedThroughputExceeded",
             Fault::InternalError => "InternalError",
             Fault::TransactionCanceledByConflict => "TransactionCanceledByConflict",
+            Fault::SmallPages(_) => "SmallPages",
         }
     }
 
@@ -313,14 +320,21 @@ fn operation_of(req: &Request<Incoming>) -> String {
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
     let operation = operation_of(&req);
     let fault = inner.decide(&operation);
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let (mut parts, body) = req.into_parts();
+    let mut body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     match fault {
         Some(Fault::Stall) => {
             inner.unstall.notified().await;
             return Err(Dropped);
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::SmallPages(page)) => {
+            let mut request: serde_json::Value = serde_json::from_slice(&body).map_err(|_| Dropped)?;
+            let limit = request["Limit"].as_u64().map_or(page.into(), |l| l.min(page.into()));
+            request["Limit"] = limit.into();
+            body = Bytes::from(request.to_string());
+            parts.headers.insert(hyper::header::CONTENT_LENGTH, body.len().into());
+        }
         Some(Fault::TransactionCanceledByConflict) => {
             let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let items = request["TransactItems"].as_array().map_or(1, Vec::len);

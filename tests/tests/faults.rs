@@ -179,3 +179,45 @@ async fn lost_responses(clients: usize, keys_each: usize) {
     let retried = statuses.iter().filter(|s| **s == 503).count();
     println!("{clients} clients x {keys_each} keys: {lost} responses lost, {retried} answers were 503 and retried");
 }
+
+/// Real DynamoDB ends a Query page at 1 MB; every read of the service
+/// follows the pages to the end (or to the limit it asked for). One item
+/// per page here.
+#[tokio::test]
+async fn every_read_follows_dynamodbs_pages() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    let org = app.unique("pages");
+    app.org(&org, json!({ "plan": "growth" })).await;
+    app.advance(chrono::Duration::seconds(1));
+    app.org(&org, json!({ "limits": { "users": 3 } })).await;
+    app.advance(chrono::Duration::seconds(1));
+    app.org(&org, json!({ "plan": "pro" })).await;
+    for used in [5, 7] {
+        app.consume(&org, "conversations", used).await;
+        app.run_job().await;
+        app.advance(chrono::Duration::days(1));
+    }
+    app.faults().dynamodb.inject(Rule::on("Query", Fault::SmallPages(1)));
+
+    let resources = app.usage(&org).await.body["resources"].as_array().cloned().unwrap();
+    let names: Vec<&str> = resources.iter().map(|r| r["resource"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 10, "every counter, one per page: {names:?}");
+    let field =
+        |resource: &str, name: &str| resources.iter().find(|r| r["resource"] == resource).unwrap()[name].clone();
+    assert_eq!((field("users", "limit"), field("conversations", "used")), (json!(3), json!(12)));
+
+    let audit = app.get(&format!("/v1/admin/orgs/{org}/audit?limit=2"), &quota_tests::ADMIN).await.body;
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["plan_changed", "limits_changed"], "the newest two");
+
+    let history = app.get(&format!("/v1/orgs/{org}/usage/conversations/history?days=7"), &quota_tests::APP).await;
+    let days: Vec<(&str, i64)> = history.body["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["date"].as_str().unwrap(), d["used"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(days, [("2026-03-10", 5), ("2026-03-11", 12)]);
+    assert!(app.faults().dynamodb.injected()["SmallPages"] >= 10 + 2 + 2);
+}

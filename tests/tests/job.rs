@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use futures::StreamExt;
-use quota_tests::{APP, TestApp, json};
+use quota_tests::{APP, Fault, Rule, TestApp, json};
 
 #[tokio::test]
 async fn trial_expiry_sends_one_email_and_blocks_further_consumes() {
@@ -312,4 +312,41 @@ async fn a_lapsed_claim_moved_by_a_rollover_after_the_scan_is_settled_in_that_ru
     let summary = run.await.unwrap();
     assert_eq!((summary.presumed_delivered, summary.emails_sent), (1, 0), "{summary:?}");
     assert!(app.emails(&org).await.is_empty(), "presumed delivered by the vanished sender, not sent again");
+}
+
+/// DynamoDB filters a query after it reads a page (1 MB): a page whose
+/// items are all filtered out still ends with a key to go on from. The
+/// job's read of closed periods that still have work must follow it, or a
+/// period closed after years of settled ones is never billed.
+#[tokio::test]
+async fn a_closed_period_behind_a_page_of_settled_ones_is_still_billed() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = TestApp::with_faults("2026-03-20T12:00:00Z").await;
+    let org = app.unique("deep");
+    app.org(&org, json!({ "plan": "basic" })).await;
+    app.consume(&org, "conversations", 130).await;
+
+    // 30 settled records that sort before the period about to close.
+    let store = &app.direct.store;
+    let puts = futures::stream::iter(0..30).map(|i| {
+        let item = [
+            ("pk", format!("ORG#{org}")),
+            ("sk", format!("CLOSED#archive{i:03}#0#1")),
+            ("emittedAt", "2020-01-01T00:00:00Z".into()),
+        ]
+        .map(|(k, v)| (k.to_string(), AttributeValue::S(v)));
+        store.client().put_item().table_name(store.table()).set_item(Some(item.into())).send()
+    });
+    let written: Vec<_> = puts.buffer_unordered(8).collect().await;
+    assert!(written.iter().all(Result::is_ok), "{written:?}");
+
+    app.faults().dynamodb.inject(Rule::on("Query", Fault::SmallPages(10)));
+    app.set_now("2026-04-02T00:30:00Z");
+    let summary = app.run_job().await;
+    assert_eq!(summary["periodsClosed"], 1, "{summary}");
+    assert!(app.faults().dynamodb.injected()["SmallPages"] > 3, "the closed records were read in pages");
+    let closed: Vec<_> = app.events(&org).into_iter().filter(|(k, _)| k == "UsagePeriodClosed").collect();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    let conv = closed[0].1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "conversations").cloned();
+    assert_eq!(conv.unwrap()["overage"], 30);
 }

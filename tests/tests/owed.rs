@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use lambda_http::http::Method;
-use quota_shared::notify;
+use quota_shared::delivery;
 use quota_tests::{ADMIN, APP, Fault, Rule, TestApp, json};
 
 fn subjects(emails: &[quota_tests::SentEmail]) -> Vec<String> {
@@ -110,7 +110,7 @@ async fn a_lower_threshold_is_never_sent_after_a_higher_one() {
     assert_eq!(subjects(&app.emails(&org).await), ["You have used 120% of your monthly conversations"]);
     let profile = app.deps.store.profile(&id).await.unwrap().unwrap();
     let sent =
-        notify::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 3).await.unwrap();
+        delivery::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 3).await.unwrap();
     assert!(!sent, "110 counts as sent once 120 is");
     app.run_job().await;
     assert_eq!(app.emails(&org).await.len(), 1);
@@ -340,13 +340,23 @@ async fn quota_exceeded_is_published_once_whatever_the_sender_last_read() {
     let period = stale.period;
     let claim =
         app.deps.store.claim_threshold(&id, "conversations", 100, 100, period, app.now()).await.unwrap().unwrap();
-    app.deps.events.publish(quota_shared::events::EventKind::QuotaExceeded, &json!({ "orgId": org })).await.unwrap();
+    let exceeded = quota_shared::domain::events::QuotaExceeded {
+        org_id: id.clone(),
+        resource: "conversations".into(),
+        used: 110,
+        limit: 100,
+        blocked: false,
+        plan: "basic".into(),
+        period,
+        at: app.now(),
+    };
+    app.deps.events.publish(&exceeded).await.unwrap();
     let holder = quota_shared::store::notices::NoticeHolder::Counter(period);
     app.deps.store.mark_threshold(&id, "conversations", 100, claim.lease, holder).await.unwrap();
     // c2 now claims 110 %: a crossing, but not a second QuotaExceeded.
     let profile = app.deps.store.profile(&id).await.unwrap().unwrap();
     assert!(
-        notify::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 1).await.unwrap()
+        delivery::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 1).await.unwrap()
     );
     assert_eq!(count(&app, &org, "QuotaThresholdCrossed"), 1);
     assert_eq!(count(&app, &org, "QuotaExceeded"), 1);

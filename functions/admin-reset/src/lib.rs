@@ -9,15 +9,14 @@ use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::domain::audit::AuditEntry;
 use quota_shared::domain::catalogue::ResourceKind;
-use quota_shared::domain::rfc3339;
-use quota_shared::events::EventKind;
+use quota_shared::domain::events::QuotaReset;
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
 /// Longest accepted reason, in characters.
 pub const MAX_REASON: usize = 1000;
 /// Most audit entries one request returns.
-pub const MAX_AUDIT_ENTRIES: i32 = 500;
+pub const MAX_AUDIT_ENTRIES: usize = 500;
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::AdminReset) {
@@ -80,16 +79,16 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
     let mut usages = Vec::new();
     for (resource, (before, after)) in resets {
         tracing::info!(resource, before = before.used, actor, "quota reset");
-        let detail = serde_json::json!({
-            "orgId": call.org(),
-            "resource": resource,
-            "before": before.used,
-            "actor": actor,
-            "reason": reason,
-            "period": after.period,
-            "at": rfc3339(now),
-        });
-        deps.events.publish_or_log(EventKind::QuotaReset, &detail).await;
+        let event = QuotaReset {
+            org_id: call.org().clone(),
+            resource: resource.to_string(),
+            before: before.used,
+            actor: actor.to_string(),
+            reason: reason.to_string(),
+            period: after.period,
+            at: now,
+        };
+        deps.events.publish_or_log(&event).await;
         usages.push(after.usage(now));
     }
     Ok(api::ok(&serde_json::json!({ "orgId": call.org(), "reset": usages })))
@@ -99,7 +98,7 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
 async fn audit(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
     let limit = match api::query(req, "limit") {
         None => 100,
-        Some(text) => text.parse::<i32>().ok().filter(|l| (1..=MAX_AUDIT_ENTRIES).contains(l)).ok_or_else(|| {
+        Some(text) => text.parse::<usize>().ok().filter(|l| (1..=MAX_AUDIT_ENTRIES).contains(l)).ok_or_else(|| {
             ApiError::InvalidRequest(format!("limit must be an integer from 1 to {MAX_AUDIT_ENTRIES}"))
         })?,
     };

@@ -7,10 +7,10 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
+use quota_shared::delivery;
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::decision::{Consumed, Decision, Reason};
 use quota_shared::domain::idempotency::IdempotencyKey;
-use quota_shared::notify;
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -58,7 +58,7 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     .await?;
     Ok(match consumed {
         Consumed::Admitted { counter, before } => {
-            notify::after_increase(deps, &counter, before, now).await;
+            delivery::after_increase(deps, &counter, before, now).await;
             api::ok(&Decision::with_reason(&counter, None, deps.catalogue, now))
         }
         Consumed::Replayed { counter } => {
@@ -117,6 +117,6 @@ async fn set_usage(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
         Ok(deps.store.set_usage(call.org(), resource, def.kind, value, call.subject(), deps.catalogue, now).await?)
     })
     .await?;
-    notify::after_increase(deps, &after, Some(before.used), now).await;
+    delivery::after_increase(deps, &after, Some(before.used), now).await;
     Ok(api::ok(&serde_json::json!({ "usage": after.usage(now) })))
 }

@@ -6,9 +6,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
+use quota_shared::domain::events::PlanChanged;
 use quota_shared::domain::org::{OrgPatch, OrgPatchBody};
-use quota_shared::domain::rfc3339;
-use quota_shared::events::EventKind;
 use quota_shared::{ApiError, Deps};
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
@@ -32,14 +31,14 @@ async fn put_org(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         api::bounded(async { Ok(deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?) })
             .await?;
     if let Some(before) = previous.as_ref().filter(|b| b.plan != profile.plan) {
-        let detail = serde_json::json!({
-            "orgId": profile.org_id,
-            "from": before.plan,
-            "to": profile.plan,
-            "actor": call.subject(),
-            "at": rfc3339(now),
-        });
-        deps.events.publish_or_log(EventKind::PlanChanged, &detail).await;
+        let event = PlanChanged {
+            org_id: profile.org_id.clone(),
+            from: before.plan.clone(),
+            to: profile.plan.clone(),
+            actor: call.subject().to_string(),
+            at: now,
+        };
+        deps.events.publish_or_log(&event).await;
     }
     let status = if previous.is_none() { StatusCode::CREATED } else { StatusCode::OK };
     Ok(api::json(status, &profile.to_json()))

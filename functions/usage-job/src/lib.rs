@@ -19,12 +19,12 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
+use quota_shared::delivery::{self, DeliveryError};
+use quota_shared::domain::events::{ClosedResource, UsagePeriodClosed};
 use quota_shared::domain::org::OrgId;
 use quota_shared::domain::org::OrgState;
-use quota_shared::domain::rfc3339;
-use quota_shared::events::EventKind;
-use quota_shared::notify::{self, NotifyError};
-use quota_shared::store::job::{ClosedPeriod, ScanCursor, ScannedOrg};
+use quota_shared::domain::period::ClosedPeriod;
+use quota_shared::store::job::{ScanCursor, ScannedOrg};
 use quota_shared::store::notices::NoticeHolder;
 use quota_shared::store::{Settled, StoreError};
 use quota_shared::{ApiError, Deps};
@@ -86,9 +86,9 @@ enum JobError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Notify(#[from] NotifyError),
+    Delivery(#[from] DeliveryError),
     #[error(transparent)]
-    Publish(#[from] quota_shared::events::PublishError),
+    Publish(#[from] quota_shared::bus::PublishError),
 }
 
 /// Runs the job over every org. A failed scan segment stops only itself;
@@ -165,7 +165,7 @@ async fn process_org(deps: &Deps, scanned: &ScannedOrg, now: DateTime<Utc>) -> R
     // 1. Threshold emails still owed, on the counters as stored: a period
     //    that has just ended still owes its own (the claim is pinned to it).
     for counter in state.counters.values() {
-        match notify::deliver_threshold(deps, profile, counter, now, NOTICE_BUDGET, 3).await {
+        match delivery::deliver_threshold(deps, profile, counter, now, NOTICE_BUDGET, 3).await {
             Ok(sent) => outcome.emails += usize::from(sent),
             Err(err) => errors.push(JobError::from(err)),
         }
@@ -192,7 +192,7 @@ async fn process_org(deps: &Deps, scanned: &ScannedOrg, now: DateTime<Utc>) -> R
             closed = deps.store.pending_closed(org).await?;
         }
         for record in closed.iter().filter(|c| c.owed) {
-            match notify::deliver_closed_threshold(deps, profile, record, now, NOTICE_BUDGET).await {
+            match delivery::deliver_closed_threshold(deps, profile, record, now, NOTICE_BUDGET).await {
                 Ok(sent) => outcome.emails += usize::from(sent),
                 Err(err) => errors.push(JobError::from(err)),
             }
@@ -204,7 +204,7 @@ async fn process_org(deps: &Deps, scanned: &ScannedOrg, now: DateTime<Utc>) -> R
     // 3. Trial expiry: one email, one event.
     let trial_over = profile.active_trial(deps.catalogue).is_some_and(|end| end <= now);
     if trial_over && state.trial_notified_at.is_none() {
-        match notify::deliver_trial_ended(deps, profile, now, NOTICE_BUDGET).await {
+        match delivery::deliver_trial_ended(deps, profile, now, NOTICE_BUDGET).await {
             Ok(true) => {
                 outcome.trial_expired = true;
                 outcome.emails += usize::from(!profile.contacts.recipients().is_empty());
@@ -297,35 +297,33 @@ async fn emit_closed(
         let Some(lease) = deps.store.claim_closed(org, group, deps.clock.now()).await? else {
             continue;
         };
-        let resources: Vec<serde_json::Value> = group
+        let resources = group
             .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "resource": c.resource,
-                    "used": c.used,
-                    "limit": c.limit,
-                    "overage": c.overage,
-                    "enforcement": c.enforcement,
-                    "plan": c.plan,
-                })
+            .map(|c| ClosedResource {
+                resource: c.resource.clone(),
+                used: c.used,
+                limit: c.limit,
+                overage: c.overage,
+                enforcement: c.enforcement,
+                plan: c.plan.clone(),
             })
             .collect();
         let period = group[0].period;
-        let detail = serde_json::json!({
-            "orgId": org,
-            "plan": plan,
-            "periodId": format!("{org}/{}", rfc3339(period.start)),
-            "period": period,
-            "resources": resources,
-            "at": rfc3339(now),
-        });
+        let event = UsagePeriodClosed {
+            org_id: org.clone(),
+            plan: plan.to_string(),
+            period_id: UsagePeriodClosed::period_id(org, period),
+            period,
+            resources,
+            at: now,
+        };
         if !deps.store.closed_sending(org, group, lease).await? {
             continue;
         }
         // A publish that certainly failed releases the claim: the next run
         // emits it. One whose outcome is unknown (a timeout) leaves it to
         // lapse as delivered: never a second billing event.
-        if let Err(err) = deps.events.publish(EventKind::UsagePeriodClosed, &detail).await {
+        if let Err(err) = deps.events.publish(&event).await {
             if !err.outcome_unknown {
                 deps.store.finish_closed(org, group, lease, false, now).await?;
             }

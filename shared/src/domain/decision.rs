@@ -70,35 +70,10 @@ pub enum Consumed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::catalogue::{Enforcement, ResourceKind};
+    use crate::domain::catalogue::Enforcement;
+    use crate::domain::fixtures::{counter, now};
     use crate::domain::locale::Locale;
-    use crate::domain::org::OrgId;
-    use crate::domain::period::Period;
     use crate::domain::usage::Status;
-    use chrono_tz::Tz;
-
-    fn now() -> DateTime<Utc> {
-        "2026-03-15T10:00:00Z".parse().unwrap()
-    }
-
-    fn counter(used: i64, limit: Option<i64>, enforcement: Enforcement) -> Counter {
-        Counter {
-            org_id: OrgId::parse("acme").unwrap(),
-            resource: "conversations".into(),
-            kind: ResourceKind::Period,
-            plan: "free".into(),
-            used,
-            limit,
-            enforcement,
-            period: Some(Period::containing(now(), 1, Tz::UTC)),
-            anchor_day: 1,
-            timezone: Tz::UTC,
-            locale: Locale::En,
-            trial_ends_at: None,
-            notified: vec![],
-            notice: None,
-        }
-    }
 
     #[test]
     fn hard_limit_refuses_the_unit_past_the_limit() {

@@ -3,6 +3,9 @@
 pub mod audit;
 pub mod catalogue;
 pub mod decision;
+pub mod events;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod idempotency;
 pub mod locale;
 pub mod messages;

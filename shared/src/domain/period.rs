@@ -6,6 +6,9 @@ use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use super::catalogue::Enforcement;
+use super::notice::InFlight;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Period {
     #[serde(serialize_with = "super::ser_rfc3339")]
@@ -68,6 +71,28 @@ fn period_start(year: i32, month: u32, anchor_day: u32, tz: Tz) -> DateTime<Utc>
     }
     // No zone has a gap this long; fall back to UTC midnight rather than panic.
     Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight is valid"))
+}
+
+/// A period that ended, with its final figures, for billing, and the state
+/// of its notice (see `notices`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedPeriod {
+    pub resource: String,
+    pub plan: String,
+    pub period: Period,
+    pub used: i64,
+    pub limit: Option<i64>,
+    pub overage: i64,
+    pub enforcement: Enforcement,
+    pub notified: Vec<u32>,
+    /// A notice may still be due, or was in flight when the period closed.
+    pub owed: bool,
+    /// The threshold notice's claim, while one is in flight.
+    pub notice: Option<InFlight>,
+    /// `UsagePeriodClosed` has gone out.
+    pub emitted: bool,
+    /// The period-close event's claim, while one is in flight.
+    pub emit: Option<InFlight>,
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! A resource's usage, its status, thresholds and the consume/check decision.
-//! Pure: the caller passes `now`.
+//! A resource's usage: its counter (what the table keeps), the counter as
+//! read at `now` (`Usage`: status, remaining, overage, forecast) and a day's
+//! snapshot. Pure: the caller passes `now`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -218,33 +219,19 @@ pub struct Usage {
     pub forecast: Option<String>,
 }
 
+/// A day's usage of one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub date: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::fixtures::{counter, now};
     use chrono_tz::Tz;
-
-    fn now() -> DateTime<Utc> {
-        "2026-03-15T10:00:00Z".parse().unwrap()
-    }
-
-    fn counter(used: i64, limit: Option<i64>, enforcement: Enforcement) -> Counter {
-        Counter {
-            org_id: OrgId::parse("acme").unwrap(),
-            resource: "conversations".into(),
-            kind: ResourceKind::Period,
-            plan: "free".into(),
-            used,
-            limit,
-            enforcement,
-            period: Some(Period::containing(now(), 1, Tz::UTC)),
-            anchor_day: 1,
-            timezone: Tz::UTC,
-            locale: Locale::En,
-            trial_ends_at: None,
-            notified: vec![],
-            notice: None,
-        }
-    }
 
     #[test]
     fn status_boundaries() {

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::items::{self, Item, get_s, key, s};
+use super::sdk::{Query, SortKeys};
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::org::OrgId;
@@ -55,18 +56,13 @@ impl Store {
     }
 
     /// Audit entries, newest first.
-    pub async fn audit(&self, org: &OrgId, limit: i32) -> Result<Vec<AuditEntry>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
-            .expression_attribute_values(":pk", s(items::pk(org)))
-            .expression_attribute_values(":audit", s("AUDIT#"))
-            .scan_index_forward(false)
-            .limit(limit)
-            .send()
-            .await?;
-        Ok(out.items().iter().filter_map(from_item).collect())
+    pub async fn audit(&self, org: &OrgId, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let query = Query {
+            newest_first: true,
+            limit: Some(limit),
+            ..Query::new(items::pk(org), SortKeys::Prefix("AUDIT#".into()))
+        };
+        let found = query.items(&self.client, &self.table).await?;
+        Ok(found.iter().filter_map(from_item).collect())
     }
 }

@@ -29,7 +29,7 @@ use chrono_tz::Tz;
 use crate::domain::catalogue::{Enforcement, ResourceKind};
 use crate::domain::notice::threshold_owed;
 use crate::domain::org::{Contacts, Locale, OrgId, OrgProfile};
-use crate::domain::period::Period;
+use crate::domain::period::{ClosedPeriod, Period};
 use crate::domain::usage::Counter;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -89,6 +89,11 @@ fn get_rfc3339(item: &Item, name: &str) -> Option<DateTime<Utc>> {
 pub struct Malformed {
     what: &'static str,
     field: &'static str,
+}
+
+/// An item of `what` that could not be read back.
+pub(crate) fn malformed(what: &'static str) -> Malformed {
+    Malformed { what, field: "(shape)" }
 }
 
 fn need<T>(v: Option<T>, what: &'static str, field: &'static str) -> Result<T, Malformed> {
@@ -286,6 +291,31 @@ pub fn closed_item(org: &OrgId, counter: &Counter, period: Period, now: DateTime
         item.insert("owed".into(), n(1));
     }
     item
+}
+
+/// A closed period's record, read back (`None` when it is not one).
+pub fn closed_from_item(item: &Item) -> Option<ClosedPeriod> {
+    let time = |name| get_s(item, name).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc());
+    let mut notified: Vec<u32> = item
+        .get("notified")
+        .and_then(|v| v.as_ns().ok())
+        .map(|ns| ns.iter().filter_map(|t| t.parse().ok()).collect())
+        .unwrap_or_default();
+    notified.sort_unstable();
+    Some(ClosedPeriod {
+        resource: get_s(item, "resource")?.to_string(),
+        plan: get_s(item, "plan")?.to_string(),
+        period: Period { start: time("start")?, end: time("end")? },
+        used: get_n(item, "used")?,
+        limit: get_n(item, "lim"),
+        overage: get_n(item, "overage")?,
+        enforcement: get_s(item, "enf").and_then(Enforcement::parse)?,
+        notified,
+        owed: item.contains_key("owed"),
+        notice: super::lease::THRESHOLD.read(item),
+        emitted: item.contains_key("emittedAt"),
+        emit: super::lease::EMIT.read(item),
+    })
 }
 
 pub fn kind_str(kind: ResourceKind) -> &'static str {

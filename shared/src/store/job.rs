@@ -9,13 +9,12 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::items::{self, Item, get_n, get_s, key, n, s};
 use super::lease::{Done, EMIT, Lease, Settled, lapse_line};
-use super::sdk::{Transacted, transact};
+use super::sdk::{Query, SortKeys, Transacted, transact};
 use super::{Store, StoreError};
-use crate::domain::catalogue::Enforcement;
 use crate::domain::notice::InFlight;
 use crate::domain::org::{OrgId, OrgProfile, OrgState};
-use crate::domain::period::Period;
-use crate::domain::usage::Counter;
+use crate::domain::period::ClosedPeriod;
+use crate::domain::usage::{Counter, Snapshot};
 
 /// Snapshots are kept this long.
 pub const SNAPSHOT_RETENTION_DAYS: i64 = 400;
@@ -44,54 +43,6 @@ pub struct ScanPage {
     pub next: Option<ScanCursor>,
 }
 
-/// A period that ended, with its final figures, for billing, and the state
-/// of its notice (see `notices`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClosedPeriod {
-    pub resource: String,
-    pub plan: String,
-    pub period: Period,
-    pub used: i64,
-    pub limit: Option<i64>,
-    pub overage: i64,
-    pub enforcement: Enforcement,
-    pub notified: Vec<u32>,
-    /// A notice may still be due, or was in flight when the period closed.
-    pub owed: bool,
-    /// The threshold notice's claim, while one is in flight.
-    pub notice: Option<InFlight>,
-    /// `UsagePeriodClosed` has gone out.
-    pub emitted: bool,
-    /// The period-close event's claim, while one is in flight.
-    pub emit: Option<InFlight>,
-}
-
-impl ClosedPeriod {
-    pub fn from_item(item: &Item) -> Option<Self> {
-        let time = |name| get_s(item, name).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc());
-        let mut notified: Vec<u32> = item
-            .get("notified")
-            .and_then(|v| v.as_ns().ok())
-            .map(|ns| ns.iter().filter_map(|t| t.parse().ok()).collect())
-            .unwrap_or_default();
-        notified.sort_unstable();
-        Some(ClosedPeriod {
-            resource: get_s(item, "resource")?.to_string(),
-            plan: get_s(item, "plan")?.to_string(),
-            period: Period { start: time("start")?, end: time("end")? },
-            used: get_n(item, "used")?,
-            limit: get_n(item, "lim"),
-            overage: get_n(item, "overage")?,
-            enforcement: get_s(item, "enf").and_then(Enforcement::parse)?,
-            notified,
-            owed: item.contains_key("owed"),
-            notice: super::lease::THRESHOLD.read(item),
-            emitted: item.contains_key("emittedAt"),
-            emit: super::lease::EMIT.read(item),
-        })
-    }
-}
-
 fn is_closed(item: &Item) -> bool {
     get_s(item, "sk").is_some_and(|sk| sk.starts_with("CLOSED#"))
 }
@@ -102,16 +53,8 @@ fn scanned_org(items: &[Item]) -> Result<Option<ScannedOrg>, StoreError> {
         return Ok(None);
     };
     let state = super::orgs::state_from_items(items.iter().filter(|i| !is_closed(i)))?;
-    let closed = items.iter().filter(|i| is_closed(i)).filter_map(ClosedPeriod::from_item).collect();
+    let closed = items.iter().filter(|i| is_closed(i)).filter_map(items::closed_from_item).collect();
     Ok(Some(ScannedOrg { org, state, closed }))
-}
-
-/// A day's usage of one resource.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Snapshot {
-    pub date: String,
-    pub used: i64,
-    pub limit: Option<i64>,
 }
 
 impl Store {
@@ -175,18 +118,12 @@ impl Store {
     /// Closed periods of an org that still have work: their event has not
     /// gone out, or a notice may still be owed.
     pub async fn pending_closed(&self, org: &OrgId) -> Result<Vec<ClosedPeriod>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :closed)")
-            .filter_expression("attribute_not_exists(emittedAt) OR attribute_exists(owed)")
-            .expression_attribute_values(":pk", s(items::pk(org)))
-            .expression_attribute_values(":closed", s("CLOSED#"))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out.items().iter().filter_map(ClosedPeriod::from_item).collect())
+        let query = Query {
+            filter: Some("attribute_not_exists(emittedAt) OR attribute_exists(owed)"),
+            consistent: true,
+            ..Query::new(items::pk(org), SortKeys::Prefix("CLOSED#".into()))
+        };
+        Ok(query.items(&self.client, &self.table).await?.iter().filter_map(items::closed_from_item).collect())
     }
 
     /// Claims the period-close event of a group of closed-period records
@@ -338,18 +275,9 @@ impl Store {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<Snapshot>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(items::pk(org)))
-            .expression_attribute_values(":from", s(format!("SNAP#{resource}#{from}")))
-            .expression_attribute_values(":to", s(format!("SNAP#{resource}#{to}")))
-            .send()
-            .await?;
-        Ok(out
-            .items()
+        let range = SortKeys::Between(format!("SNAP#{resource}#{from}"), format!("SNAP#{resource}#{to}"));
+        let found = Query::new(items::pk(org), range).items(&self.client, &self.table).await?;
+        Ok(found
             .iter()
             .filter_map(|i| {
                 Some(Snapshot { date: get_s(i, "date")?.to_string(), used: get_n(i, "used")?, limit: get_n(i, "lim") })

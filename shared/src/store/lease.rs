@@ -1,6 +1,6 @@
-//! The claim protocol, written once. Notice bookkeeping lives on the items themselves, so that a notice (or a
-//! billing event) is never lost and never sent twice. One lease protocol,
-//! used for three things: a threshold notice (on its counter, or on its
+//! The claim protocol, written once. Notice bookkeeping lives on the items
+//! themselves, so that a notice (or a billing event) is never lost and never
+//! sent twice. One protocol, used for three things: a threshold notice (on its counter, or on its
 //! period's `CLOSED#` record once the period is closed), the trial-ended
 //! notice (on the profile), and `UsagePeriodClosed` (on the closed records).
 //!

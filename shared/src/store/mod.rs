@@ -19,7 +19,7 @@ mod audit;
 mod counters;
 mod error;
 mod idempotency;
-pub mod items;
+mod items;
 pub mod job;
 mod lease;
 pub mod notices;

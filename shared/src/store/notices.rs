@@ -14,7 +14,8 @@ use super::lease::{Claim, Done, Lease, LeaseWrite, Settled, THRESHOLD, TRIAL, cl
 use super::{Store, StoreError};
 use crate::domain::notice::{InFlight, marks_for};
 use crate::domain::org::OrgId;
-use crate::domain::period::Period;
+use crate::domain::period::{ClosedPeriod, Period};
+use crate::domain::usage::Counter;
 
 /// Where a threshold notice's state is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +27,11 @@ pub enum NoticeHolder {
     Closed(Period),
 }
 
-/// Where a mark landed, with the item as it now stands.
+/// Where a mark landed, as it now stands.
 #[derive(Debug, Clone)]
 pub enum Marked {
-    Counter(Item),
-    Closed(Item),
+    Counter(Counter),
+    Closed(ClosedPeriod),
 }
 
 impl Store {
@@ -158,7 +159,11 @@ impl Store {
                 also_remove: "",
             };
             if let Some(item) = self.lease_done(key, THRESHOLD, lease, done).await? {
-                return Ok(Some(if closed { Marked::Closed(item) } else { Marked::Counter(item) }));
+                return Ok(Some(if closed {
+                    Marked::Closed(items::closed_from_item(&item).ok_or_else(|| items::malformed("closed period"))?)
+                } else {
+                    Marked::Counter(items::counter_from_item(&item)?)
+                }));
             }
         }
         tracing::warn!(org = %org, resource, threshold, "notice sent but its lease was gone (a reset meanwhile)");

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::items::{self, Item, get_s, key, n, s};
 use super::sdk::put_if_absent_in;
-use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
+use super::sdk::{MAX_ATTEMPTS, Query, SortKeys, Transacted, backoff, transact};
 use super::{Store, StoreError};
 use crate::domain::audit;
 use crate::domain::catalogue::Catalogue;
@@ -39,17 +39,9 @@ pub(crate) fn state_from_items<'a>(found: impl IntoIterator<Item = &'a Item>) ->
 impl Store {
     /// The org's profile and all its counters, in one Query.
     pub async fn org_state(&self, org: &OrgId) -> Result<Option<OrgState>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :state)")
-            .expression_attribute_values(":pk", s(items::pk(org)))
-            .expression_attribute_values(":state", s(items::STATE_PREFIX))
-            .consistent_read(true)
-            .send()
-            .await?;
-        state_from_items(out.items())
+        let query =
+            Query { consistent: true, ..Query::new(items::pk(org), SortKeys::Prefix(items::STATE_PREFIX.into())) };
+        state_from_items(&query.items(&self.client, &self.table).await?)
     }
 
     // ---- orgs --------------------------------------------------------------

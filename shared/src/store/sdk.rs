@@ -1,6 +1,7 @@
 //! The DynamoDB request patterns the store is built from, each written once:
 //! what a conditional write came to, a transaction (retried while only
-//! other transactions stand in its way), and the backoff between retries.
+//! other transactions stand in its way), a query of one partition (every
+//! page of it), and the backoff between retries.
 //! Single-item writes that meet a transaction are retried by the client
 //! itself (`crate::clients`).
 
@@ -12,6 +13,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
+
+use super::items::s;
 
 use super::items::Item;
 
@@ -114,4 +117,74 @@ pub(crate) async fn backoff(attempt: u32) {
     let base = 5u64 << attempt.min(6);
     let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() % base.max(1);
     tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+}
+
+/// Which items of one partition a [`Query`] reads, by sort key.
+pub(crate) enum SortKeys {
+    /// Sort keys that begin with this.
+    Prefix(String),
+    /// Sort keys from the first to the second, both included.
+    Between(String, String),
+}
+
+/// A query of one partition: its items in sort-key order (or the reverse),
+/// optionally filtered and capped, following every page so a filter that
+/// drops a whole page cannot end the read early.
+pub(crate) struct Query {
+    pub pk: String,
+    pub sort: SortKeys,
+    pub filter: Option<&'static str>,
+    pub consistent: bool,
+    pub newest_first: bool,
+    pub limit: Option<usize>,
+}
+
+impl Query {
+    pub fn new(pk: String, sort: SortKeys) -> Self {
+        Query { pk, sort, filter: None, consistent: false, newest_first: false, limit: None }
+    }
+
+    pub async fn items(&self, client: &Client, table: &str) -> Result<Vec<Item>, StoreError> {
+        let (condition, range) = match &self.sort {
+            SortKeys::Prefix(prefix) => ("pk = :pk AND begins_with(sk, :from)", vec![(":from", prefix)]),
+            SortKeys::Between(from, to) => {
+                ("pk = :pk AND sk BETWEEN :from AND :to", vec![(":from", from), (":to", to)])
+            }
+        };
+        let mut found = Vec::new();
+        if self.limit == Some(0) {
+            return Ok(found);
+        }
+        let mut start = None;
+        loop {
+            let mut request = client
+                .query()
+                .table_name(table)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", s(&self.pk))
+                .consistent_read(self.consistent)
+                .scan_index_forward(!self.newest_first)
+                .set_filter_expression(self.filter.map(str::to_string))
+                .set_exclusive_start_key(start);
+            for (name, value) in &range {
+                request = request.expression_attribute_values(*name, s(value.as_str()));
+            }
+            if let (Some(limit), None) = (self.limit, self.filter) {
+                // Without a filter every item read is kept: read no more.
+                request = request.limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX));
+            }
+            let out = request.send().await?;
+            found.extend(out.items.unwrap_or_default());
+            if let Some(limit) = self.limit
+                && found.len() >= limit
+            {
+                found.truncate(limit);
+                return Ok(found);
+            }
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(found),
+            }
+        }
+    }
 }

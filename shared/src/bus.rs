@@ -1,37 +1,14 @@
-//! Domain events to EventBridge (`EVENT_BUS_NAME`, source `quota-service`).
-//! The `detail` of each is documented in `docs/events.md`.
+//! Publishing the service's events (`crate::domain::events`) to
+//! EventBridge: the bus in `EVENT_BUS_NAME`, source `quota-service`.
 
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use serde::Serialize;
 
 pub const SOURCE: &str = "quota-service";
 
-/// The events this service publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum EventKind {
-    QuotaThresholdCrossed,
-    QuotaExceeded,
-    QuotaReset,
-    PlanChanged,
-    TrialExpired,
-    UsagePeriodClosed,
-}
-
-impl EventKind {
-    pub fn detail_type(self) -> &'static str {
-        match self {
-            EventKind::QuotaThresholdCrossed => "QuotaThresholdCrossed",
-            EventKind::QuotaExceeded => "QuotaExceeded",
-            EventKind::QuotaReset => "QuotaReset",
-            EventKind::PlanChanged => "PlanChanged",
-            EventKind::TrialExpired => "TrialExpired",
-            EventKind::UsagePeriodClosed => "UsagePeriodClosed",
-        }
-    }
-}
+pub use crate::domain::events::{Event, EventKind};
 
 /// An event the bus accepted: its kind and `detail`.
 pub type Published = (EventKind, serde_json::Value);
@@ -50,15 +27,15 @@ pub struct PublishError {
 /// Publishes to one bus. `published` keeps what the bus accepted, in
 /// order, when enabled (tests and the local server read it).
 #[derive(Clone, Debug)]
-pub struct Events {
+pub struct EventBus {
     client: Client,
     bus: String,
     published: Option<Arc<Mutex<Vec<Published>>>>,
 }
 
-impl Events {
+impl EventBus {
     pub fn new(client: Client, bus: impl Into<String>) -> Self {
-        Events { client, bus: bus.into(), published: None }
+        EventBus { client, bus: bus.into(), published: None }
     }
 
     /// Keeps a copy of every accepted event.
@@ -80,8 +57,8 @@ impl Events {
         &self.client
     }
 
-    pub async fn publish(&self, kind: EventKind, detail: &serde_json::Value) -> Result<(), PublishError> {
-        self.publish_all(&[(kind, detail.clone())]).await
+    pub async fn publish(&self, event: &impl Event) -> Result<(), PublishError> {
+        self.publish_all(&[event.entry()]).await
     }
 
     /// Publishes several events in one `PutEvents` (up to 10): one call, one
@@ -117,9 +94,9 @@ impl Events {
     }
 
     /// Publishes where a failure must not undo what already happened (the
-    /// consume path): logs it instead.
-    pub async fn publish_or_log(&self, kind: EventKind, detail: &serde_json::Value) {
-        if let Err(err) = self.publish(kind, detail).await {
+    /// change has committed): logs it instead.
+    pub async fn publish_or_log(&self, event: &impl Event) {
+        if let Err(err) = self.publish(event).await {
             tracing::warn!(error = %err, "event not published");
         }
     }

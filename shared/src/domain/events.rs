@@ -1,0 +1,327 @@
+//! The events the service publishes, each a type whose fields are its
+//! documented `detail` (`docs/events.md`; a test holds the two together).
+//! Pure: publishing is `crate::events`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::catalogue::Enforcement;
+use super::org::OrgId;
+use super::period::Period;
+use super::usage::percentage;
+
+/// The events, by their `detail-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventKind {
+    QuotaThresholdCrossed,
+    QuotaExceeded,
+    QuotaReset,
+    PlanChanged,
+    TrialExpired,
+    UsagePeriodClosed,
+}
+
+impl EventKind {
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            EventKind::QuotaThresholdCrossed => "QuotaThresholdCrossed",
+            EventKind::QuotaExceeded => "QuotaExceeded",
+            EventKind::QuotaReset => "QuotaReset",
+            EventKind::PlanChanged => "PlanChanged",
+            EventKind::TrialExpired => "TrialExpired",
+            EventKind::UsagePeriodClosed => "UsagePeriodClosed",
+        }
+    }
+}
+
+/// An event's `detail`, and which event it is.
+pub trait Event: Serialize {
+    const KIND: EventKind;
+
+    /// The kind and the JSON `detail`, as published.
+    fn entry(&self) -> (EventKind, serde_json::Value) {
+        (Self::KIND, serde_json::to_value(self).unwrap_or_default())
+    }
+}
+
+fn time(t: &DateTime<Utc>) -> String {
+    super::rfc3339(*t)
+}
+
+fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&time(t))
+}
+
+/// A write took a resource across a notification threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaThresholdCrossed {
+    pub org_id: OrgId,
+    pub resource: String,
+    pub threshold: u32,
+    pub used: i64,
+    pub limit: i64,
+    pub percentage: f64,
+    pub enforcement: Enforcement,
+    pub plan: String,
+    pub period: Option<Period>,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+impl Event for QuotaThresholdCrossed {
+    const KIND: EventKind = EventKind::QuotaThresholdCrossed;
+}
+
+/// A resource reached 100 % of its limit in a period, for the first time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaExceeded {
+    pub org_id: OrgId,
+    pub resource: String,
+    pub used: i64,
+    pub limit: i64,
+    pub blocked: bool,
+    pub plan: String,
+    pub period: Option<Period>,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+impl Event for QuotaExceeded {
+    const KIND: EventKind = EventKind::QuotaExceeded;
+}
+
+/// An admin reset a resource's current count to 0.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaReset {
+    pub org_id: OrgId,
+    pub resource: String,
+    pub before: i64,
+    pub actor: String,
+    pub reason: String,
+    pub period: Option<Period>,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+impl Event for QuotaReset {
+    const KIND: EventKind = EventKind::QuotaReset;
+}
+
+/// An org's plan changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanChanged {
+    pub org_id: OrgId,
+    pub from: String,
+    pub to: String,
+    pub actor: String,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+impl Event for PlanChanged {
+    const KIND: EventKind = EventKind::PlanChanged;
+}
+
+/// A free org's trial ended (published with its one email).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialExpired {
+    pub org_id: OrgId,
+    pub plan: String,
+    #[serde(serialize_with = "ser_time")]
+    pub trial_ended_at: DateTime<Utc>,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+impl Event for TrialExpired {
+    const KIND: EventKind = EventKind::TrialExpired;
+}
+
+/// A billing period ended: the final figures of each of its resources.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsagePeriodClosed {
+    pub org_id: OrgId,
+    pub plan: String,
+    /// `<orgId>/<period start>`: what identifies the period.
+    pub period_id: String,
+    pub period: Period,
+    pub resources: Vec<ClosedResource>,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+/// One resource of a closed period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClosedResource {
+    pub resource: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+    pub overage: i64,
+    pub enforcement: Enforcement,
+    pub plan: String,
+}
+
+impl UsagePeriodClosed {
+    pub fn period_id(org: &OrgId, period: Period) -> String {
+        format!("{org}/{}", time(&period.start))
+    }
+}
+
+impl Event for UsagePeriodClosed {
+    const KIND: EventKind = EventKind::UsagePeriodClosed;
+}
+
+impl QuotaThresholdCrossed {
+    /// `percentage` from `used` and `limit`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        org_id: OrgId,
+        resource: &str,
+        threshold: u32,
+        used: i64,
+        limit: i64,
+        enforcement: Enforcement,
+        plan: &str,
+        period: Option<Period>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        QuotaThresholdCrossed {
+            org_id,
+            resource: resource.to_string(),
+            threshold,
+            used,
+            limit,
+            percentage: percentage(used, limit),
+            enforcement,
+            plan: plan.to_string(),
+            period,
+            at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const DOCS: &str = include_str!("../../../docs/events.md");
+
+    /// The JSON example under each `## Name` heading of docs/events.md.
+    fn documented() -> BTreeMap<String, serde_json::Value> {
+        let mut out = BTreeMap::new();
+        for section in DOCS.split("\n## ").skip(1) {
+            let name = section.lines().next().unwrap_or_default().trim().to_string();
+            let json = section.split("```json").nth(1).and_then(|rest| rest.split("```").next());
+            let json = json.unwrap_or_else(|| panic!("{name} has a JSON example"));
+            out.insert(name.clone(), serde_json::from_str(json).unwrap_or_else(|e| panic!("{name}: {e}")));
+        }
+        out
+    }
+
+    /// The shape of a JSON value: its keys, recursively, and the JSON
+    /// types of its leaves (null counts as any type, as an absent period).
+    fn shape(value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value::*;
+        match value {
+            Object(map) => Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+            Array(items) => Array(items.iter().take(1).map(shape).collect()),
+            Null => "null".into(),
+            Bool(_) => "bool".into(),
+            Number(_) => "number".into(),
+            String(_) => "string".into(),
+        }
+    }
+
+    fn same_shape(rendered: &serde_json::Value, documented: &serde_json::Value) -> bool {
+        use serde_json::Value::*;
+        match (rendered, documented) {
+            (Object(a), Object(b)) => {
+                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_shape(v, w)))
+            }
+            (Array(a), Array(b)) => a.iter().zip(b).all(|(v, w)| same_shape(v, w)),
+            (Null, _) | (_, Null) => true,
+            (a, b) => shape(a) == shape(b),
+        }
+    }
+
+    #[test]
+    fn every_event_renders_as_docs_events_md_documents_it() {
+        let org = OrgId::parse("acme").unwrap();
+        let at: DateTime<Utc> = "2026-04-01T00:15:02Z".parse().unwrap();
+        let period =
+            Period { start: "2026-03-01T00:00:00Z".parse().unwrap(), end: "2026-04-01T00:00:00Z".parse().unwrap() };
+        let rendered = [
+            QuotaThresholdCrossed::new(
+                org.clone(),
+                "conversations",
+                110,
+                112,
+                100,
+                Enforcement::Soft,
+                "basic",
+                Some(period),
+                at,
+            )
+            .entry(),
+            QuotaExceeded {
+                org_id: org.clone(),
+                resource: "conversations".into(),
+                used: 100,
+                limit: 100,
+                blocked: true,
+                plan: "free".into(),
+                period: Some(period),
+                at,
+            }
+            .entry(),
+            QuotaReset {
+                org_id: org.clone(),
+                resource: "conversations".into(),
+                before: 85,
+                actor: "admin@example.com".into(),
+                reason: "Support ticket 4711".into(),
+                period: Some(period),
+                at,
+            }
+            .entry(),
+            PlanChanged { org_id: org.clone(), from: "free".into(), to: "growth".into(), actor: "a".into(), at }
+                .entry(),
+            TrialExpired { org_id: org.clone(), plan: "free".into(), trial_ended_at: at, at }.entry(),
+            UsagePeriodClosed {
+                org_id: org.clone(),
+                plan: "basic".into(),
+                period_id: UsagePeriodClosed::period_id(&org, period),
+                period,
+                resources: vec![ClosedResource {
+                    resource: "conversations".into(),
+                    used: 130,
+                    limit: Some(100),
+                    overage: 30,
+                    enforcement: Enforcement::Soft,
+                    plan: "basic".into(),
+                }],
+                at,
+            }
+            .entry(),
+        ];
+        let documented = documented();
+        assert_eq!(documented.len(), rendered.len(), "one documented example per event: {:?}", documented.keys());
+        for (kind, detail) in rendered {
+            let doc = &documented[kind.detail_type()];
+            assert!(same_shape(&detail, doc), "{}: rendered {detail}\ndocumented {doc}", kind.detail_type());
+        }
+        let closed = &rendered_period_id(&org, period);
+        assert_eq!(closed, "acme/2026-03-01T00:00:00Z");
+    }
+
+    fn rendered_period_id(org: &OrgId, period: Period) -> String {
+        UsagePeriodClosed::period_id(org, period)
+    }
+}
