@@ -1,12 +1,11 @@
 //! Publishing the service's events (`crate::domain::events`) to
-//! EventBridge: the bus in `EVENT_BUS_NAME`, source `quota-service`.
+//! EventBridge: the bus in `EVENT_BUS_NAME`, source `quota-service` (the
+//! job's internal hand-over: `quota-service.job`).
 
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-
-pub const SOURCE: &str = "quota-service";
 
 pub use crate::domain::events::{Event, EventKind};
 
@@ -69,7 +68,7 @@ impl EventBus {
             .map(|(kind, detail)| {
                 PutEventsRequestEntry::builder()
                     .event_bus_name(&self.bus)
-                    .source(SOURCE)
+                    .source(kind.source())
                     .detail_type(kind.detail_type())
                     .detail(detail.to_string())
                     .build()

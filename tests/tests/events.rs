@@ -71,16 +71,23 @@ async fn the_job_function_takes_the_schedule_and_the_admin_route() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
     let read =
         |f: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{f}")).unwrap()).unwrap() };
-    let scheduled = usage_job::handle_event(&app.deps, read("scheduled-daily.json")).await.expect("a complete run");
+    let scheduled = usage_job::handle_event(&app.deps, read("scheduled-daily.json"), Default::default())
+        .await
+        .expect("a complete run");
     assert_eq!(scheduled["failures"], 0, "{scheduled}");
     assert!(scheduled["orgsSeen"].is_number());
-    let http = usage_job::handle_event(&app.deps, read("run-daily-job.json")).await.expect("an HTTP answer");
+    let http = usage_job::handle_event(&app.deps, read("run-daily-job.json"), Default::default())
+        .await
+        .expect("an HTTP answer");
     assert_eq!(http["statusCode"], 200, "{http}");
     let body: Value = serde_json::from_str(http["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["failures"], 0);
     let mut anonymous = read("run-daily-job.json");
     anonymous["requestContext"].as_object_mut().unwrap().remove("authorizer");
-    assert_eq!(usage_job::handle_event(&app.deps, anonymous).await.expect("an HTTP answer")["statusCode"], 401);
+    assert_eq!(
+        usage_job::handle_event(&app.deps, anonymous, Default::default()).await.expect("an HTTP answer")["statusCode"],
+        401
+    );
 }
 
 #[tokio::test]

@@ -133,10 +133,14 @@ async fn one_run_processes_a_thousand_orgs_with_requests_linear_in_orgs() {
     assert_eq!(summary.failures, 0);
     assert_eq!(summary.snapshots, 1000 * app.deps.catalogue.resources.len());
     let requests = app.requests.take_counts();
-    // Per org: one BatchWriteItem of snapshots; the scan pages come on top.
-    assert_eq!(requests.get("BatchWriteItem"), Some(&1000), "{requests:?}");
+    // Per org: one Query of its state; snapshots go 25 orgs to a
+    // BatchWriteItem (a page's last batch may be short); the index scan's
+    // pages come on top.
+    assert_eq!(requests.get("Query"), Some(&1000), "{requests:?}");
+    let batches = requests.get("BatchWriteItem").copied().unwrap_or_default();
+    assert!((40..=40 + 12).contains(&batches), "{requests:?}");
     let total: usize = requests.values().sum();
-    assert!(total < 1000 + 100, "{total} requests for 1000 orgs: {requests:?}");
+    assert!(total <= 1000 + 52 + 20, "{total} requests for 1000 orgs: {requests:?}");
 }
 
 #[tokio::test]
@@ -195,7 +199,8 @@ async fn an_incomplete_scheduled_run_fails_its_invocation_with_its_summary() {
     assert_eq!(app.consume(&failing, "conversations", 90).await.status, 200);
 
     // One org fails (SES is down for its email); the other is done.
-    let err = usage_job::handle_event(&app.deps, scheduled.clone()).await.expect_err("an incomplete run");
+    let err =
+        usage_job::handle_event(&app.deps, scheduled.clone(), Default::default()).await.expect_err("an incomplete run");
     assert_eq!((err.0.orgs_seen, err.0.failures, err.0.segments_failed), (2, 1, 0), "{:?}", err.0);
     assert_eq!(err.0.failed_orgs, std::slice::from_ref(&failing));
     assert_eq!(err.0.snapshots, app.deps.catalogue.resources.len(), "the healthy org was processed");
@@ -205,14 +210,15 @@ async fn an_incomplete_scheduled_run_fails_its_invocation_with_its_summary() {
     // route answers 503 rather than a summary that looks complete.
     app.faults().aws.clear();
     app.faults().dynamodb.inject(Rule::on("Scan", Fault::InternalError));
-    let err = usage_job::handle_event(&app.deps, scheduled.clone()).await.expect_err("a failed scan");
+    let err =
+        usage_job::handle_event(&app.deps, scheduled.clone(), Default::default()).await.expect_err("a failed scan");
     assert_eq!((err.0.segments_failed, err.0.orgs_seen), (usage_job::SEGMENTS as usize, 0), "{:?}", err.0);
     let admin = app.post("/v1/admin/jobs/daily", json!({}), &quota_tests::ADMIN).await;
     assert_eq!((admin.status, admin.code()), (503, Some("STORE_UNAVAILABLE")), "{}", admin.body);
 
     // Once SES and the store are back, the run completes.
     app.faults().dynamodb.clear();
-    let done = usage_job::handle_event(&app.deps, scheduled).await.expect("a complete run");
+    let done = usage_job::handle_event(&app.deps, scheduled, Default::default()).await.expect("a complete run");
     assert_eq!((done["failures"].clone(), done["emailsSent"].clone()), (json!(0), json!(1)), "{done}");
 }
 
@@ -349,4 +355,102 @@ async fn a_closed_period_behind_a_page_of_settled_ones_is_still_billed() {
     assert_eq!(closed.len(), 1, "{closed:?}");
     let conv = closed[0].1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "conversations").cloned();
     assert_eq!(conv.unwrap()["overage"], 30);
+}
+
+/// One org's unreadable item (a hand edit, a value a newer version wrote)
+/// fails that org alone: every other org is still processed, and the
+/// summary names the one that failed.
+#[tokio::test]
+async fn an_unreadable_item_fails_its_org_alone() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let orgs: Vec<String> = (0..40).map(|i| app.unique(&format!("mixed{i:02}"))).collect();
+    for org in &orgs {
+        app.org(org, json!({ "plan": "basic" })).await;
+        app.consume(org, "conversations", 1).await;
+    }
+    let broken = &orgs[17];
+    let store = &app.direct.store;
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(format!("ORG#{broken}")))
+        .key("sk", AttributeValue::S("STATE#USAGE#conversations".into()))
+        .update_expression("SET enf = :bad")
+        .expression_attribute_values(":bad", AttributeValue::S("sometimes".into()))
+        .send()
+        .await
+        .expect("break the counter");
+
+    let summary = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!((summary.orgs_seen, summary.failures, summary.segments_failed), (40, 1, 0), "{summary:?}");
+    assert_eq!(summary.failed_orgs, std::slice::from_ref(broken));
+    assert_eq!(summary.snapshots, 39 * app.deps.catalogue.resources.len());
+}
+
+/// What the job's index lists for an org: the sort keys of its entries.
+async fn listed(app: &TestApp, org: &str) -> Vec<String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = &app.direct.store;
+    let out = store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .index_name("job")
+        .filter_expression("jobOrg = :org")
+        .expression_attribute_values(":org", AttributeValue::S(org.into()))
+        .send()
+        .await
+        .expect("scan the index");
+    let mut sks: Vec<String> = out.items().iter().filter_map(|i| i.get("sk")?.as_s().ok().cloned()).collect();
+    sks.sort();
+    sks
+}
+
+/// The job's cost follows orgs, not history: a closed period leaves the
+/// index once its event is out and it owes no notice, at once when it owed
+/// none, or in the run after the one that settled it; from then on the org
+/// costs the job one `Query`.
+#[tokio::test]
+async fn settled_periods_leave_the_jobs_index() {
+    let app = TestApp::new("2026-03-20T09:00:00Z").await;
+    let quiet = app.unique("quiet");
+    app.org(&quiet, json!({ "plan": "basic" })).await;
+    app.consume(&quiet, "conversations", 10).await;
+    // An 80 % email that could not be sent is owed when March closes.
+    let (owing, _) = owing(&app, "owing").await;
+    assert_eq!(listed(&app, &quiet).await, ["STATE#PROFILE"]);
+
+    // April: SES still down. Both periods close and their events go out;
+    // the quiet one owes nothing and leaves the index with its mark.
+    app.set_now("2026-04-01T00:15:00Z");
+    let down = app.ses_down().await;
+    let run = usage_job::run(&down, app.now()).await;
+    assert_eq!(run.failed_orgs, std::slice::from_ref(&owing), "{run:?}");
+    let closed_events = |org: &str| app.events(org).iter().filter(|(k, _)| k == "UsagePeriodClosed").count();
+    assert_eq!((closed_events(&quiet), closed_events(&owing)), (1, 1));
+    assert_eq!(listed(&app, &quiet).await, ["STATE#PROFILE"]);
+    let closed = listed(&app, &owing).await;
+    assert_eq!(closed.len(), 2, "the owing period stays listed: {closed:?}");
+
+    // SES is back: the notice goes out; the record is settled.
+    app.set_now("2026-04-02T00:15:00Z");
+    let run = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!((run.emails_sent, run.failures), (1, 0), "{run:?}");
+    assert_eq!(app.emails(&owing).await.len(), 1);
+    // The next run reads it once more, finds it settled, and takes it out.
+    app.set_now("2026-04-03T00:15:00Z");
+    usage_job::run(&app.deps, app.now()).await;
+    assert_eq!(listed(&app, &owing).await, ["STATE#PROFILE"]);
+
+    // From now on each org costs one Query (and its share of the snapshot
+    // write and the index scan).
+    app.set_now("2026-04-04T00:15:00Z");
+    app.requests.take();
+    let run = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!((run.orgs_seen, run.emails_sent, run.periods_closed), (2, 0, 0), "{run:?}");
+    let requests = app.requests.take_counts();
+    assert_eq!(requests.get("Query"), Some(&2), "{requests:?}");
+    assert_eq!(requests.get("UpdateItem"), None, "{requests:?}");
 }

@@ -6,40 +6,76 @@
 //!    emits one `UsagePeriodClosed` per org and period, exactly once;
 //! 3. sends the trial-ended email to free orgs whose trial is over (once),
 //!    and publishes `TrialExpired`;
-//! 4. records the day's usage snapshot per resource.
+//! 4. records the day's usage snapshot.
 //!
-//! It walks the table with a parallel scan (`SEGMENTS` segments, paginated),
-//! works on `ORG_CONCURRENCY` orgs at a time per segment, and one org's
-//! failure does not stop the others. Every step is guarded by a conditional
-//! write, so a second run, or a retried one, repeats nothing.
+//! It finds the orgs with a parallel scan of the table's sparse `job` index
+//! (`SEGMENTS` segments, the next page read while the current one is
+//! worked on), reads each org's state with one `Query`, works on
+//! `ORG_CONCURRENCY` orgs at a time per segment, and writes the snapshots
+//! 25 orgs to a request. One org's failure does not stop the others. Every
+//! step is guarded by a conditional write, so a second run, or a retried
+//! one, repeats nothing.
+//!
+//! A run has a time budget (Lambda's deadline less a margin, or 20 s when
+//! started over HTTP). When it runs out, the run records where each segment
+//! stands and hands over to another invocation with a `DailyJobContinued`
+//! event, which resumes it there: a table of any size is finished, part by
+//! part, and no org starves.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::delivery::{self, DeliveryError};
-use quota_shared::domain::events::{ClosedResource, UsagePeriodClosed};
-use quota_shared::domain::org::OrgId;
-use quota_shared::domain::org::OrgState;
+use quota_shared::domain::events::{ClosedResource, DailyJobContinued, UsagePeriodClosed};
+use quota_shared::domain::org::{OrgId, OrgState};
 use quota_shared::domain::period::ClosedPeriod;
-use quota_shared::store::job::{ScanCursor, ScannedOrg};
+use quota_shared::domain::usage::Counter;
+use quota_shared::store::job::{JobRun, OrgEntry, ScanCursor};
 use quota_shared::store::notices::NoticeHolder;
+use quota_shared::store::snapshots::SNAPSHOT_BATCH;
 use quota_shared::store::{Settled, StoreError};
 use quota_shared::{ApiError, Deps};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Parallel scan segments.
 pub const SEGMENTS: i32 = 4;
 /// Orgs processed at once within one segment.
 pub const ORG_CONCURRENCY: usize = 8;
+/// Index entries per scan page (about one per org).
+pub const PAGE_SIZE: i32 = 400;
+/// What a scheduled invocation keeps back from Lambda's deadline: the pages
+/// in hand when the budget runs out still finish, and the hand-over is
+/// written.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(120);
+/// The budget of a run started over HTTP (API Gateway answers 503 itself
+/// after 30 s); what is left goes on in other invocations.
+pub const HTTP_BUDGET: Duration = Duration::from_secs(20);
 /// Failed org ids listed in the summary (the count is always complete).
 const LISTED_FAILURES: usize = 20;
 /// What one notice may take in the job: claim, publish and send.
-const NOTICE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+const NOTICE_BUDGET: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+/// How a run is bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// No new page is started after this; `None` for no bound.
+    pub deadline: Option<Instant>,
+    /// Index entries per scan page.
+    pub page_size: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { deadline: None, page_size: PAGE_SIZE }
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub orgs_seen: usize,
@@ -56,12 +92,51 @@ pub struct Summary {
     /// (SES, EventBridge): counted as delivered rather than sent twice. Each
     /// is logged with its org.
     pub presumed_delivered: usize,
+    /// Which run this invocation worked on, and which part of it.
+    pub run: RunPart,
+}
+
+/// An invocation's place in its run.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPart {
+    pub id: String,
+    /// 1 for the invocation that started the run.
+    pub part: u32,
+    /// This invocation resumed a run an earlier one handed over.
+    pub resumed: bool,
+    /// The budget ran out: the rest goes on in the next part.
+    pub continued: bool,
+    /// The hand-over could not be announced: the rest of the run waits for
+    /// this invocation's retry.
+    pub hand_over_failed: bool,
 }
 
 impl Summary {
-    /// Whether every org was seen and processed.
+    /// Whether every org this invocation took on was processed, and what it
+    /// left is handed over.
     pub fn complete(&self) -> bool {
-        self.failures == 0 && self.segments_failed == 0
+        self.failures == 0 && self.segments_failed == 0 && !self.run.hand_over_failed
+    }
+
+    fn add(&mut self, org: &OrgId, outcome: Result<OrgOutcome, String>) {
+        self.orgs_seen += 1;
+        match outcome {
+            Ok(o) => {
+                self.emails_sent += o.emails;
+                self.periods_closed += o.periods_closed;
+                self.trials_expired += usize::from(o.trial_expired);
+                self.snapshots += o.snapshot.len();
+                self.presumed_delivered += o.presumed;
+            }
+            Err(error) => {
+                tracing::error!(org = %org, error, "daily job failed for org");
+                self.failures += 1;
+                if self.failed_orgs.len() < LISTED_FAILURES {
+                    self.failed_orgs.push(org.to_string());
+                }
+            }
+        }
     }
 }
 
@@ -69,7 +144,10 @@ impl Summary {
 /// invocation's error, so EventBridge retries the run (every step is
 /// guarded, so a retry repeats nothing that was done).
 #[derive(Debug, thiserror::Error)]
-#[error("daily job incomplete: {} org(s) failed, {} scan segment(s) failed", .0.failures, .0.segments_failed)]
+#[error(
+    "daily job incomplete: {} org(s) failed, {} scan segment(s) failed, hand-over failed: {}",
+    .0.failures, .0.segments_failed, .0.run.hand_over_failed
+)]
 pub struct Incomplete(pub Summary);
 
 #[derive(Debug, Default)]
@@ -78,7 +156,8 @@ struct OrgOutcome {
     emails: usize,
     periods_closed: usize,
     trial_expired: bool,
-    snapshots: usize,
+    /// The counters to record in today's snapshot.
+    snapshot: Vec<Counter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,17 +170,74 @@ enum JobError {
     Publish(#[from] quota_shared::bus::PublishError),
 }
 
-/// Runs the job over every org. A failed scan segment stops only itself;
-/// the summary says what was done and what failed, and is always logged.
+/// Runs the job over every org, unbounded in time, in this invocation.
 pub async fn run(deps: &Deps, now: DateTime<Utc>) -> Summary {
+    run_with(deps, now, Options::default()).await
+}
+
+/// Starts a run: every segment from its start.
+pub async fn run_with(deps: &Deps, now: DateTime<Utc>, options: Options) -> Summary {
+    let id = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand_u32());
+    let cursors = (0..SEGMENTS).map(|segment| (segment, ScanCursor::default())).collect();
+    let run = JobRun { id, part: 1, now, cursors, done: false };
+    run_part(deps, run, options).await
+}
+
+/// Resumes run `id` from where its record says it stands. `None` when there
+/// is nothing to resume: the run finished, or its record is gone.
+pub async fn resume(deps: &Deps, id: &str, options: Options) -> Result<Option<Summary>, StoreError> {
+    match deps.store.job_run(id).await? {
+        Some(run) if !run.done => Ok(Some(run_part(deps, run, options).await)),
+        Some(_) => {
+            tracing::info!(run = id, "daily job run already finished: nothing to resume");
+            Ok(None)
+        }
+        None => {
+            tracing::warn!(run = id, "daily job run not found: nothing to resume");
+            Ok(None)
+        }
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish() as u32
+}
+
+/// One part of a run: the segments `run.cursors` names, from where they
+/// stand, until they end or the budget runs out; then the run is finished
+/// or handed over to the next part.
+async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
     let summary = Mutex::new(Summary::default());
-    let segments = (0..SEGMENTS).map(|segment| scan_segment(deps, segment, now, &summary));
-    let failed: Vec<StoreError> =
-        futures::future::join_all(segments).await.into_iter().filter_map(Result::err).collect();
+    let segments = run.cursors.iter().map(|(segment, cursor)| async {
+        (*segment, scan_segment(deps, *segment, cursor.clone(), run.now, options, &summary).await)
+    });
+    let mut left = BTreeMap::new();
+    let mut failed = 0;
+    for (segment, outcome) in futures::future::join_all(segments).await {
+        match outcome {
+            Ok(Some(cursor)) => {
+                left.insert(segment, cursor);
+            }
+            Ok(None) => {}
+            Err(err) => {
+                failed += 1;
+                tracing::error!(segment, error = %err, "daily job: a scan segment failed");
+            }
+        }
+    }
     let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
-    summary.segments_failed = failed.len();
-    for err in &failed {
-        tracing::error!(error = %err, "daily job: a scan segment failed");
+    summary.segments_failed = failed;
+    summary.run = RunPart { id: run.id.clone(), part: run.part, resumed: run.part > 1, ..Default::default() };
+    if left.is_empty() {
+        if run.part > 1
+            && let Err(err) = deps.store.finish_run(&run.id, run.part).await
+        {
+            tracing::warn!(run = run.id, error = %err, "daily job: the finished run could not be marked");
+        }
+    } else {
+        summary.run.continued = true;
+        summary.run.hand_over_failed = !hand_over(deps, &run, left).await;
     }
     if summary.complete() {
         tracing::info!(?summary, "daily job done");
@@ -111,52 +247,111 @@ pub async fn run(deps: &Deps, now: DateTime<Utc>) -> Summary {
     summary
 }
 
-async fn scan_segment(
-    deps: &Deps,
-    segment: i32,
-    now: DateTime<Utc>,
-    summary: &Mutex<Summary>,
-) -> Result<(), StoreError> {
-    let mut cursor = ScanCursor::default();
-    loop {
-        let page = deps.store.scan_orgs(segment, SEGMENTS, cursor).await?;
-        futures::stream::iter(page.orgs)
-            .for_each_concurrent(ORG_CONCURRENCY, |scanned| async move {
-                let outcome = process_org(deps, &scanned, now).await;
-                let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
-                match outcome {
-                    Ok(Some(o)) => {
-                        s.orgs_seen += 1;
-                        s.emails_sent += o.emails;
-                        s.periods_closed += o.periods_closed;
-                        s.trials_expired += usize::from(o.trial_expired);
-                        s.snapshots += o.snapshots;
-                        s.presumed_delivered += o.presumed;
-                    }
-                    Ok(None) => {}
-                    Err(err) => {
-                        tracing::error!(org = %scanned.org, error = %err, "daily job failed for org");
-                        s.orgs_seen += 1;
-                        s.failures += 1;
-                        if s.failed_orgs.len() < LISTED_FAILURES {
-                            s.failed_orgs.push(scanned.org.to_string());
-                        }
-                    }
-                }
-            })
-            .await;
-        match page.next {
-            Some(next) => cursor = next,
-            None => return Ok(()),
+/// Records where the unfinished segments stand and announces the next part.
+/// `false` when that failed: this invocation's retry then does the next
+/// part itself (it reads the record first).
+async fn hand_over(deps: &Deps, run: &JobRun, left: BTreeMap<i32, ScanCursor>) -> bool {
+    let next = JobRun { id: run.id.clone(), part: run.part + 1, now: run.now, cursors: left, done: false };
+    match deps.store.hand_over(&next, deps.clock.now()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(run = run.id, part = next.part, "daily job: another invocation handed over first");
+            return true;
+        }
+        Err(err) => {
+            tracing::error!(run = run.id, error = %err, "daily job: the hand-over could not be recorded");
+            return false;
+        }
+    }
+    match deps.events.publish(&DailyJobContinued { run_id: next.id.clone(), part: next.part }).await {
+        Ok(()) => {
+            tracing::info!(run = run.id, part = next.part, "daily job: handed over to the next part");
+            true
+        }
+        Err(err) => {
+            tracing::error!(run = run.id, error = %err, "daily job: the hand-over could not be announced");
+            false
         }
     }
 }
 
-/// One org's daily work. `None` when the org has no profile.
-async fn process_org(deps: &Deps, scanned: &ScannedOrg, now: DateTime<Utc>) -> Result<Option<OrgOutcome>, JobError> {
-    let Some(state) = &scanned.state else {
+/// Works through one segment from `cursor`, reading each next page while
+/// the current one is worked on. `Ok(Some(cursor))` when the budget ran out
+/// first: where the segment stands.
+async fn scan_segment(
+    deps: &Deps,
+    segment: i32,
+    cursor: ScanCursor,
+    now: DateTime<Utc>,
+    options: Options,
+    summary: &Mutex<Summary>,
+) -> Result<Option<ScanCursor>, StoreError> {
+    let scan = |cursor: ScanCursor| deps.store.scan_orgs(segment, SEGMENTS, cursor, options.page_size);
+    let over = || options.deadline.is_some_and(|d| Instant::now() >= d);
+    let mut page = scan(cursor).await?;
+    loop {
+        let next = page.next.take();
+        let prefetch = async {
+            match &next {
+                Some(cursor) if !over() => Some(scan(cursor.clone()).await),
+                _ => None,
+            }
+        };
+        let ((), fetched) = tokio::join!(process_page(deps, page.orgs, now, summary), prefetch);
+        match (next, fetched) {
+            (None, _) => return Ok(None),
+            (Some(_), Some(fetched)) if !over() => page = fetched?,
+            (Some(next), _) => return Ok(Some(next)),
+        }
+    }
+}
+
+/// Works on a page's orgs, `ORG_CONCURRENCY` at a time, then writes their
+/// snapshots, 25 orgs to a request.
+async fn process_page(deps: &Deps, orgs: Vec<OrgEntry>, now: DateTime<Utc>, summary: &Mutex<Summary>) {
+    let outcomes: Vec<(OrgId, Result<Option<OrgOutcome>, JobError>)> = futures::stream::iter(orgs)
+        .map(|entry| async move { (entry.org.clone(), process_org(deps, &entry, now).await) })
+        .buffer_unordered(ORG_CONCURRENCY)
+        .collect()
+        .await;
+    let mut done: Vec<(OrgId, Result<OrgOutcome, String>)> = outcomes
+        .into_iter()
+        .filter_map(|(org, outcome)| match outcome {
+            Ok(Some(o)) => Some((org, Ok(o))),
+            Ok(None) => None,
+            Err(err) => Some((org, Err(err.to_string()))),
+        })
+        .collect();
+    let snapshots: Vec<(usize, (OrgId, Vec<Counter>))> = done
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (org, o))| Some((i, (org.clone(), o.as_ref().ok()?.snapshot.clone()))))
+        .collect();
+    let writes = snapshots.chunks(SNAPSHOT_BATCH).map(|chunk| async move {
+        let orgs: Vec<(OrgId, Vec<Counter>)> = chunk.iter().map(|(_, s)| s.clone()).collect();
+        let written = deps.store.put_snapshots(&orgs, now.date_naive(), now).await;
+        (chunk.iter().map(|(i, _)| *i).collect::<Vec<_>>(), written)
+    });
+    for (indexes, written) in futures::future::join_all(writes).await {
+        if let Err(err) = written {
+            for i in indexes {
+                done[i].1 = Err(format!("snapshot not written: {err}"));
+            }
+        }
+    }
+    let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
+    for (org, outcome) in done {
+        s.add(&org, outcome);
+    }
+}
+
+/// One org's daily work, on its state read now (one consistent `Query`).
+/// `None` when the org has no profile any more.
+async fn process_org(deps: &Deps, entry: &OrgEntry, now: DateTime<Utc>) -> Result<Option<OrgOutcome>, JobError> {
+    let Some(state) = deps.store.org_state(&entry.org).await? else {
         return Ok(None);
     };
+    let state = &state;
     let profile = &state.profile;
     let org = &profile.org_id;
     let mut outcome = OrgOutcome { presumed: settle_lapsed(deps, state).await?, ..Default::default() };
@@ -173,8 +368,9 @@ async fn process_org(deps: &Deps, scanned: &ScannedOrg, now: DateTime<Utc>) -> R
 
     // 2. Close ended periods (a notice still owed moves to the period's
     //    record), then finish what closed periods still owe: the notice,
-    //    and the `UsagePeriodClosed` event. The scan may be stale, so
-    //    closed periods are re-read consistently whenever there are any.
+    //    and the `UsagePeriodClosed` event. The index is eventually
+    //    consistent, so closed periods are read from the table whenever it
+    //    lists any; those it lists that are settled leave it.
     let mut rolled = false;
     for counter in state.counters.values() {
         if counter.period_ended(now) {
@@ -182,8 +378,13 @@ async fn process_org(deps: &Deps, scanned: &ScannedOrg, now: DateTime<Utc>) -> R
             rolled = true;
         }
     }
-    if rolled || !scanned.closed.is_empty() {
+    // A period that began in the last two days was closed just now, maybe
+    // by a consume, maybe after the index scan read this org: its record is
+    // read from the table whether or not the index lists it yet.
+    let recent = |c: &Counter| c.period.is_some_and(|p| now - p.start < chrono::Duration::days(2));
+    if rolled || entry.lists_closed() || state.counters.values().any(recent) {
         let mut closed = deps.store.pending_closed(org).await?;
+        deps.store.forget_settled(entry, &closed).await?;
         // Lapsed claims on closed records, from this consistent read (a
         // rollover after the scan may have moved one there).
         let settled = settle_closed(deps, org, &closed).await?;
@@ -214,9 +415,9 @@ async fn process_org(deps: &Deps, scanned: &ScannedOrg, now: DateTime<Utc>) -> R
         }
     }
 
-    // 4. Today's snapshot, of the counters as they stand now.
-    let counters = state.counters_at(deps.catalogue, now);
-    outcome.snapshots = deps.store.put_snapshots(org, &counters, now.date_naive(), now).await?;
+    // 4. Today's snapshot, of the counters as they stand now (written with
+    //    the page's others).
+    outcome.snapshot = state.counters_at(deps.catalogue, now);
 
     match errors.into_iter().next() {
         Some(err) => Err(err),
@@ -335,15 +536,23 @@ async fn emit_closed(
     Ok(emitted)
 }
 
-/// `POST /v1/admin/jobs/daily`: runs the job now and answers its summary.
+/// `POST /v1/admin/jobs/daily`: runs the job now, for at most
+/// [`HTTP_BUDGET`], and answers its summary: 200 when the run finished,
+/// 202 when it goes on in other invocations (`run.continued`).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let options = Options { deadline: Some(Instant::now() + HTTP_BUDGET), ..Options::default() };
     let result = match Call::prepare(&req, Function::UsageJob) {
         // Failed orgs are part of the report; a failed scan segment means
         // orgs went unseen, which the admin hears as 503 (the log has the rest).
-        Ok(call) if call.route.endpoint == Endpoint::DailyJob => match run(deps, deps.clock.now()).await {
-            summary if summary.segments_failed == 0 => Ok(api::ok(&summary)),
-            _ => Err(ApiError::StoreUnavailable),
-        },
+        Ok(call) if call.route.endpoint == Endpoint::DailyJob => {
+            match run_with(deps, deps.clock.now(), options).await {
+                summary if summary.segments_failed > 0 || summary.run.hand_over_failed => {
+                    Err(ApiError::StoreUnavailable)
+                }
+                summary if summary.run.continued => Ok(api::json(lambda_http::http::StatusCode::ACCEPTED, &summary)),
+                summary => Ok(api::ok(&summary)),
+            }
+        }
         Ok(_) => Err(ApiError::NotFound),
         Err(e) => Err(e),
     };
@@ -351,9 +560,15 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 }
 
 /// The Lambda's event: an API Gateway v2 request (the admin route), which
-/// gets an API Gateway response, or the scheduled event, which gets the
-/// summary, or [`Incomplete`] as the invocation's error.
-pub async fn handle_event(deps: &Deps, event: serde_json::Value) -> Result<serde_json::Value, Incomplete> {
+/// gets an API Gateway response; the schedule's event, which starts a run;
+/// or `DailyJobContinued`, which resumes one. Those two get the summary, or
+/// [`Incomplete`] as the invocation's error (so Lambda retries it); they are
+/// bounded by `options`.
+pub async fn handle_event(
+    deps: &Deps,
+    event: serde_json::Value,
+    options: Options,
+) -> Result<serde_json::Value, Incomplete> {
     if event.get("requestContext").is_some() {
         let response = match lambda_http::request::from_str(&event.to_string()) {
             Ok(req) => handle(deps, req).await,
@@ -361,8 +576,38 @@ pub async fn handle_event(deps: &Deps, event: serde_json::Value) -> Result<serde
         };
         return Ok(gateway_response(response));
     }
-    let summary = run(deps, deps.clock.now()).await;
+    let summary = match continued_run(&event) {
+        Some(id) => match resume(deps, id, options).await {
+            Ok(Some(summary)) => summary,
+            Ok(None) => return Ok(serde_json::json!({ "resumed": false, "run": id })),
+            Err(err) => {
+                tracing::error!(run = id, error = %err, "daily job: the run to resume could not be read");
+                let summary = Summary {
+                    segments_failed: SEGMENTS as usize,
+                    run: RunPart { id: id.to_string(), ..Default::default() },
+                    ..Default::default()
+                };
+                return Err(Incomplete(summary));
+            }
+        },
+        None => run_with(deps, deps.clock.now(), options).await,
+    };
     if summary.complete() { Ok(serde_json::to_value(summary).unwrap_or_default()) } else { Err(Incomplete(summary)) }
+}
+
+/// When an invocation whose Lambda deadline is `deadline_ms` (epoch
+/// milliseconds) stops taking new pages: [`DEADLINE_MARGIN`] before it.
+pub fn budget_until(deadline_ms: u64) -> Instant {
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+}
+
+/// The run a `DailyJobContinued` event resumes.
+fn continued_run(event: &serde_json::Value) -> Option<&str> {
+    let kind = quota_shared::bus::EventKind::DailyJobContinued;
+    let ours = event["source"] == kind.source() && event["detail-type"] == kind.detail_type();
+    ours.then(|| event["detail"]["runId"].as_str()).flatten()
 }
 
 /// An API Gateway HTTP API (payload 2.0) response.

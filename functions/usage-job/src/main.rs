@@ -1,7 +1,8 @@
-//! Lambda entry point: the daily EventBridge schedule and
-//! `POST /v1/admin/jobs/daily` (through API Gateway) both land here. A
-//! scheduled run that is incomplete fails the invocation, so EventBridge
-//! retries it.
+//! Lambda entry point: the daily schedule, `DailyJobContinued` (a run
+//! handed over by an earlier invocation) and `POST /v1/admin/jobs/daily`
+//! (through API Gateway) all land here. A run stops taking new pages
+//! `DEADLINE_MARGIN` before Lambda's deadline and hands the rest over. One
+//! that is incomplete fails the invocation, so Lambda retries it.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -9,8 +10,13 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 async fn main() -> Result<(), Error> {
     quota_shared::deps::init_tracing();
     let deps = quota_shared::deps::from_env_or_exit().await;
-    run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
-        usage_job::handle_event(&deps, event.payload).await.map_err(Error::from)
+    let deps = &deps;
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        let options = usage_job::Options {
+            deadline: Some(usage_job::budget_until(event.context.deadline)),
+            ..Default::default()
+        };
+        usage_job::handle_event(deps, event.payload, options).await.map_err(Error::from)
     }))
     .await
 }

@@ -1,6 +1,6 @@
 //! The events the service publishes, each a type whose fields are its
 //! documented `detail` (`docs/events.md`; a test holds the two together).
-//! Pure: publishing is `crate::events`.
+//! Pure: publishing is `crate::bus`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,6 +19,8 @@ pub enum EventKind {
     PlanChanged,
     TrialExpired,
     UsagePeriodClosed,
+    /// Internal: the daily job hands a run over to its next invocation.
+    DailyJobContinued,
 }
 
 impl EventKind {
@@ -30,6 +32,16 @@ impl EventKind {
             EventKind::PlanChanged => "PlanChanged",
             EventKind::TrialExpired => "TrialExpired",
             EventKind::UsagePeriodClosed => "UsagePeriodClosed",
+            EventKind::DailyJobContinued => "DailyJobContinued",
+        }
+    }
+
+    /// The event's `source`: the service's own, but a separate one for the
+    /// job's hand-over, which subscribers to the service's events never see.
+    pub fn source(self) -> &'static str {
+        match self {
+            EventKind::DailyJobContinued => "quota-service.job",
+            _ => "quota-service",
         }
     }
 }
@@ -206,6 +218,19 @@ impl QuotaThresholdCrossed {
     }
 }
 
+/// The daily job's run `run_id` goes on with its part `part` in another
+/// invocation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyJobContinued {
+    pub run_id: String,
+    pub part: u32,
+}
+
+impl Event for DailyJobContinued {
+    const KIND: EventKind = EventKind::DailyJobContinued;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +335,7 @@ mod tests {
                 at,
             }
             .entry(),
+            DailyJobContinued { run_id: "20260401T001500Z-4f2a9c01".into(), part: 2 }.entry(),
         ];
         let documented = documented();
         assert_eq!(documented.len(), rendered.len(), "one documented example per event: {:?}", documented.keys());

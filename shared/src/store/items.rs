@@ -9,6 +9,12 @@
 //! | idempotency record (TTL) | `ORG#<orgId>` | `IDEM#<resource>#<key>` |
 //! | audit entry | `ORG#<orgId>` | `AUDIT#<time>#<id>` |
 //! | closed period | `ORG#<orgId>` | `CLOSED#<resource>#<start>#<end>` |
+//! | daily snapshot (TTL) | `ORG#<orgId>` | `SNAP#<YYYY-MM-DD>` |
+//! | a continued job run (TTL) | `JOB#<runId>` | `RUN` |
+//!
+//! Profiles, and closed-period records until they are settled, carry
+//! `jobOrg` (the org id): the key of `job`, a sparse keys-only index the
+//! daily job scans instead of the table.
 //!
 //! `Query pk = ORG#x AND begins_with(sk, "STATE#")` returns an org's profile
 //! and every counter in one request.
@@ -36,6 +42,10 @@ pub type Item = HashMap<String, AttributeValue>;
 
 pub const PROFILE_SK: &str = "STATE#PROFILE";
 pub const STATE_PREFIX: &str = "STATE#";
+pub const CLOSED_PREFIX: &str = "CLOSED#";
+/// The daily job's index, and its key.
+pub const JOB_INDEX: &str = "job";
+pub const JOB_ORG: &str = "jobOrg";
 const COUNTER_PREFIX: &str = "STATE#USAGE#";
 
 pub fn pk(org: &OrgId) -> String {
@@ -48,7 +58,7 @@ pub fn counter_sk(resource: &str) -> String {
 
 /// The record of a closed period: one per resource and period.
 pub fn closed_sk(resource: &str, period: Period) -> String {
-    format!("CLOSED#{resource}#{}#{}", period.start.timestamp(), period.end.timestamp())
+    format!("{CLOSED_PREFIX}{resource}#{}#{}", period.start.timestamp(), period.end.timestamp())
 }
 
 pub fn idempotency_sk(resource: &str, key: &str) -> String {
@@ -114,6 +124,7 @@ pub fn profile_to_item(p: &OrgProfile, version: i64) -> Item {
     let mut item = key(pk(&p.org_id), PROFILE_SK.to_string());
     item.insert("type".into(), s("org"));
     item.insert("orgId".into(), s(p.org_id.as_str()));
+    item.insert(JOB_ORG.into(), s(p.org_id.as_str()));
     item.insert("plan".into(), s(&p.plan));
     item.insert("locale".into(), s(p.locale.as_str()));
     item.insert("tz".into(), s(p.timezone.name()));
@@ -261,6 +272,7 @@ pub fn closed_item(org: &OrgId, counter: &Counter, period: Period, now: DateTime
     let mut item = key(pk(org), closed_sk(&counter.resource, period));
     item.insert("type".into(), s("closed-period"));
     item.insert("orgId".into(), s(org.as_str()));
+    item.insert(JOB_ORG.into(), s(org.as_str()));
     item.insert("resource".into(), s(&counter.resource));
     item.insert("plan".into(), s(&counter.plan));
     item.insert("start".into(), s(crate::domain::rfc3339(period.start)));

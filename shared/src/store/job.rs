@@ -1,118 +1,146 @@
-//! What the daily job and the history read need from the table: profile
-//! reads, the segment scan, closed periods awaiting their event, daily
-//! snapshots.
+//! What the daily job needs from the table: the orgs to visit, closed
+//! periods with work left, and the record of a run that goes on in another
+//! invocation.
+//!
+//! The orgs come from `job`, a sparse index (keys only) of the items that
+//! carry `jobOrg`: every profile, and each closed-period record until its
+//! event is out and it owes no notice. A parallel scan of it reads about
+//! one small entry per org, whatever history the table holds; the job then
+//! reads each org's state with one consistent `Query`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Update, WriteRequest};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::lease::{Done, EMIT, Lease, Settled, lapse_line};
-use super::sdk::{Query, SortKeys, Transacted, transact};
+use super::items::{self, Item, JOB_INDEX, JOB_ORG, get_n, get_s, key, n, s};
+use super::lease::{EMIT, THRESHOLD};
+use super::sdk::{Query, SortKeys, applied};
 use super::{Store, StoreError};
-use crate::domain::notice::InFlight;
-use crate::domain::org::{OrgId, OrgProfile, OrgState};
+use crate::domain::org::OrgId;
 use crate::domain::period::ClosedPeriod;
-use crate::domain::usage::{Counter, Snapshot};
 
-/// Snapshots are kept this long.
-pub const SNAPSHOT_RETENTION_DAYS: i64 = 400;
+/// How long the record of a continued run is kept.
+const RUN_RETENTION_DAYS: i64 = 7;
 
-/// An org as the daily job's scan found it: its state, when it has a
-/// profile, and its closed periods that still have work.
+/// An org as the index lists it.
 #[derive(Debug, Clone)]
-pub struct ScannedOrg {
+pub struct OrgEntry {
     pub org: OrgId,
-    pub state: Option<OrgState>,
-    pub closed: Vec<ClosedPeriod>,
+    /// Sort keys of the closed-period records the index still lists.
+    closed: Vec<String>,
 }
 
-/// Where a segment's scan stands: DynamoDB's position, and the items of an
-/// org that ran on past the last page (an org's items are contiguous in a
-/// segment, and handed on whole). `ScanCursor::default()` starts a segment.
-#[derive(Debug, Default)]
+impl OrgEntry {
+    /// Whether the index lists closed periods of this org (work may be left
+    /// on them, or they are settled and not yet taken out of the index).
+    pub fn lists_closed(&self) -> bool {
+        !self.closed.is_empty()
+    }
+}
+
+/// Where a segment's scan stands: DynamoDB's position, and the entries of
+/// an org that ran on past the last page (an org's entries are contiguous
+/// in a segment, and handed on whole). `ScanCursor::default()` starts a
+/// segment.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ScanCursor {
-    next: Option<HashMap<String, AttributeValue>>,
+    next: Option<Item>,
     carry: Vec<Item>,
 }
 
 /// One page of a segment: whole orgs, and where to go on from, if anywhere.
 pub struct ScanPage {
-    pub orgs: Vec<ScannedOrg>,
+    pub orgs: Vec<OrgEntry>,
     pub next: Option<ScanCursor>,
 }
 
-fn is_closed(item: &Item) -> bool {
-    get_s(item, "sk").is_some_and(|sk| sk.starts_with("CLOSED#"))
+/// A run of the daily job that goes on in another invocation: the `now` it
+/// started with, the part that comes next, where each unfinished segment
+/// stands, and whether it has finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRun {
+    pub id: String,
+    pub part: u32,
+    pub now: DateTime<Utc>,
+    pub cursors: BTreeMap<i32, ScanCursor>,
+    pub done: bool,
 }
 
-/// An org's items, as the job needs them; `None` without an org id.
-fn scanned_org(items: &[Item]) -> Result<Option<ScannedOrg>, StoreError> {
-    let Some(org) = items.iter().find_map(|i| get_s(i, "orgId")).and_then(OrgId::parse) else {
-        return Ok(None);
-    };
-    let state = super::orgs::state_from_items(items.iter().filter(|i| !is_closed(i)))?;
-    let closed = items.iter().filter(|i| is_closed(i)).filter_map(items::closed_from_item).collect();
-    Ok(Some(ScannedOrg { org, state, closed }))
+/// An org's index entries, in scan order; `None` without a profile (an org
+/// whose profile is gone has nothing for the job to do).
+fn org_entry(entries: &[Item]) -> Option<OrgEntry> {
+    let org = entries.first().and_then(|e| get_s(e, JOB_ORG)).and_then(OrgId::parse)?;
+    let sks = entries.iter().filter_map(|e| get_s(e, "sk"));
+    let (mut profile, mut closed) = (false, Vec::new());
+    for sk in sks {
+        match sk {
+            items::PROFILE_SK => profile = true,
+            _ if sk.starts_with(items::CLOSED_PREFIX) => closed.push(sk.to_string()),
+            _ => {}
+        }
+    }
+    profile.then_some(OrgEntry { org, closed })
+}
+
+fn cursor_to_value(cursor: &ScanCursor) -> AttributeValue {
+    let mut map = HashMap::new();
+    if let Some(next) = &cursor.next {
+        map.insert("next".to_string(), AttributeValue::M(next.clone()));
+    }
+    map.insert("carry".to_string(), AttributeValue::L(cursor.carry.iter().cloned().map(AttributeValue::M).collect()));
+    AttributeValue::M(map)
+}
+
+fn cursor_from_value(value: &AttributeValue) -> Option<ScanCursor> {
+    let map = value.as_m().ok()?;
+    let next = map.get("next").and_then(|v| v.as_m().ok()).cloned();
+    let carry = map.get("carry")?.as_l().ok()?.iter().map(|v| v.as_m().ok().cloned()).collect::<Option<_>>()?;
+    Some(ScanCursor { next, carry })
+}
+
+fn run_key(id: &str) -> Item {
+    key(format!("JOB#{id}"), "RUN".to_string())
 }
 
 impl Store {
-    /// The org's profile alone (one GetItem).
-    pub async fn profile(&self, org: &OrgId) -> Result<Option<OrgProfile>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), items::PROFILE_SK.to_string())))
-            .send()
-            .await?;
-        Ok(out.item().map(items::profile_from_item).transpose()?.map(|(p, _)| p))
-    }
-
-    /// One page of one segment of a parallel scan: the orgs whose items it
-    /// completes (their `STATE#` items and closed periods with work left).
+    /// One page (at most `page_size` index entries) of one segment of the
+    /// index scan: the orgs whose entries it completes.
     pub async fn scan_orgs(
         &self,
         segment: i32,
         total_segments: i32,
         cursor: ScanCursor,
+        page_size: i32,
     ) -> Result<ScanPage, StoreError> {
         let out = self
             .client
             .scan()
             .table_name(&self.table)
+            .index_name(JOB_INDEX)
             .segment(segment)
             .total_segments(total_segments)
-            .filter_expression(
-                "begins_with(sk, :state) OR (begins_with(sk, :closed) \
-                 AND (attribute_not_exists(emittedAt) OR attribute_exists(owed)))",
-            )
-            .expression_attribute_values(":state", s(items::STATE_PREFIX))
-            .expression_attribute_values(":closed", s("CLOSED#"))
+            .limit(page_size)
             .set_exclusive_start_key(cursor.next)
             .send()
             .await?;
-        let next = out.last_evaluated_key().cloned();
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty());
         let mut groups: Vec<Vec<Item>> = Vec::new();
         let mut pending = cursor.carry;
-        for item in out.items().iter().cloned() {
-            if pending.first().is_some_and(|first| get_s(first, "pk") != get_s(&item, "pk")) {
+        for entry in out.items.unwrap_or_default() {
+            if pending.first().is_some_and(|first| get_s(first, JOB_ORG) != get_s(&entry, JOB_ORG)) {
                 groups.push(std::mem::take(&mut pending));
             }
-            pending.push(item);
+            pending.push(entry);
         }
         let next = match next {
             Some(next) => Some(ScanCursor { next: Some(next), carry: pending }),
             None => {
-                if !pending.is_empty() {
-                    groups.push(pending);
-                }
+                groups.push(pending);
                 None
             }
         };
-        let orgs = groups.iter().filter_map(|items| scanned_org(items).transpose()).collect::<Result<_, _>>()?;
-        Ok(ScanPage { orgs, next })
+        Ok(ScanPage { orgs: groups.iter().filter_map(|g| org_entry(g)).collect(), next })
     }
 
     /// Closed periods of an org that still have work: their event has not
@@ -121,167 +149,101 @@ impl Store {
         let query = Query {
             filter: Some("attribute_not_exists(emittedAt) OR attribute_exists(owed)"),
             consistent: true,
-            ..Query::new(items::pk(org), SortKeys::Prefix("CLOSED#".into()))
+            ..Query::new(items::pk(org), SortKeys::Prefix(items::CLOSED_PREFIX.into()))
         };
         Ok(query.items(&self.client, &self.table).await?.iter().filter_map(items::closed_from_item).collect())
     }
 
-    /// Claims the period-close event of a group of closed-period records
-    /// (one period, all its resources), all or none.
-    pub async fn claim_closed(
-        &self,
-        org: &OrgId,
-        group: &[ClosedPeriod],
-        now: DateTime<Utc>,
-    ) -> Result<Option<Lease>, StoreError> {
-        let lease = Lease::from_now(now);
-        let condition = format!(
-            "attribute_not_exists(emittedAt) AND (attribute_not_exists({lease}) \
-             OR ({lease} < :now AND attribute_not_exists({sending})))",
-            lease = EMIT.lease,
-            sending = EMIT.sending
-        );
-        let claimed = self
-            .closed_group(
-                org,
-                group,
-                "period-close claim",
-                "SET emitLease = :lease",
-                &condition,
-                vec![(":lease", n(lease.0)), (":now", lapse_line(now))],
-            )
-            .await?;
-        Ok(claimed.then_some(lease))
-    }
-
-    /// Records that the event is about to be published; `false` if the
-    /// claim is no longer ours.
-    pub async fn closed_sending(&self, org: &OrgId, group: &[ClosedPeriod], lease: Lease) -> Result<bool, StoreError> {
-        let update = format!("SET {} = :lease", EMIT.sending);
-        let condition = format!("{} = :lease", EMIT.lease);
-        self.closed_group(org, group, "period-close sending", &update, &condition, vec![(":lease", n(lease.0))]).await
-    }
-
-    /// Marks the group's event emitted, or (`emitted: false`) releases the
-    /// claim after a failed publish; only while the claim is ours.
-    pub async fn finish_closed(
-        &self,
-        org: &OrgId,
-        group: &[ClosedPeriod],
-        lease: Lease,
-        emitted: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let condition = format!("{} = :lease", EMIT.lease);
-        let mut values = vec![(":lease", n(lease.0))];
-        let update = if emitted {
-            values.push((":at", s(crate::domain::rfc3339(now))));
-            format!("SET emittedAt = :at REMOVE {}", EMIT.removal())
-        } else {
-            format!("REMOVE {}", EMIT.removal())
-        };
-        self.closed_group(org, group, "period-close mark", &update, &condition, values).await
-    }
-
-    /// Settles a lapsed period-close claim found on one record.
-    pub async fn settle_closed_event(
-        &self,
-        org: &OrgId,
-        record: &ClosedPeriod,
-        claim: InFlight,
-        now: DateTime<Utc>,
-    ) -> Result<Settled, StoreError> {
-        let key = key(items::pk(org), items::closed_sk(&record.resource, record.period));
-        self.lease_settle(key, EMIT, claim, now, Done::set_time("SET emittedAt = :at", now)).await
-    }
-
-    /// One update on every record of a group, in one transaction.
-    async fn closed_group(
-        &self,
-        org: &OrgId,
-        group: &[ClosedPeriod],
-        operation: &'static str,
-        update: &str,
-        condition: &str,
-        values: Vec<(&str, AttributeValue)>,
-    ) -> Result<bool, StoreError> {
-        let mut writes = Vec::with_capacity(group.len());
-        for closed in group {
-            let sk = items::closed_sk(&closed.resource, closed.period);
-            let mut write = Update::builder()
+    /// Takes out of the index the closed records it lists for `entry` that
+    /// are not among `pending` (read after the index): settled ones, each
+    /// on condition that it is. Returns how many left the index.
+    pub async fn forget_settled(&self, entry: &OrgEntry, pending: &[ClosedPeriod]) -> Result<usize, StoreError> {
+        let open: Vec<String> = pending.iter().map(|c| items::closed_sk(&c.resource, c.period)).collect();
+        let mut forgotten = 0;
+        for sk in entry.closed.iter().filter(|sk| !open.contains(sk)) {
+            let result = self
+                .client
+                .update_item()
                 .table_name(&self.table)
-                .set_key(Some(key(items::pk(org), sk)))
-                .update_expression(update)
-                .condition_expression(condition);
-            for (name, value) in &values {
-                write = write.expression_attribute_values(*name, value.clone());
-            }
-            writes.push(TransactWriteItem::builder().update(write.build()?).build());
+                .set_key(Some(key(items::pk(&entry.org), sk.clone())))
+                .update_expression(format!("REMOVE {JOB_ORG}"))
+                .condition_expression(format!(
+                    "attribute_exists(emittedAt) AND attribute_not_exists(owed) \
+                     AND attribute_not_exists({}) AND attribute_not_exists({})",
+                    EMIT.lease, THRESHOLD.lease
+                ))
+                .send()
+                .await;
+            forgotten += usize::from(applied(result)?);
         }
-        Ok(matches!(transact(&self.client, operation, writes).await?, Transacted::Committed))
+        Ok(forgotten)
     }
 
-    /// Records the day's usage of every resource (one BatchWriteItem for
-    /// up to 25 resources; a later run the same day overwrites).
-    pub async fn put_snapshots(
-        &self,
-        org: &OrgId,
-        counters: &[Counter],
-        day: NaiveDate,
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let ttl = (now + Duration::days(SNAPSHOT_RETENTION_DAYS)).timestamp();
-        let mut requests = Vec::new();
-        for c in counters {
-            let mut item = key(items::pk(org), format!("SNAP#{}#{day}", c.resource));
-            item.insert("type".into(), s("snapshot"));
-            item.insert("date".into(), s(day.to_string()));
-            item.insert("used".into(), n(c.used));
-            if let Some(l) = c.limit {
-                item.insert("lim".into(), n(l));
-            }
-            item.insert("ttl".into(), n(ttl));
-            let put = PutRequest::builder().set_item(Some(item)).build()?;
-            requests.push(WriteRequest::builder().put_request(put).build());
-        }
-        let written = requests.len();
-        for chunk in requests.chunks(25) {
-            let mut pending = HashMap::from([(self.table.clone(), chunk.to_vec())]);
-            for attempt in 0..5u32 {
-                let out = self.client.batch_write_item().set_request_items(Some(pending.clone())).send().await?;
-                match out.unprocessed_items() {
-                    Some(left) if left.values().any(|v| !v.is_empty()) => {
-                        pending = left.clone();
-                        super::sdk::backoff(attempt).await;
-                    }
-                    _ => {
-                        pending.clear();
-                        break;
-                    }
-                }
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Contended("snapshot write"));
-            }
-        }
-        Ok(written)
+    /// The record of a continued run (a consistent read).
+    pub async fn job_run(&self, id: &str) -> Result<Option<JobRun>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(id)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let Some(item) = out.item else { return Ok(None) };
+        let malformed = || StoreError::from(items::malformed("job run"));
+        let cursors = match item.get("cursors") {
+            Some(AttributeValue::M(map)) => map
+                .iter()
+                .map(|(segment, v)| Some((segment.parse().ok()?, cursor_from_value(v)?)))
+                .collect::<Option<_>>()
+                .ok_or_else(malformed)?,
+            _ => BTreeMap::new(),
+        };
+        Ok(Some(JobRun {
+            id: id.to_string(),
+            part: get_n(&item, "part").and_then(|p| u32::try_from(p).ok()).ok_or_else(malformed)?,
+            now: get_s(&item, "now").and_then(|t| t.parse().ok()).ok_or_else(malformed)?,
+            cursors,
+            done: item.contains_key("done"),
+        }))
     }
 
-    /// Daily snapshots of one resource from `from` to `to`, oldest first.
-    pub async fn history(
-        &self,
-        org: &OrgId,
-        resource: &str,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<Snapshot>, StoreError> {
-        let range = SortKeys::Between(format!("SNAP#{resource}#{from}"), format!("SNAP#{resource}#{to}"));
-        let found = Query::new(items::pk(org), range).items(&self.client, &self.table).await?;
-        Ok(found
-            .iter()
-            .filter_map(|i| {
-                Some(Snapshot { date: get_s(i, "date")?.to_string(), used: get_n(i, "used")?, limit: get_n(i, "lim") })
-            })
-            .collect())
+    /// Hands a run over to its part `run.part`: records where its segments
+    /// stand, on condition that the run is still at the part before (absent,
+    /// for part 2). `false` when another invocation of that part handed
+    /// over, or finished, first.
+    pub async fn hand_over(&self, run: &JobRun, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut item = run_key(&run.id);
+        item.insert("type".into(), s("job-run"));
+        item.insert("part".into(), n(i64::from(run.part)));
+        item.insert("now".into(), s(run.now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+        let cursors = run.cursors.iter().map(|(segment, c)| (segment.to_string(), cursor_to_value(c))).collect();
+        item.insert("cursors".into(), AttributeValue::M(cursors));
+        item.insert("ttl".into(), n((now + Duration::days(RUN_RETENTION_DAYS)).timestamp()));
+        let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        put = if run.part <= 2 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("part = :before AND attribute_not_exists(done)")
+                .expression_attribute_values(":before", n(i64::from(run.part - 1)))
+        };
+        applied(put.send().await)
+    }
+
+    /// Marks a continued run finished by its part `part`; `false` when
+    /// another invocation moved it on first.
+    pub async fn finish_run(&self, id: &str, part: u32) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(id)))
+            .update_expression("SET done = :one REMOVE cursors")
+            .condition_expression("part = :part AND attribute_not_exists(done)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":part", n(i64::from(part)))
+            .send()
+            .await;
+        applied(result)
     }
 }

@@ -13,9 +13,12 @@
 //! | `idempotency` | the keyed consume |
 //! | `audit` | the audit log |
 //! | `lease`, `notices` | the claim protocol, and the notices that use it |
-//! | `job` | what the daily job and the history read need |
+//! | `closed` | the period-close event's claim, sending and marks |
+//! | `job` | the daily job's index scan, pending closed periods, continued runs |
+//! | `snapshots` | daily snapshots and the history read |
 
 mod audit;
+mod closed;
 mod counters;
 mod error;
 mod idempotency;
@@ -27,6 +30,7 @@ mod orgs;
 mod rollover;
 pub mod schema;
 mod sdk;
+pub mod snapshots;
 
 pub use error::{BoxError, StoreError, root_cause};
 pub use lease::{Claim, Lease, Settled};

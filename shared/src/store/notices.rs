@@ -140,7 +140,8 @@ impl Store {
     /// Marks `threshold` sent and drops the lease, while the lease is ours:
     /// on the counter or, if a rollover moved the notice meanwhile, on the
     /// closed period's record. Returns where, with the item as it now
-    /// stands; `None` when a reset took the lease (it re-arms every
+    /// stands; `None` when it cannot be read back, or when a reset took the
+    /// lease (it re-arms every
     /// threshold anyway). A closed record keeps its `owed` flag: a higher
     /// threshold may still be due there, which only a fresh look can tell.
     pub async fn mark_threshold(
@@ -159,11 +160,17 @@ impl Store {
                 also_remove: "",
             };
             if let Some(item) = self.lease_done(key, THRESHOLD, lease, done).await? {
-                return Ok(Some(if closed {
-                    Marked::Closed(items::closed_from_item(&item).ok_or_else(|| items::malformed("closed period"))?)
+                // The mark is written: an item that cannot be read back only
+                // ends the caller's look for a further threshold.
+                let marked = if closed {
+                    items::closed_from_item(&item).map(Marked::Closed)
                 } else {
-                    Marked::Counter(items::counter_from_item(&item)?)
-                }));
+                    items::counter_from_item(&item).ok().map(Marked::Counter)
+                };
+                if marked.is_none() {
+                    tracing::warn!(org = %org, resource, threshold, "notice marked, but its item could not be read back");
+                }
+                return Ok(marked);
             }
         }
         tracing::warn!(org = %org, resource, threshold, "notice sent but its lease was gone (a reset meanwhile)");

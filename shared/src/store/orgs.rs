@@ -44,6 +44,18 @@ impl Store {
         state_from_items(&query.items(&self.client, &self.table).await?)
     }
 
+    /// The org's profile alone (one GetItem).
+    pub async fn profile(&self, org: &OrgId) -> Result<Option<OrgProfile>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::PROFILE_SK.to_string())))
+            .send()
+            .await?;
+        Ok(out.item().map(items::profile_from_item).transpose()?.map(|(p, _)| p))
+    }
+
     // ---- orgs --------------------------------------------------------------
 
     /// Creates or updates an org: profile, every counter whose settings

@@ -3,12 +3,13 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::StoreError;
 
-/// Creates the table (and its TTL) unless it exists.
+/// Creates the table (with the job's index, and its TTL) unless it exists.
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError> {
     if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
@@ -24,6 +25,15 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr("sk")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr(super::items::JOB_ORG)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(super::items::JOB_INDEX)
+                .key_schema(key(super::items::JOB_ORG, KeyType::Hash)?)
+                .key_schema(key("sk", KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()?,
+        )
         .send()
         .await;
     if let Err(err) = created {

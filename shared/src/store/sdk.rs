@@ -137,11 +137,13 @@ pub(crate) struct Query {
     pub consistent: bool,
     pub newest_first: bool,
     pub limit: Option<usize>,
+    /// A projection expression and its attribute names (`#name`, name).
+    pub projection: Option<(&'static str, Vec<(&'static str, String)>)>,
 }
 
 impl Query {
     pub fn new(pk: String, sort: SortKeys) -> Self {
-        Query { pk, sort, filter: None, consistent: false, newest_first: false, limit: None }
+        Query { pk, sort, filter: None, consistent: false, newest_first: false, limit: None, projection: None }
     }
 
     pub async fn items(&self, client: &Client, table: &str) -> Result<Vec<Item>, StoreError> {
@@ -168,6 +170,12 @@ impl Query {
                 .set_exclusive_start_key(start);
             for (name, value) in &range {
                 request = request.expression_attribute_values(*name, s(value.as_str()));
+            }
+            if let Some((expression, names)) = &self.projection {
+                request = request.projection_expression(*expression);
+                for (placeholder, name) in names {
+                    request = request.expression_attribute_names(*placeholder, name);
+                }
             }
             if let (Some(limit), None) = (self.limit, self.filter) {
                 // Without a filter every item read is kept: read no more.

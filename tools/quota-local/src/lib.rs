@@ -46,8 +46,33 @@ pub async fn dispatch(deps: &Deps, req: Request) -> Response<Body> {
         Function::GetUsage => get_usage::handle(deps, req).await,
         Function::ManageOrgs => manage_orgs::handle(deps, req).await,
         Function::AdminReset => admin_reset::handle(deps, req).await,
-        Function::UsageJob => usage_job::handle(deps, req).await,
+        Function::UsageJob => {
+            let response = usage_job::handle(deps, req).await;
+            if response.status() == 202 {
+                continue_job(deps, &response);
+            }
+            response
+        }
     }
+}
+
+/// What the stack's `DailyJobContinued` rule does in AWS: a run handed over
+/// goes on, part by part, here in the background.
+fn continue_job(deps: &Deps, response: &Response<Body>) {
+    let summary: Option<usage_job::Summary> = serde_json::from_slice(response.body().as_ref()).ok();
+    let Some(id) = summary.map(|s| s.run.id) else { return };
+    let deps = deps.clone();
+    tokio::spawn(async move {
+        let options = || usage_job::Options {
+            deadline: Some(std::time::Instant::now() + usage_job::HTTP_BUDGET),
+            ..Default::default()
+        };
+        while let Ok(Some(part)) = usage_job::resume(&deps, &id, options()).await {
+            if !part.run.continued {
+                break;
+            }
+        }
+    });
 }
 
 /// What `template.yaml` creates in AWS, created here when missing: the
