@@ -5,9 +5,9 @@
 //! point them elsewhere (a fault-injecting proxy), so what they exercise is
 //! the production configuration.
 
-use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::interceptors::InterceptorContext;
 use aws_sdk_dynamodb::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -16,6 +16,54 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 
 use crate::timeouts::{self, ClientTimeouts};
+
+/// The one HTTP client every AWS client uses: hyper 1 with rustls on ring.
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// The AWS configuration of a Lambda function, built from the variables
+/// Lambda sets (`AWS_REGION`, the credentials) and the SDK's standard
+/// endpoint variables (`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`),
+/// and nothing else: no profile files, instance metadata or STS, so none of
+/// that code is linked, and nothing is probed at init.
+pub fn lambda_config() -> SdkConfig {
+    use aws_types::sdk_config::SharedCredentialsProvider;
+    let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .http_client(http_client())
+        .service_config(EndpointVariables { lookup: |name| std::env::var(name).ok() });
+    config.set_region(std::env::var("AWS_REGION").ok().map(aws_config::Region::new));
+    config.build()
+}
+
+/// The SDK's endpoint variables, read as its own loader reads them: the
+/// service's (`AWS_ENDPOINT_URL_DYNAMODB`), then the global one, unless
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`.
+#[derive(Debug)]
+struct EndpointVariables {
+    lookup: fn(&str) -> Option<String>,
+}
+
+impl aws_types::service_config::LoadServiceConfig for EndpointVariables {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        let var = |name: &str| (self.lookup)(name).filter(|v| !v.is_empty());
+        if var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return None;
+        }
+        let service = key.service_id().to_uppercase().replace(' ', "_");
+        var(&format!("{}_{service}", key.env())).or_else(|| var(key.env()))
+    }
+}
+
+/// The AWS configuration of the local tools and tests: the SDK's default
+/// chains (profiles, SSO, …), with the same HTTP client.
+pub async fn local_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client()).load().await
+}
 
 fn timeout_config(t: &ClientTimeouts) -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -123,4 +171,34 @@ fn never_connected(err: &(dyn std::error::Error + 'static)) -> bool {
         cause = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+
+    fn endpoint(lookup: fn(&str) -> Option<String>, service: &str) -> Option<String> {
+        let key = ServiceConfigKey::builder().service_id(service).env("AWS_ENDPOINT_URL").profile("endpoint_url");
+        EndpointVariables { lookup }.load_config(key.build().unwrap())
+    }
+
+    #[test]
+    fn endpoints_come_from_the_sdks_variables() {
+        let both = |name: &str| match name {
+            "AWS_ENDPOINT_URL_DYNAMODB" => Some("http://127.0.0.1:8000".into()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:4566".into()),
+            _ => None,
+        };
+        assert_eq!(endpoint(both, "DynamoDB").as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(endpoint(both, "SESv2").as_deref(), Some("http://127.0.0.1:4566"), "the global one");
+        let ignored = |name: &str| match name {
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" => Some("TRUE".into()),
+            _ => Some("http://127.0.0.1:8000".into()),
+        };
+        assert_eq!(endpoint(ignored, "DynamoDB"), None);
+        let spaced = |name: &str| (name == "AWS_ENDPOINT_URL_EVENT_BRIDGE").then(|| "http://e".into());
+        assert_eq!(endpoint(spaced, "Event Bridge").as_deref(), Some("http://e"));
+        assert_eq!(endpoint(|_| Some(String::new()), "DynamoDB"), None, "empty is unset");
+    }
 }

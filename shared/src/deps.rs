@@ -96,49 +96,75 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// Configuration from the environment, one AWS config, the clients.
-    pub async fn from_env(clock: Clock) -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(Deps::new(&aws, &config, clock))
-    }
-
-    pub fn new(aws: &aws_config::SdkConfig, config: &Config, clock: Clock) -> Self {
-        use crate::clients;
+    /// The store alone: no email client and no EventBridge client, so a
+    /// function that neither sends nor publishes links neither.
+    pub fn with_store(setup: &Setup, clock: Clock) -> Self {
+        let (aws, config) = (&setup.aws, &setup.config);
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(crate::clients::dynamodb(aws).build());
         Deps {
-            store: Store::new(aws_sdk_dynamodb::Client::from_conf(clients::dynamodb(aws).build()), &config.table_name),
+            store: Store::new(dynamodb, &config.table_name),
             clock,
             catalogue: Catalogue::builtin(),
-            notifier: Notifier::new(
-                aws_sdk_sesv2::Client::from_conf(clients::sesv2(aws).build()),
-                &config.sender_email,
-                &config.dashboard_url,
-            ),
-            events: EventBus::new(
-                aws_sdk_eventbridge::Client::from_conf(clients::eventbridge(aws).build()),
-                &config.event_bus,
-            ),
+            notifier: Notifier::absent(&config.sender_email, &config.dashboard_url),
+            events: EventBus::absent(&config.event_bus),
         }
+    }
+
+    /// Adds the SES client.
+    pub fn with_email(mut self, setup: &Setup) -> Self {
+        let ses = aws_sdk_sesv2::Client::from_conf(crate::clients::sesv2(&setup.aws).build());
+        self.notifier = Notifier::new(ses, &setup.config.sender_email, &setup.config.dashboard_url);
+        self
+    }
+
+    /// Adds the EventBridge client.
+    pub fn with_events(mut self, setup: &Setup) -> Self {
+        let eventbridge = aws_sdk_eventbridge::Client::from_conf(crate::clients::eventbridge(&setup.aws).build());
+        self.events = EventBus::new(eventbridge, &setup.config.event_bus);
+        self
+    }
+
+    /// Every client (the local server, the tests and the benchmark).
+    pub fn new(aws: &aws_config::SdkConfig, config: &Config, clock: Clock) -> Self {
+        let setup = Setup { aws: aws.clone(), config: config.clone() };
+        Deps::with_store(&setup, clock).with_email(&setup).with_events(&setup)
     }
 }
 
-/// For a function's `main`: the dependencies, or one log line saying which
-/// setting is wrong and an exit (Lambda reports the failed init).
-pub async fn from_env_or_exit() -> Deps {
-    match Deps::from_env(Clock::system()).await {
-        Ok(deps) => deps,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot start");
-            std::process::exit(1);
-        }
+/// What a function's `main` starts from: the checked configuration and one
+/// AWS configuration.
+pub struct Setup {
+    pub aws: aws_config::SdkConfig,
+    pub config: Config,
+}
+
+impl Setup {
+    /// From the environment, or one log line saying which setting is wrong
+    /// and an exit (Lambda reports the failed init).
+    pub async fn from_env_or_exit() -> Setup {
+        let config = match Config::from_env() {
+            Ok(config) => config,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start");
+                std::process::exit(1);
+            }
+        };
+        Setup { aws: crate::clients::lambda_config(), config }
+    }
+
+    /// The store alone, on the system clock; add what the function uses
+    /// with [`Deps::with_email`] and [`Deps::with_events`].
+    pub fn store(&self) -> Deps {
+        Deps::with_store(self, Clock::system())
     }
 }
 
-/// JSON logs for CloudWatch; `RUST_LOG` filters (default `info`).
+/// JSON logs for CloudWatch at the level `RUST_LOG` names (`error`, `warn`,
+/// `info`, `debug`, `trace`; default `info`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+    let level = std::env::var("RUST_LOG").ok().and_then(|v| v.trim().parse().ok());
+    let level = level.unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    let _ = tracing_subscriber::fmt().json().with_max_level(level).with_current_span(false).without_time().try_init();
 }
 
 #[cfg(test)]

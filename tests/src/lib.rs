@@ -111,7 +111,7 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
         "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test, which starts DynamoDB Local"
     );
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    quota_shared::clients::local_config().await
 }
 
 fn env_url(name: &str) -> String {

@@ -148,6 +148,7 @@ async fn store_unavailable_answers_503_with_retry_after_and_no_internals() {
     // A store that cannot be reached: nothing listens on port 9 of loopback.
     let app = app().await;
     let sdk = aws_config::from_env()
+        .http_client(quota_shared::clients::http_client())
         .endpoint_url("http://127.0.0.1:9")
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .load()
@@ -230,4 +231,38 @@ async fn auth_matrix() {
     // Health needs no token.
     let health = app.get("/v1/health", &Auth::None).await;
     assert_eq!((health.status, health.body.clone()), (200, json!({ "status": "ok" })));
+}
+
+/// A function's own AWS configuration (`clients::lambda_config`, what every
+/// `main` uses) finds its region, credentials and endpoints in the
+/// environment, and each function gets only the clients it asks for.
+#[tokio::test]
+async fn a_functions_configuration_comes_from_the_environment_alone() {
+    let config = quota_shared::deps::Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some("lambda-config-check".into()),
+        "EVENT_BUS_NAME" => Some("quota-bus".into()),
+        "SENDER_EMAIL" => Some("quota@example.com".into()),
+        _ => Some("https://app.example.com".into()),
+    })
+    .expect("a valid configuration");
+    let setup = quota_shared::deps::Setup { aws: quota_shared::clients::lambda_config(), config };
+    let reads = setup.store();
+    assert!(reads.notifier.client().is_none() && reads.events.client().is_none());
+    let all = setup.store().with_email(&setup).with_events(&setup);
+    all.store.client().list_tables().send().await.expect("DynamoDB at AWS_ENDPOINT_URL_DYNAMODB");
+    let ses = all.notifier.client().expect("an email client");
+    let identity = ses.create_email_identity().email_identity("config-check@example.com").send().await;
+    assert!(
+        identity.is_ok()
+            || identity.as_ref().unwrap_err().as_service_error().is_some_and(|e| e.is_already_exists_exception()),
+        "SES at AWS_ENDPOINT_URL_SESV2: {identity:?}"
+    );
+    let eventbridge = all.events.client().expect("an EventBridge client");
+    eventbridge.list_event_buses().send().await.expect("EventBridge at AWS_ENDPOINT_URL_EVENTBRIDGE");
+    let err = reads.notifier.send(&["a@example.com".into()], &sample_email()).await.expect_err("no client");
+    assert_eq!(err.to_string(), "email not sent: this function has no email client");
+}
+
+fn sample_email() -> quota_shared::notify::templates::Email {
+    quota_shared::notify::templates::trial_ended_email("acme", quota_shared::domain::locale::Locale::En, "https://x")
 }

@@ -36,7 +36,7 @@ async fn job_child() {
         quota_tests::DASHBOARD.into(),
     )
     .expect("valid config");
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = quota_shared::clients::local_config().await;
     let deps = quota_shared::Deps::new(&aws, &config, quota_shared::Clock::fixed(now));
     let summary = usage_job::run(&deps, now).await;
     println!("child summary: {summary:?}");

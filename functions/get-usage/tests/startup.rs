@@ -1,7 +1,7 @@
 //! A function whose configuration is missing or invalid stops at once with
 //! one log line naming the variable and the rule it breaks (what Lambda's
 //! log shows for a failed init). Every function's `main` starts the same
-//! way (`quota_shared::deps::from_env_or_exit`); this checks one binary.
+//! way (`quota_shared::deps::Setup::from_env_or_exit`); this checks one binary.
 
 use std::process::Command;
 

@@ -2,9 +2,11 @@
 
 use lambda_http::{Error, run, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     quota_shared::deps::init_tracing();
-    let deps = quota_shared::deps::from_env_or_exit().await;
+    let setup = quota_shared::deps::Setup::from_env_or_exit().await;
+    // A plan change publishes `PlanChanged`; no email.
+    let deps = setup.store().with_events(&setup);
     run(service_fn(|req| async { Ok::<_, Error>(manage_orgs::handle(&deps, req).await) })).await
 }

@@ -6,10 +6,11 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     quota_shared::deps::init_tracing();
-    let deps = quota_shared::deps::from_env_or_exit().await;
+    let setup = quota_shared::deps::Setup::from_env_or_exit().await;
+    let deps = setup.store().with_email(&setup).with_events(&setup);
     let deps = &deps;
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
         let options = usage_job::Options {

@@ -20,10 +20,11 @@ pub struct SendError {
     pub outcome_unknown: bool,
 }
 
-/// Sends email from one verified identity.
+/// Sends email from one verified identity. A function that sends no email
+/// has no client ([`Notifier::absent`]).
 #[derive(Clone, Debug)]
 pub struct Notifier {
-    client: Client,
+    client: Option<Client>,
     sender: String,
     dashboard_url: String,
     /// Local runs only: a copy of every sent email as `.html` here.
@@ -32,7 +33,17 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(client: Client, sender: &str, dashboard_url: &str) -> Self {
-        Notifier { client, sender: sender.to_string(), dashboard_url: dashboard_url.to_string(), outbox: None }
+        Notifier {
+            client: Some(client),
+            sender: sender.to_string(),
+            dashboard_url: dashboard_url.to_string(),
+            outbox: None,
+        }
+    }
+
+    /// Without a client: every send fails, saying so.
+    pub fn absent(sender: &str, dashboard_url: &str) -> Self {
+        Notifier { client: None, sender: sender.to_string(), dashboard_url: dashboard_url.to_string(), outbox: None }
     }
 
     /// Also writes each sent email to `dir` (the local server offers this).
@@ -41,8 +52,8 @@ impl Notifier {
         self
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    pub fn client(&self) -> Option<&Client> {
+        self.client.as_ref()
     }
 
     pub fn sender(&self) -> &str {
@@ -55,6 +66,9 @@ impl Notifier {
 
     /// One message, addressed to every recipient.
     pub async fn send(&self, to: &[String], email: &Email) -> Result<(), SendError> {
+        let Some(client) = &self.client else {
+            return Err(SendError { detail: "this function has no email client".into(), outcome_unknown: false });
+        };
         let utf8 = |text: &str| Content::builder().data(text).charset("UTF-8").build();
         let (subject, html, text) = match (utf8(&email.subject), utf8(&email.html), utf8(&email.text)) {
             (Ok(s), Ok(h), Ok(t)) => (s, h, t),
@@ -63,7 +77,7 @@ impl Notifier {
             }
         };
         let message = Message::builder().subject(subject).body(Body::builder().html(html).text(text).build()).build();
-        self.client
+        client
             .send_email()
             .from_email_address(&self.sender)
             .destination(Destination::builder().set_to_addresses(Some(to.to_vec())).build())

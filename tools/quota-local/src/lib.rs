@@ -87,13 +87,15 @@ pub async fn ensure_local_resources(deps: &Deps) -> anyhow::Result<()> {
             anyhow::anyhow!("creating table {:?} in DynamoDB at {}: {other}", deps.store.table(), endpoint("DYNAMODB"))
         }
     })?;
-    let identity = deps.notifier.client().create_email_identity().email_identity(deps.notifier.sender()).send().await;
+    let ses = anyhow::Context::context(deps.notifier.client(), "the local server has an email client")?;
+    let identity = ses.create_email_identity().email_identity(deps.notifier.sender()).send().await;
     match identity {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => {}
         Err(e) => return Err(sdk_failure("SES v2", "SESV2", "creating the sender identity", &e)),
     }
-    match deps.events.client().create_event_bus().name(deps.events.bus()).send().await {
+    let eventbridge = anyhow::Context::context(deps.events.client(), "the local server has an EventBridge client")?;
+    match eventbridge.create_event_bus().name(deps.events.bus()).send().await {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {}
         Err(e) => return Err(sdk_failure("EventBridge", "EVENTBRIDGE", "creating the event bus", &e)),

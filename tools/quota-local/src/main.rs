@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use quota_shared::deps::{Config, init_tracing};
+use quota_shared::deps::Config;
 use quota_shared::{Clock, Deps};
 
 const DEFAULT_SECRET: &str = "local-dev-secret";
@@ -89,6 +89,14 @@ fn config(port: u16) -> Result<Config, quota_shared::deps::ConfigError> {
     Config::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| default(name)))
 }
 
+/// JSON logs; `RUST_LOG` takes per-module directives here
+/// (`RUST_LOG=quota_shared=debug`), unlike the functions' level.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+}
+
 async fn serve(secret: String) -> anyhow::Result<()> {
     init_tracing();
     let port: u16 = match std::env::var("PORT") {
@@ -102,7 +110,7 @@ async fn serve(secret: String) -> anyhow::Result<()> {
         Err(_) => Clock::system(),
     };
     let config = config(port)?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = quota_shared::clients::local_config().await;
     let mut deps = Deps::new(&aws, &config, clock);
     if let Ok(dir) = std::env::var("EMAIL_OUTBOX_DIR") {
         deps.notifier = deps.notifier.with_outbox(dir.into());
