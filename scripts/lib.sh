@@ -11,6 +11,7 @@ CFN_LINT_VERSION="1.*"
 SCHEMATHESIS_VERSION="4.*"
 SAM_CLI_VERSION="1.*"
 CARGO_LAMBDA_VERSION="1.*"
+MATPLOTLIB_VERSION="3.*"
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -58,6 +59,15 @@ install_deploy_tools() {
   export SAM_CLI_TELEMETRY=0
 }
 
+# matplotlib, for scripts/bench-plot.
+install_plot_tools() {
+  install_tools
+  if ! "$TOOLS/venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    log "installing matplotlib (PyPI) into $TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "matplotlib==$MATPLOTLIB_VERSION"
+  fi
+}
+
 need_pkg_venv() {
   [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || die "python3 venv support is required: apt-get install -y python3-venv"
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
@@ -101,7 +111,7 @@ start_stack() {
   log "starting DynamoDB Local on 127.0.0.1:$DYNAMODB_PORT"
   # In a scratch directory: it writes a metadata file where it runs.
   mkdir -p "$logs/dynamodb-local"
-  (cd "$logs/dynamodb-local" && exec java -Xmx512m -Djava.library.path="$dir/DynamoDBLocal_lib" \
+  (cd "$logs/dynamodb-local" && exec java -Xmx"${DYNAMODB_LOCAL_HEAP:-512m}" -Djava.library.path="$dir/DynamoDBLocal_lib" \
     -jar "$dir/DynamoDBLocal.jar" -inMemory -sharedDb -port "$DYNAMODB_PORT") >"$logs/dynamodb.log" 2>&1 &
   PIDS+=($!)
   log "starting local SES v2 / EventBridge (moto) on 127.0.0.1:$MOTO_PORT"

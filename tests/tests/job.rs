@@ -454,3 +454,21 @@ async fn settled_periods_leave_the_jobs_index() {
     assert_eq!(requests.get("Query"), Some(&2), "{requests:?}");
     assert_eq!(requests.get("UpdateItem"), None, "{requests:?}");
 }
+
+#[tokio::test]
+async fn orgs_whose_snapshots_cannot_be_written_fail_and_the_next_run_writes_them() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    let orgs: Vec<String> = (0..30).map(|i| app.unique(&format!("snapless{i:02}"))).collect();
+    for org in &orgs {
+        app.org(org, json!({ "plan": "basic" })).await;
+    }
+    app.faults().dynamodb.inject(Rule::on("BatchWriteItem", Fault::InternalError));
+    let summary = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!((summary.orgs_seen, summary.failures, summary.snapshots), (30, 30, 0), "{summary:?}");
+    assert!(!summary.complete());
+
+    app.faults().dynamodb.clear();
+    let summary = usage_job::run(&app.deps, app.now()).await;
+    assert_eq!((summary.orgs_seen, summary.failures), (30, 0), "{summary:?}");
+    assert_eq!(summary.snapshots, 30 * app.deps.catalogue.resources.len());
+}

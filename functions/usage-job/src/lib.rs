@@ -12,7 +12,7 @@
 //! (`SEGMENTS` segments, the next page read while the current one is
 //! worked on), reads each org's state with one `Query`, works on
 //! `ORG_CONCURRENCY` orgs at a time per segment, and writes the snapshots
-//! 25 orgs to a request. One org's failure does not stop the others. Every
+//! 25 orgs to a request as they are done. One org's failure does not stop the others. Every
 //! step is guarded by a conditional write, so a second run, or a retried
 //! one, repeats nothing.
 //!
@@ -46,6 +46,8 @@ use serde::{Deserialize, Serialize};
 pub const SEGMENTS: i32 = 4;
 /// Orgs processed at once within one segment.
 pub const ORG_CONCURRENCY: usize = 8;
+/// Snapshot batches written at once, per segment.
+const SNAPSHOT_WRITES: usize = 2;
 /// Index entries per scan page (about one per org).
 pub const PAGE_SIZE: i32 = 400;
 /// What a scheduled invocation keeps back from Lambda's deadline: the pages
@@ -306,37 +308,41 @@ async fn scan_segment(
     }
 }
 
-/// Works on a page's orgs, `ORG_CONCURRENCY` at a time, then writes their
-/// snapshots, 25 orgs to a request.
+/// Works on a page's orgs, `ORG_CONCURRENCY` at a time, and writes their
+/// snapshots as each `SNAPSHOT_BATCH` of them is done (one request each):
+/// what is held at once is bounded by the concurrency, not the page.
 async fn process_page(deps: &Deps, orgs: Vec<OrgEntry>, now: DateTime<Utc>, summary: &Mutex<Summary>) {
-    let outcomes: Vec<(OrgId, Result<Option<OrgOutcome>, JobError>)> = futures::stream::iter(orgs)
+    futures::stream::iter(orgs)
         .map(|entry| async move { (entry.org.clone(), process_org(deps, &entry, now).await) })
         .buffer_unordered(ORG_CONCURRENCY)
-        .collect()
-        .await;
-    let mut done: Vec<(OrgId, Result<OrgOutcome, String>)> = outcomes
-        .into_iter()
-        .filter_map(|(org, outcome)| match outcome {
-            Ok(Some(o)) => Some((org, Ok(o))),
-            Ok(None) => None,
-            Err(err) => Some((org, Err(err.to_string()))),
-        })
-        .collect();
-    let snapshots: Vec<(usize, (OrgId, Vec<Counter>))> = done
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (org, o))| Some((i, (org.clone(), o.as_ref().ok()?.snapshot.clone()))))
-        .collect();
-    let writes = snapshots.chunks(SNAPSHOT_BATCH).map(|chunk| async move {
-        let orgs: Vec<(OrgId, Vec<Counter>)> = chunk.iter().map(|(_, s)| s.clone()).collect();
-        let written = deps.store.put_snapshots(&orgs, now.date_naive(), now).await;
-        (chunk.iter().map(|(i, _)| *i).collect::<Vec<_>>(), written)
-    });
-    for (indexes, written) in futures::future::join_all(writes).await {
-        if let Err(err) = written {
-            for i in indexes {
-                done[i].1 = Err(format!("snapshot not written: {err}"));
+        .filter_map(|(org, outcome)| async move {
+            match outcome {
+                Ok(Some(o)) => Some((org, Ok(o))),
+                Ok(None) => None,
+                Err(err) => Some((org, Err(err.to_string()))),
             }
+        })
+        .chunks(SNAPSHOT_BATCH)
+        .for_each_concurrent(SNAPSHOT_WRITES, |done| record_batch(deps, done, now, summary))
+        .await;
+}
+
+/// Writes the snapshots of a batch of orgs done (one request) and adds
+/// their outcomes to the summary; an org whose snapshot was not written
+/// counts as failed.
+async fn record_batch(
+    deps: &Deps,
+    mut done: Vec<(OrgId, Result<OrgOutcome, String>)>,
+    now: DateTime<Utc>,
+    summary: &Mutex<Summary>,
+) {
+    let snapshots: Vec<(OrgId, Vec<Counter>)> =
+        done.iter().filter_map(|(org, o)| Some((org.clone(), o.as_ref().ok()?.snapshot.clone()))).collect();
+    if !snapshots.is_empty()
+        && let Err(err) = deps.store.put_snapshots(&snapshots, now.date_naive(), now).await
+    {
+        for (_, outcome) in done.iter_mut().filter(|(_, o)| o.is_ok()) {
+            *outcome = Err(format!("snapshot not written: {err}"));
         }
     }
     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());

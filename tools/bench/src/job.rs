@@ -1,7 +1,8 @@
-//! The daily job against stored history: 1 000 orgs with 400 days of it and
-//! 10 000 orgs with 30 days (times `SCALE`). The benchmark writes the
-//! history itself: per org and day a snapshot, per resource and month a
-//! settled closed period, and audit entries and idempotency records.
+//! The daily job against stored history: 1 000 orgs with 30 and with 400
+//! days of it, and 10 000 orgs with 30 days (orgs times `SCALE`). The
+//! benchmark writes the history itself: per org and day a snapshot, per
+//! resource and month a settled closed period, and audit entries and
+//! idempotency records.
 //!
 //! Beside the job, in the same run: the bare floor, a parallel `Scan` (the
 //! job's segments) of just the items the job needs (profiles and counters,
@@ -15,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use futures::StreamExt;
 use quota_local::metrics::{RequestLog, counted_client};
 use quota_shared::deps::Config;
@@ -176,6 +177,74 @@ async fn bare_scan(client: &Client, table: &str, index: Option<&str>) -> anyhow:
     Ok((total.0, total.1, start.elapsed().as_secs_f64()))
 }
 
+/// The job's own pattern, bare: one consistent `Query` of each org's state
+/// (the job's concurrency in flight), and one small item written per org,
+/// 25 to a `BatchWriteItem`: (requests, seconds).
+async fn bare_job_pattern(client: &Client, table: &str, orgs: &[String]) -> anyhow::Result<(usize, f64)> {
+    let start = Instant::now();
+    let in_flight = usage_job::SEGMENTS as usize * usage_job::ORG_CONCURRENCY;
+    let read: Vec<anyhow::Result<()>> = futures::stream::iter(orgs)
+        .map(|org| async move {
+            client
+                .query()
+                .table_name(table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :state)")
+                .expression_attribute_values(":pk", s(format!("ORG#{org}")))
+                .expression_attribute_values(":state", s("STATE#"))
+                .send()
+                .await?;
+            Ok(())
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    read.into_iter().collect::<anyhow::Result<()>>()?;
+    let marks: Vec<Item> = orgs
+        .iter()
+        .map(|org| HashMap::from([("pk".into(), s(format!("ORG#{org}"))), ("sk".into(), s("BENCH#MARK"))]))
+        .collect();
+    write_all(client, table, marks).await?;
+    Ok((orgs.len() + orgs.len().div_ceil(25), start.elapsed().as_secs_f64()))
+}
+
+/// The same state read as consistent `BatchGetItem`s of 100 keys (profile
+/// and every resource's counter of each org), four in flight: (requests,
+/// seconds).
+async fn bare_batch_get(
+    client: &Client,
+    table: &str,
+    orgs: &[String],
+    resources: &[String],
+) -> anyhow::Result<(usize, f64)> {
+    let start = Instant::now();
+    let keys: Vec<Item> = orgs
+        .iter()
+        .flat_map(|org| {
+            let sks = std::iter::once("STATE#PROFILE".to_string())
+                .chain(resources.iter().map(|r| format!("STATE#USAGE#{r}")));
+            sks.map(move |sk| HashMap::from([("pk".into(), s(format!("ORG#{org}"))), ("sk".into(), s(sk))]))
+        })
+        .collect();
+    let chunks: Vec<Vec<Item>> = keys.chunks(100).map(<[Item]>::to_vec).collect();
+    let results: Vec<anyhow::Result<usize>> = futures::stream::iter(chunks)
+        .map(|mut keys| async move {
+            let mut requests = 0;
+            while !keys.is_empty() {
+                let wanted = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build()?;
+                let out = client.batch_get_item().request_items(table, wanted).send().await?;
+                requests += 1;
+                keys = out.unprocessed_keys.and_then(|mut u| u.remove(table)).map(|k| k.keys).unwrap_or_default();
+            }
+            Ok(requests)
+        })
+        .buffer_unordered(usage_job::SEGMENTS as usize)
+        .collect()
+        .await;
+    let requests = results.into_iter().sum::<anyhow::Result<usize>>()?;
+    Ok((requests, start.elapsed().as_secs_f64()))
+}
+
 /// What `bench job-child` reports.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct ChildReport {
@@ -284,6 +353,13 @@ async fn scenario(orgs: usize, days: i64) -> anyhow::Result<serde_json::Value> {
     println!(
         "  parallel Scan of the whole table:       {all_seconds:>6.2} s ({all_items} items, {all_requests} requests)"
     );
+    let (pattern_requests, pattern_seconds) = bare_job_pattern(client, &needed, &names).await?;
+    println!(
+        "  bare Query per org + 1 write per org:   {pattern_seconds:>6.2} s ({pattern_requests} requests); job / this = {:.2}x",
+        report.seconds / pattern_seconds
+    );
+    let (get_requests, get_seconds) = bare_batch_get(client, &needed, &names, &resources).await?;
+    println!("  bare consistent BatchGetItem, 100 keys: {get_seconds:>6.2} s ({get_requests} requests)");
     client.delete_table().table_name(&needed).send().await?;
     client.delete_table().table_name(&bench.table).send().await?;
     Ok(json!({
@@ -292,6 +368,8 @@ async fn scenario(orgs: usize, days: i64) -> anyhow::Result<serde_json::Value> {
                  "peak_rss_mb": report.peak_rss_kib as f64 / 1024.0 },
         "bare_needed_scan": { "seconds": needed_seconds, "items": needed_items, "requests": needed_requests },
         "whole_table_scan": { "seconds": all_seconds, "items": all_items, "requests": all_requests },
+        "bare_job_pattern": { "seconds": pattern_seconds, "requests": pattern_requests },
+        "bare_batch_get": { "seconds": get_seconds, "requests": get_requests },
         "ratio": report.seconds / needed_seconds,
     }))
 }
@@ -299,7 +377,9 @@ async fn scenario(orgs: usize, days: i64) -> anyhow::Result<serde_json::Value> {
 pub async fn run(scale: f64) -> anyhow::Result<()> {
     println!("Daily job against stored history (scale {scale}):");
     let mut results = Vec::new();
-    for (orgs, days) in [(1000, 400), (10_000, 30)] {
+    // History grows from the first to the second, orgs from the first to
+    // the third: what the job costs per org should follow neither.
+    for (orgs, days) in [(1000, 30), (1000, 400), (10_000, 30)] {
         let orgs = ((orgs as f64 * scale).round() as usize).max(1);
         results.push(scenario(orgs, days).await?);
     }
