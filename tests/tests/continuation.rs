@@ -20,7 +20,7 @@ async fn orgs(app: &TestApp) -> Vec<String> {
 
 /// A budget already spent: each part works one page per segment.
 fn spent(page_size: i32) -> usage_job::Options {
-    usage_job::Options { deadline: Some(Instant::now()), page_size }
+    usage_job::Options { deadline: Some(Instant::now()), cutoff: None, page_size }
 }
 
 fn continued(app: &TestApp) -> Vec<Value> {
@@ -101,7 +101,7 @@ async fn a_part_delivered_twice_is_worked_twice_but_handed_over_once() {
     assert_eq!((a.run.part, b.run.part), (2, 2));
     assert_eq!(continued(&app).len(), 2, "part 3 announced once: {:?}", continued(&app));
     // Then the rest, unbounded: every org seen, none failed.
-    let rest = usage_job::resume(&app.deps, &first.run.id, usage_job::Options::default()).await.unwrap().unwrap();
+    let rest = usage_job::resume(&app.deps, &first.run.id, None, usage_job::Options::default()).await.unwrap().unwrap();
     assert!(rest.complete() && !rest.run.continued, "{rest:?}");
     assert_eq!(first.orgs_seen + a.orgs_seen + rest.orgs_seen, ORGS, "{first:?} {a:?} {rest:?}");
     assert_eq!(a.orgs_seen, b.orgs_seen, "the duplicate did the same part");
@@ -138,4 +138,105 @@ fn org_id(app: &TestApp, i: usize) -> quota_shared::domain::org::OrgId {
 
 fn today(app: &TestApp) -> chrono::NaiveDate {
     app.now().date_naive()
+}
+
+/// The scheduled event, as Lambda delivers it (and delivers it again when
+/// the invocation fails).
+fn scheduled() -> Value {
+    serde_json::from_str(include_str!("../../events/scheduled-daily.json")).unwrap()
+}
+
+/// Every org of [`orgs`] without today's snapshot.
+async fn unsnapped(app: &TestApp) -> Vec<usize> {
+    let mut missing = Vec::new();
+    for i in 0..ORGS {
+        let found = app.deps.store.history(&org_id(app, i), "conversations", today(app), today(app)).await.unwrap();
+        if found.is_empty() {
+            missing.push(i);
+        }
+    }
+    missing
+}
+
+/// Review defect: Lambda's retry of a scheduled invocation that had handed
+/// over (and then failed, or timed out) started a second run beside the
+/// first one's parts.
+#[tokio::test]
+async fn a_retried_scheduled_event_leaves_the_run_to_its_announced_parts() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    orgs(&app).await;
+    let first = usage_job::handle_event(&app.deps, scheduled(), spent(5)).await.expect("part 1");
+    let first: usage_job::Summary = serde_json::from_value(first).unwrap();
+    assert!(first.run.continued, "{first:?}");
+    assert_eq!(first.run.id, "20261126-53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "named after the event");
+    let again = usage_job::handle_event(&app.deps, scheduled(), spent(5)).await.expect("a no-op");
+    assert_eq!(again, json!({ "resumed": false, "run": first.run.id }));
+    assert_eq!(continued(&app).len(), 1, "no second chain of parts");
+}
+
+/// Review defect: a part whose scan segments failed dropped them, marked
+/// the run finished, and the retry found nothing to do: the orgs behind
+/// them went without the day's work.
+#[tokio::test]
+async fn a_part_whose_segments_fail_is_done_again_by_its_retry() {
+    use quota_tests::{Fault, Rule};
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    orgs(&app).await;
+    let first = usage_job::run_with(&app.deps, app.now(), spent(5)).await;
+    let part2 = continued(&app)[0].clone();
+    app.faults().dynamodb.inject(Rule::on("Scan", Fault::InternalError));
+    let failed = usage_job::handle_event(&app.deps, delivery(&part2), spent(5)).await.expect_err("incomplete");
+    assert_eq!((failed.0.segments_failed, failed.0.orgs_seen), (usage_job::SEGMENTS as usize, 0), "{:?}", failed.0);
+    app.faults().dynamodb.clear();
+
+    let retried = usage_job::handle_event(&app.deps, delivery(&part2), Default::default()).await.expect("complete");
+    let retried: usage_job::Summary = serde_json::from_value(retried).unwrap();
+    assert_eq!((retried.run.part, retried.run.continued), (2, false), "{retried:?}");
+    assert_eq!(first.orgs_seen + retried.orgs_seen, ORGS);
+    assert_eq!(unsnapped(&app).await, Vec::<usize>::new());
+}
+
+/// Review defect: the budget was checked only between pages, so one slow
+/// page could run into Lambda's timeout. Past the cutoff no org is started;
+/// the segment goes on after the last one that was, each org once.
+#[tokio::test]
+async fn a_slow_page_is_cut_short_and_the_rest_handed_over() {
+    use quota_tests::{Fault, Rule};
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    orgs(&app).await;
+    app.faults().dynamodb.inject(Rule::on("Query", Fault::Delay(std::time::Duration::from_millis(150))));
+    let options = usage_job::Options {
+        deadline: None,
+        cutoff: Some(Instant::now() + std::time::Duration::from_millis(400)),
+        page_size: 400,
+    };
+    let first = usage_job::run_with(&app.deps, app.now(), options).await;
+    assert!(first.run.continued && first.complete(), "{first:?}");
+    assert!(first.orgs_seen > 0 && first.orgs_seen < ORGS, "{first:?}");
+    app.faults().dynamodb.clear();
+
+    let rest = usage_job::handle_event(&app.deps, delivery(&continued(&app)[0]), Default::default()).await.unwrap();
+    let rest: usage_job::Summary = serde_json::from_value(rest).unwrap();
+    assert!(!rest.run.continued, "{rest:?}");
+    assert_eq!(first.orgs_seen + rest.orgs_seen, ORGS, "each org once");
+    assert_eq!(unsnapped(&app).await, Vec::<usize>::new());
+}
+
+/// Review defect: an event that looked like a hand-over but named no run
+/// (any function allowed to put events on the bus could send one) started
+/// a whole run. Only the schedule's event starts one.
+#[tokio::test]
+async fn only_the_schedules_event_starts_a_run() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    orgs(&app).await;
+    let mut hand_over = scheduled();
+    hand_over["source"] = json!("quota-service.job");
+    hand_over["detail-type"] = json!("DailyJobContinued");
+    let mut other = scheduled();
+    other["source"] = json!("quota-service");
+    for event in [hand_over, other] {
+        let reply = usage_job::handle_event(&app.deps, event, Default::default()).await.expect("ignored");
+        assert_eq!(reply, json!({ "ignored": true }));
+    }
+    assert_eq!(unsnapped(&app).await.len(), ORGS, "no org was visited");
 }

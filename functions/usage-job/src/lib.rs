@@ -50,10 +50,16 @@ pub const ORG_CONCURRENCY: usize = 8;
 const SNAPSHOT_WRITES: usize = 2;
 /// Index entries per scan page (about one per org).
 pub const PAGE_SIZE: i32 = 400;
+/// Index entries per scan page for a run started over HTTP: a page is
+/// finished (or cut short) well within [`HTTP_BUDGET`].
+const HTTP_PAGE_SIZE: i32 = 100;
 /// What a scheduled invocation keeps back from Lambda's deadline: the pages
 /// in hand when the budget runs out still finish, and the hand-over is
 /// written.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(120);
+/// No org is started closer than this to Lambda's deadline: one org's work
+/// (a notice's budget, a few store calls) ends well inside it.
+pub const CUTOFF_MARGIN: Duration = Duration::from_secs(30);
 /// The budget of a run started over HTTP (API Gateway answers 503 itself
 /// after 30 s); what is left goes on in other invocations.
 pub const HTTP_BUDGET: Duration = Duration::from_secs(20);
@@ -67,13 +73,42 @@ const NOTICE_BUDGET: Duration = Duration::from_secs(10);
 pub struct Options {
     /// No new page is started after this; `None` for no bound.
     pub deadline: Option<Instant>,
+    /// No new org is started after this, even within a page (a page slower
+    /// than the margin before Lambda's timeout is cut short, and the rest
+    /// of it handed over); `None` for no bound.
+    pub cutoff: Option<Instant>,
     /// Index entries per scan page.
     pub page_size: i32,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { deadline: None, page_size: PAGE_SIZE }
+        Options { deadline: None, cutoff: None, page_size: PAGE_SIZE }
+    }
+}
+
+impl Options {
+    /// An invocation whose Lambda deadline is `deadline_ms` (epoch
+    /// milliseconds): no new page [`DEADLINE_MARGIN`] before it, no new org
+    /// [`CUTOFF_MARGIN`] before it.
+    pub fn for_lambda(deadline_ms: u64) -> Options {
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
+        let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        Options {
+            deadline: Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN)),
+            cutoff: Some(Instant::now() + left.saturating_sub(CUTOFF_MARGIN)),
+            page_size: PAGE_SIZE,
+        }
+    }
+
+    /// A run started over HTTP: answered within [`HTTP_BUDGET`] and a few
+    /// seconds, well inside API Gateway's 30 s.
+    pub fn for_http() -> Options {
+        Options {
+            deadline: Some(Instant::now() + HTTP_BUDGET),
+            cutoff: Some(Instant::now() + HTTP_BUDGET + Duration::from_secs(4)),
+            page_size: HTTP_PAGE_SIZE,
+        }
     }
 }
 
@@ -180,25 +215,57 @@ pub async fn run(deps: &Deps, now: DateTime<Utc>) -> Summary {
 /// Starts a run: every segment from its start.
 pub async fn run_with(deps: &Deps, now: DateTime<Utc>, options: Options) -> Summary {
     let id = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand_u32());
-    let cursors = (0..SEGMENTS).map(|segment| (segment, ScanCursor::default())).collect();
-    let run = JobRun { id, part: 1, now, cursors, done: false };
-    run_part(deps, run, options).await
+    run_part(deps, first_part(id, now), options).await
 }
 
-/// Resumes run `id` from where its record says it stands. `None` when there
-/// is nothing to resume: the run finished, or its record is gone.
-pub async fn resume(deps: &Deps, id: &str, options: Options) -> Result<Option<Summary>, StoreError> {
+fn first_part(id: String, now: DateTime<Utc>) -> JobRun {
+    let cursors = (0..SEGMENTS).map(|segment| (segment, ScanCursor::default())).collect();
+    JobRun { id, part: 1, now, cursors, announced: false, done: false }
+}
+
+/// Starts run `id`, the one a scheduled event names (its day and the
+/// event's id): Lambda's retry of that event is the same run, so it does
+/// not start a second one beside the parts the first attempt handed over.
+pub async fn run_scheduled(
+    deps: &Deps,
+    id: &str,
+    now: DateTime<Utc>,
+    options: Options,
+) -> Result<Option<Summary>, StoreError> {
     match deps.store.job_run(id).await? {
-        Some(run) if !run.done => Ok(Some(run_part(deps, run, options).await)),
-        Some(_) => {
-            tracing::info!(run = id, "daily job run already finished: nothing to resume");
-            Ok(None)
+        None => Ok(Some(run_part(deps, first_part(id.to_string(), now), options).await)),
+        Some(run) => Ok(take_over(deps, run, 1, options).await),
+    }
+}
+
+/// Resumes run `id` at part `part` (an announced part's event), or, with
+/// `None`, wherever its record says it stands. `None` when there is nothing
+/// for this invocation to do: the run finished, its record is gone, or
+/// another invocation has that part.
+pub async fn resume(deps: &Deps, id: &str, part: Option<u32>, options: Options) -> Result<Option<Summary>, StoreError> {
+    match deps.store.job_run(id).await? {
+        Some(run) => {
+            let part = part.unwrap_or(run.part);
+            Ok(take_over(deps, run, part, options).await)
         }
         None => {
             tracing::warn!(run = id, "daily job run not found: nothing to resume");
             Ok(None)
         }
     }
+}
+
+/// An invocation of part `part` of a recorded run: it does that part if
+/// the record is still at it (a retry of a part that handed over nothing),
+/// or the next one if it was recorded but never announced (the hand-over
+/// failed half way); otherwise another invocation has the work.
+async fn take_over(deps: &Deps, run: JobRun, part: u32, options: Options) -> Option<Summary> {
+    let ours = !run.done && (run.part == part || (run.part == part + 1 && !run.announced));
+    if !ours {
+        tracing::info!(run = run.id, part, at = run.part, done = run.done, "daily job: nothing to do for this part");
+        return None;
+    }
+    Some(run_part(deps, run, options).await)
 }
 
 fn rand_u32() -> u32 {
@@ -215,32 +282,36 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
         (*segment, scan_segment(deps, *segment, cursor.clone(), run.now, options, &summary).await)
     });
     let mut left = BTreeMap::new();
-    let mut failed = 0;
+    let mut failed = BTreeMap::new();
     for (segment, outcome) in futures::future::join_all(segments).await {
         match outcome {
             Ok(Some(cursor)) => {
                 left.insert(segment, cursor);
             }
             Ok(None) => {}
-            Err(err) => {
-                failed += 1;
+            Err((cursor, err)) => {
                 tracing::error!(segment, error = %err, "daily job: a scan segment failed");
+                failed.insert(segment, cursor);
             }
         }
     }
     let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
-    summary.segments_failed = failed;
+    summary.segments_failed = failed.len();
     summary.run = RunPart { id: run.id.clone(), part: run.part, resumed: run.part > 1, ..Default::default() };
-    if left.is_empty() {
+    if left.is_empty() && failed.is_empty() {
         if run.part > 1
             && let Err(err) = deps.store.finish_run(&run.id, run.part).await
         {
             tracing::warn!(run = run.id, error = %err, "daily job: the finished run could not be marked");
         }
-    } else {
+    } else if !left.is_empty() {
+        // The next part also takes up a failed segment where it stopped.
+        left.extend(failed);
         summary.run.continued = true;
         summary.run.hand_over_failed = !hand_over(deps, &run, left).await;
     }
+    // Failed segments and nothing else left: the run stays at this part,
+    // and Lambda's retry of this invocation does it again.
     if summary.complete() {
         tracing::info!(?summary, "daily job done");
     } else {
@@ -251,9 +322,10 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
 
 /// Records where the unfinished segments stand and announces the next part.
 /// `false` when that failed: this invocation's retry then does the next
-/// part itself (it reads the record first).
+/// part itself (the record says it was not announced).
 async fn hand_over(deps: &Deps, run: &JobRun, left: BTreeMap<i32, ScanCursor>) -> bool {
-    let next = JobRun { id: run.id.clone(), part: run.part + 1, now: run.now, cursors: left, done: false };
+    let next =
+        JobRun { id: run.id.clone(), part: run.part + 1, now: run.now, cursors: left, announced: false, done: false };
     match deps.store.hand_over(&next, deps.clock.now()).await {
         Ok(true) => {}
         Ok(false) => {
@@ -268,6 +340,11 @@ async fn hand_over(deps: &Deps, run: &JobRun, left: BTreeMap<i32, ScanCursor>) -
     match deps.events.publish(&DailyJobContinued { run_id: next.id.clone(), part: next.part }).await {
         Ok(()) => {
             tracing::info!(run = run.id, part = next.part, "daily job: handed over to the next part");
+            if let Err(err) = deps.store.mark_announced(&next.id, next.part).await {
+                // A retry of this part would then do the next one too:
+                // twice the work, every step of it guarded.
+                tracing::warn!(run = run.id, error = %err, "daily job: the announcement could not be recorded");
+            }
             true
         }
         Err(err) => {
@@ -279,7 +356,9 @@ async fn hand_over(deps: &Deps, run: &JobRun, left: BTreeMap<i32, ScanCursor>) -
 
 /// Works through one segment from `cursor`, reading each next page while
 /// the current one is worked on. `Ok(Some(cursor))` when the budget ran out
-/// first: where the segment stands.
+/// first: where the segment stands (after the last org done, when a page
+/// was cut short). `Err` carries where the segment stood when a page could
+/// not be read.
 async fn scan_segment(
     deps: &Deps,
     segment: i32,
@@ -287,10 +366,10 @@ async fn scan_segment(
     now: DateTime<Utc>,
     options: Options,
     summary: &Mutex<Summary>,
-) -> Result<Option<ScanCursor>, StoreError> {
+) -> Result<Option<ScanCursor>, (ScanCursor, StoreError)> {
     let scan = |cursor: ScanCursor| deps.store.scan_orgs(segment, SEGMENTS, cursor, options.page_size);
     let over = || options.deadline.is_some_and(|d| Instant::now() >= d);
-    let mut page = scan(cursor).await?;
+    let mut page = scan(cursor.clone()).await.map_err(|e| (cursor, e))?;
     loop {
         let next = page.next.take();
         let prefetch = async {
@@ -299,10 +378,13 @@ async fn scan_segment(
                 _ => None,
             }
         };
-        let ((), fetched) = tokio::join!(process_page(deps, page.orgs, now, summary), prefetch);
+        let (cut, fetched) = tokio::join!(process_page(deps, page.orgs, now, options.cutoff, summary), prefetch);
+        if let Some(rest) = cut {
+            return Ok(Some(rest));
+        }
         match (next, fetched) {
             (None, _) => return Ok(None),
-            (Some(_), Some(fetched)) if !over() => page = fetched?,
+            (Some(next), Some(fetched)) if !over() => page = fetched.map_err(|e| (next, e))?,
             (Some(next), _) => return Ok(Some(next)),
         }
     }
@@ -310,9 +392,28 @@ async fn scan_segment(
 
 /// Works on a page's orgs, `ORG_CONCURRENCY` at a time, and writes their
 /// snapshots as each `SNAPSHOT_BATCH` of them is done (one request each):
-/// what is held at once is bounded by the concurrency, not the page.
-async fn process_page(deps: &Deps, orgs: Vec<OrgEntry>, now: DateTime<Utc>, summary: &Mutex<Summary>) {
+/// what is held at once is bounded by the concurrency, not the page. Starts
+/// no org after `cutoff` (but always the first); when it stopped early,
+/// where the segment goes on: after the last org it started, all of which
+/// it finished.
+async fn process_page(
+    deps: &Deps,
+    orgs: Vec<OrgEntry>,
+    now: DateTime<Utc>,
+    cutoff: Option<Instant>,
+    summary: &Mutex<Summary>,
+) -> Option<ScanCursor> {
+    let total = orgs.len();
+    // Written by the stream as it takes orgs, read when it is done (the
+    // future must be `Send`, hence the lock).
+    let taken: Mutex<(usize, Option<ScanCursor>)> = Mutex::new((0, None));
+    let count = || taken.lock().unwrap_or_else(|e| e.into_inner()).0;
     futures::stream::iter(orgs)
+        .take_while(|_| std::future::ready(count() == 0 || cutoff.is_none_or(|c| Instant::now() < c)))
+        .inspect(|entry| {
+            let mut t = taken.lock().unwrap_or_else(|e| e.into_inner());
+            *t = (t.0 + 1, Some(entry.after()));
+        })
         .map(|entry| async move { (entry.org.clone(), process_org(deps, &entry, now).await) })
         .buffer_unordered(ORG_CONCURRENCY)
         .filter_map(|(org, outcome)| async move {
@@ -325,6 +426,8 @@ async fn process_page(deps: &Deps, orgs: Vec<OrgEntry>, now: DateTime<Utc>, summ
         .chunks(SNAPSHOT_BATCH)
         .for_each_concurrent(SNAPSHOT_WRITES, |done| record_batch(deps, done, now, summary))
         .await;
+    let (started, last) = taken.into_inner().unwrap_or_else(|e| e.into_inner());
+    if started < total { last } else { None }
 }
 
 /// Writes the snapshots of a batch of orgs done (one request) and adds
@@ -546,7 +649,7 @@ async fn emit_closed(
 /// [`HTTP_BUDGET`], and answers its summary: 200 when the run finished,
 /// 202 when it goes on in other invocations (`run.continued`).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let options = Options { deadline: Some(Instant::now() + HTTP_BUDGET), ..Options::default() };
+    let options = Options::for_http();
     let result = match Call::prepare(&req, Function::UsageJob) {
         // Failed orgs are part of the report; a failed scan segment means
         // orgs went unseen, which the admin hears as 503 (the log has the rest).
@@ -582,38 +685,53 @@ pub async fn handle_event(
         };
         return Ok(gateway_response(response));
     }
-    let summary = match continued_run(&event) {
-        Some(id) => match resume(deps, id, options).await {
-            Ok(Some(summary)) => summary,
-            Ok(None) => return Ok(serde_json::json!({ "resumed": false, "run": id })),
-            Err(err) => {
-                tracing::error!(run = id, error = %err, "daily job: the run to resume could not be read");
-                let summary = Summary {
-                    segments_failed: SEGMENTS as usize,
-                    run: RunPart { id: id.to_string(), ..Default::default() },
-                    ..Default::default()
-                };
-                return Err(Incomplete(summary));
-            }
-        },
-        None => run_with(deps, deps.clock.now(), options).await,
+    let (found, run) = match JobEvent::of(&event) {
+        Some(JobEvent::Scheduled { run }) => (run_scheduled(deps, &run, deps.clock.now(), options).await, run),
+        Some(JobEvent::Continued { run, part }) => (resume(deps, &run, Some(part), options).await, run),
+        None => {
+            tracing::warn!(source = %event["source"], kind = %event["detail-type"], "daily job: not an event it runs on");
+            return Ok(serde_json::json!({ "ignored": true }));
+        }
+    };
+    let summary = match found {
+        Ok(Some(summary)) => summary,
+        Ok(None) => return Ok(serde_json::json!({ "resumed": false, "run": run })),
+        Err(err) => {
+            tracing::error!(run, error = %err, "daily job: the run's record could not be read");
+            let summary = Summary {
+                segments_failed: SEGMENTS as usize,
+                run: RunPart { id: run, ..Default::default() },
+                ..Default::default()
+            };
+            return Err(Incomplete(summary));
+        }
     };
     if summary.complete() { Ok(serde_json::to_value(summary).unwrap_or_default()) } else { Err(Incomplete(summary)) }
 }
 
-/// When an invocation whose Lambda deadline is `deadline_ms` (epoch
-/// milliseconds) stops taking new pages: [`DEADLINE_MARGIN`] before it.
-pub fn budget_until(deadline_ms: u64) -> Instant {
-    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+/// The events the job runs on besides its HTTP route: the schedule's, which
+/// starts a run named after the event, and `DailyJobContinued`, which
+/// resumes one. Any other event starts nothing.
+enum JobEvent {
+    Scheduled { run: String },
+    Continued { run: String, part: u32 },
 }
 
-/// The run a `DailyJobContinued` event resumes.
-fn continued_run(event: &serde_json::Value) -> Option<&str> {
-    let kind = quota_shared::bus::EventKind::DailyJobContinued;
-    let ours = event["source"] == kind.source() && event["detail-type"] == kind.detail_type();
-    ours.then(|| event["detail"]["runId"].as_str()).flatten()
+impl JobEvent {
+    fn of(event: &serde_json::Value) -> Option<JobEvent> {
+        let kind = quota_shared::bus::EventKind::DailyJobContinued;
+        if event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event" {
+            let id = event["id"].as_str().filter(|id| !id.is_empty() && id.len() <= 64)?;
+            let day = event["time"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok())?;
+            return Some(JobEvent::Scheduled { run: format!("{}-{id}", day.format("%Y%m%d")) });
+        }
+        if event["source"] == kind.source() && event["detail-type"] == kind.detail_type() {
+            let run = event["detail"]["runId"].as_str()?.to_string();
+            let part = event["detail"]["part"].as_u64().and_then(|p| u32::try_from(p).ok())?;
+            return Some(JobEvent::Continued { run, part });
+        }
+        None
+    }
 }
 
 /// An API Gateway HTTP API (payload 2.0) response.

@@ -29,9 +29,16 @@ pub struct OrgEntry {
     pub org: OrgId,
     /// Sort keys of the closed-period records the index still lists.
     closed: Vec<String>,
+    /// The org's last index entry: where its segment goes on after it.
+    last: Item,
 }
 
 impl OrgEntry {
+    /// Where the scan goes on after this org (its entries are contiguous).
+    pub fn after(&self) -> ScanCursor {
+        ScanCursor { next: Some(self.last.clone()), carry: Vec::new() }
+    }
+
     /// Whether the index lists closed periods of this org (work may be left
     /// on them, or they are settled and not yet taken out of the index).
     pub fn lists_closed(&self) -> bool {
@@ -57,13 +64,15 @@ pub struct ScanPage {
 
 /// A run of the daily job that goes on in another invocation: the `now` it
 /// started with, the part that comes next, where each unfinished segment
-/// stands, and whether it has finished.
+/// stands, whether that part was announced (its `DailyJobContinued` is out)
+/// and whether the run has finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRun {
     pub id: String,
     pub part: u32,
     pub now: DateTime<Utc>,
     pub cursors: BTreeMap<i32, ScanCursor>,
+    pub announced: bool,
     pub done: bool,
 }
 
@@ -80,7 +89,8 @@ fn org_entry(entries: &[Item]) -> Option<OrgEntry> {
             _ => {}
         }
     }
-    profile.then_some(OrgEntry { org, closed })
+    let last = entries.last()?.clone();
+    profile.then_some(OrgEntry { org, closed, last })
 }
 
 fn cursor_to_value(cursor: &ScanCursor) -> AttributeValue {
@@ -204,6 +214,7 @@ impl Store {
             part: get_n(&item, "part").and_then(|p| u32::try_from(p).ok()).ok_or_else(malformed)?,
             now: get_s(&item, "now").and_then(|t| t.parse().ok()).ok_or_else(malformed)?,
             cursors,
+            announced: item.contains_key("announced"),
             done: item.contains_key("done"),
         }))
     }
@@ -228,6 +239,23 @@ impl Store {
                 .expression_attribute_values(":before", n(i64::from(run.part - 1)))
         };
         applied(put.send().await)
+    }
+
+    /// Records that part `part` of run `id` was announced: a retry of the
+    /// part before then leaves it to the invocation the announcement starts.
+    pub async fn mark_announced(&self, id: &str, part: u32) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(id)))
+            .update_expression("SET announced = :one")
+            .condition_expression("part = :part")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":part", n(i64::from(part)))
+            .send()
+            .await;
+        applied(result)
     }
 
     /// Marks a continued run finished by its part `part`; `false` when

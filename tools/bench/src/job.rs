@@ -7,8 +7,11 @@
 //! Beside the job, in the same run: the bare floor, a parallel `Scan` (the
 //! job's segments) of just the items the job needs (profiles and counters,
 //! copied to a table of their own), and, for scale, the same scan of the
-//! whole table (what a job that scans the table reads). The job runs in a
-//! child process (`bench job-child`), so its peak memory is its own.
+//! whole table (what a job that scans the table reads). Then the job's own
+//! access pattern done bare (a consistent `Query` per org and one write per
+//! org), on the copy and on the job's table, and the same state read with
+//! `BatchGetItem`. The job runs in a child process (`bench job-child`), so
+//! its peak memory is its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -358,6 +361,13 @@ async fn scenario(orgs: usize, days: i64) -> anyhow::Result<serde_json::Value> {
         "  bare Query per org + 1 write per org:   {pattern_seconds:>6.2} s ({pattern_requests} requests); job / this = {:.2}x",
         report.seconds / pattern_seconds
     );
+    // The same on the job's own table: DynamoDB Local's requests slow down
+    // as its table grows (real DynamoDB's do not), which the copy hides.
+    let (_, on_table_seconds) = bare_job_pattern(client, &bench.table, &names).await?;
+    println!(
+        "    the same on the job's table:          {on_table_seconds:>6.2} s; job / this = {:.2}x",
+        report.seconds / on_table_seconds
+    );
     let (get_requests, get_seconds) = bare_batch_get(client, &needed, &names, &resources).await?;
     println!("  bare consistent BatchGetItem, 100 keys: {get_seconds:>6.2} s ({get_requests} requests)");
     client.delete_table().table_name(&needed).send().await?;
@@ -369,6 +379,7 @@ async fn scenario(orgs: usize, days: i64) -> anyhow::Result<serde_json::Value> {
         "bare_needed_scan": { "seconds": needed_seconds, "items": needed_items, "requests": needed_requests },
         "whole_table_scan": { "seconds": all_seconds, "items": all_items, "requests": all_requests },
         "bare_job_pattern": { "seconds": pattern_seconds, "requests": pattern_requests },
+        "bare_job_pattern_on_its_table": { "seconds": on_table_seconds },
         "bare_batch_get": { "seconds": get_seconds, "requests": get_requests },
         "ratio": report.seconds / needed_seconds,
     }))

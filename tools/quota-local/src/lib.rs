@@ -63,12 +63,10 @@ fn continue_job(deps: &Deps, response: &Response<Body>) {
     let Some(id) = summary.map(|s| s.run.id) else { return };
     let deps = deps.clone();
     tokio::spawn(async move {
-        let options = || usage_job::Options {
-            deadline: Some(std::time::Instant::now() + usage_job::HTTP_BUDGET),
-            ..Default::default()
-        };
-        while let Ok(Some(part)) = usage_job::resume(&deps, &id, options()).await {
-            if !part.run.continued {
+        while let Ok(Some(part)) = usage_job::resume(&deps, &id, None, usage_job::Options::for_http()).await {
+            // A hand-over that could not be recorded would be tried again
+            // here at once, forever: Lambda's retries are bounded, so this is.
+            if !part.run.continued || part.run.hand_over_failed {
                 break;
             }
         }
