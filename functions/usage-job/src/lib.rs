@@ -94,9 +94,10 @@ impl Options {
     pub fn for_lambda(deadline_ms: u64) -> Options {
         let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
         let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        let now = Instant::now();
         Options {
-            deadline: Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN)),
-            cutoff: Some(Instant::now() + left.saturating_sub(CUTOFF_MARGIN)),
+            deadline: Some(now + left.saturating_sub(DEADLINE_MARGIN)),
+            cutoff: Some(now + left.saturating_sub(CUTOFF_MARGIN)),
             page_size: PAGE_SIZE,
         }
     }
@@ -104,9 +105,10 @@ impl Options {
     /// A run started over HTTP: answered within [`HTTP_BUDGET`] and a few
     /// seconds, well inside API Gateway's 30 s.
     pub fn for_http() -> Options {
+        let now = Instant::now();
         Options {
-            deadline: Some(Instant::now() + HTTP_BUDGET),
-            cutoff: Some(Instant::now() + HTTP_BUDGET + Duration::from_secs(4)),
+            deadline: Some(now + HTTP_BUDGET),
+            cutoff: Some(now + HTTP_BUDGET + Duration::from_secs(4)),
             page_size: HTTP_PAGE_SIZE,
         }
     }

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 
@@ -244,34 +245,29 @@ impl Store {
     /// Records that part `part` of run `id` was announced: a retry of the
     /// part before then leaves it to the invocation the announcement starts.
     pub async fn mark_announced(&self, id: &str, part: u32) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(run_key(id)))
-            .update_expression("SET announced = :one")
-            .condition_expression("part = :part")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":part", n(i64::from(part)))
-            .send()
-            .await;
-        applied(result)
+        let update =
+            self.run_update(id, part).update_expression("SET announced = :one").condition_expression("part = :part");
+        applied(update.send().await)
     }
 
     /// Marks a continued run finished by its part `part`; `false` when
     /// another invocation moved it on first.
     pub async fn finish_run(&self, id: &str, part: u32) -> Result<bool, StoreError> {
-        let result = self
-            .client
+        let update = self
+            .run_update(id, part)
+            .update_expression("SET done = :one REMOVE cursors")
+            .condition_expression("part = :part AND attribute_not_exists(done)");
+        applied(update.send().await)
+    }
+
+    /// A change to run `id`'s record, with `:part` (the part it must be at)
+    /// and `:one` (a flag's value) bound.
+    fn run_update(&self, id: &str, part: u32) -> UpdateItemFluentBuilder {
+        self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(run_key(id)))
-            .update_expression("SET done = :one REMOVE cursors")
-            .condition_expression("part = :part AND attribute_not_exists(done)")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":part", n(i64::from(part)))
-            .send()
-            .await;
-        applied(result)
     }
 }
