@@ -11,7 +11,10 @@ use chrono::{DateTime, Utc};
 use crate::Deps;
 use crate::bus::PublishError;
 use crate::domain::catalogue::{Enforcement, ResourceKind};
-use crate::domain::events::{Event, EventKind, QuotaExceeded, QuotaThresholdCrossed, TrialExpired};
+use crate::domain::events::{
+    Event, EventKind, GrantDetail, GrantExpired, QuotaExceeded, QuotaThresholdCrossed, TrialExpired,
+};
+use crate::domain::grant::Grant;
 use crate::domain::notice::{threshold_owed, threshold_reached};
 use crate::domain::org::{OrgId, OrgProfile};
 use crate::domain::period::ClosedPeriod;
@@ -122,7 +125,7 @@ pub async fn deliver_threshold(
             Delivered::Sent { emailed, after } => {
                 sent |= emailed;
                 match after {
-                    Some(Marked::Counter(counter)) => current = counter,
+                    Some(Marked::Counter(counter)) => current = *counter,
                     _ => break,
                 }
             }
@@ -391,6 +394,15 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>,
     };
     if let Err(err) = result {
         tracing::warn!(error = %err, resource = counter.resource, "threshold notice deferred to the daily job");
+    }
+}
+
+/// Publishes `GrantExpired` for grants a write took off `counter` (as it
+/// stands after), each once: only the write that took a grant off reports it.
+pub async fn grants_expired(deps: &Deps, counter: &Counter, expired: &[Grant], now: DateTime<Utc>) {
+    for grant in expired {
+        let detail = GrantDetail::new(&counter.org_id, &counter.resource, grant, &grant.created_by, counter.limit, now);
+        deps.events.publish_or_log(&GrantExpired(detail)).await;
     }
 }
 

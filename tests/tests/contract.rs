@@ -2,6 +2,7 @@
 //! serves and `template.yaml` declare the same routes with the same scopes,
 //! and the spec names every error code the code can answer.
 
+use quota_shared::domain::reservation::Status;
 use std::collections::BTreeSet;
 
 use quota_shared::ApiError;
@@ -106,6 +107,14 @@ fn the_spec_names_every_error_code() {
         ApiError::PayloadTooLarge,
         ApiError::IdempotencyKeyReused,
         ApiError::StoreUnavailable,
+        ApiError::ReservationNotFound,
+        ApiError::ReservationEnded(Status::Committed),
+        ApiError::ReservationEnded(Status::Released),
+        ApiError::ReservationEnded(Status::Expired),
+        ApiError::TooManyReservations(0),
+        ApiError::GrantNotFound,
+        ApiError::TooManyGrants(0),
+        ApiError::UnknownFeature(String::new()),
     ];
     // Exhaustive: a new variant does not compile here until it is listed above.
     for err in &every {
@@ -121,7 +130,15 @@ fn the_spec_names_every_error_code() {
             | ApiError::MethodNotAllowed(_)
             | ApiError::PayloadTooLarge
             | ApiError::IdempotencyKeyReused
-            | ApiError::StoreUnavailable => {}
+            | ApiError::StoreUnavailable
+            | ApiError::ReservationNotFound
+            | ApiError::TooManyReservations(_)
+            | ApiError::GrantNotFound
+            | ApiError::TooManyGrants(_)
+            | ApiError::UnknownFeature(_) => {}
+            ApiError::ReservationEnded(status) => match status {
+                Status::Committed | Status::Released | Status::Expired => {}
+            },
         }
     }
     let codes: BTreeSet<&str> = every.iter().map(ApiError::code).collect();

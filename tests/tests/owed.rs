@@ -275,7 +275,7 @@ async fn period_of(
 async fn consume_quietly(app: &TestApp, id: &quota_shared::domain::org::OrgId, amount: i64) {
     let kind = quota_shared::domain::catalogue::ResourceKind::Period;
     let store = &app.deps.store;
-    let r = store.consume(id, "conversations", kind, amount, None, app.deps.catalogue, app.now()).await.unwrap();
+    let (r, _) = store.consume(id, "conversations", kind, amount, None, app.deps.catalogue, app.now()).await.unwrap();
     assert!(matches!(r, quota_shared::domain::decision::Consumed::Admitted { .. }), "{r:?}");
 }
 

@@ -4,12 +4,18 @@
 //!   the current period's count to 0 and its thresholds re-armed, with the
 //!   audit entry in the same transaction; without `resource`, every `period` resource
 //! - `GET /v1/admin/orgs/{orgId}/audit?limit=n`: the audit log, newest first
+//! - `POST /v1/admin/orgs/{orgId}/grants` `{"resource", "amount", "expiresAt"?, "reason"}`:
+//!   `amount` more units until `expiresAt` (default: the end of the current period)
+//! - `DELETE /v1/admin/orgs/{orgId}/grants/{grantId}`: revokes a live grant
 
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
+use quota_shared::delivery;
 use quota_shared::domain::audit::AuditEntry;
 use quota_shared::domain::catalogue::ResourceKind;
-use quota_shared::domain::events::QuotaReset;
+use quota_shared::domain::events::{GrantAdded, GrantDetail, GrantRevoked, QuotaReset};
+use quota_shared::domain::grant::{Grant, GrantBody, GrantRequest};
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -23,6 +29,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         Ok(call) => match call.route.endpoint {
             Endpoint::AdminReset => reset(deps, &call, &req).await,
             Endpoint::AdminAudit => api::bounded(audit(deps, &call, &req)).await,
+            Endpoint::AddGrant => add_grant(deps, &call, &req).await,
+            Endpoint::RevokeGrant => revoke_grant(deps, &call, &req).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -92,6 +100,56 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
         usages.push(after.usage(now));
     }
     Ok(api::ok(&serde_json::json!({ "orgId": call.org(), "reset": usages })))
+}
+
+#[tracing::instrument(skip_all, fields(org = %call.org()))]
+async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
+    let body: GrantBody = api::body(req)?.ok_or_else(|| {
+        ApiError::InvalidRequest("request body: {\"resource\", \"amount\", \"reason\"} is required".into())
+    })?;
+    let now = deps.clock.now();
+    let request = GrantRequest::parse(body, now).map_err(ApiError::InvalidRequest)?;
+    let def = deps
+        .catalogue
+        .resource(&request.resource)
+        .ok_or_else(|| ApiError::UnknownResource(request.resource.clone()))?;
+    let actor = call.subject();
+    let (grant, counter, expired) = api::bounded(async {
+        Ok(deps.store.add_grant(call.org(), def.kind, &request, actor, deps.catalogue, now).await?)
+    })
+    .await?;
+    let counter = counter.at(now);
+    tracing::info!(resource = request.resource, grant = grant.id, amount = grant.amount, actor, "grant added");
+    delivery::grants_expired(deps, &counter, &expired, now).await;
+    let detail = GrantDetail::new(call.org(), &request.resource, &grant, actor, counter.limit, now);
+    deps.events.publish_or_log(&GrantAdded(detail)).await;
+    Ok(api::json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "orgId": call.org(), "resource": request.resource, "grant": grant, "usage": counter.usage(now) }),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(org = %call.org()))]
+async fn revoke_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
+    if !req.body().is_empty() {
+        return Err(ApiError::InvalidRequest("DELETE takes no body".into()));
+    }
+    let id = call.route.id.as_deref().filter(|id| Grant::valid_id(id)).ok_or(ApiError::GrantNotFound)?;
+    let now = deps.clock.now();
+    let actor = call.subject();
+    let (revoked, expired) =
+        api::bounded(async { Ok(deps.store.revoke_grant(call.org(), id, actor, now).await?) }).await?;
+    let Some((grant, counter)) = revoked else {
+        return Err(ApiError::GrantNotFound);
+    };
+    let counter = counter.at(now);
+    tracing::info!(resource = counter.resource, grant = grant.id, actor, "grant revoked");
+    delivery::grants_expired(deps, &counter, &expired, now).await;
+    let detail = GrantDetail::new(call.org(), &counter.resource, &grant, actor, counter.limit, now);
+    deps.events.publish_or_log(&GrantRevoked(detail)).await;
+    Ok(api::ok(
+        &serde_json::json!({ "orgId": call.org(), "resource": counter.resource, "revoked": grant, "usage": counter.usage(now) }),
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]

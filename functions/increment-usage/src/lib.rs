@@ -3,6 +3,9 @@
 //! - `POST /v1/orgs/{orgId}/usage/{resource}/consume` `{"amount": n}`, optional `Idempotency-Key`
 //! - `POST /v1/orgs/{orgId}/usage/{resource}/release` `{"amount": n}` (`total` resources)
 //! - `PUT  /v1/orgs/{orgId}/usage/{resource}` `{"value": n}` (reconciliation, audited)
+//! - `POST /v1/orgs/{orgId}/usage/{resource}/reserve` `{"amount": n, "ttlSeconds"?: s}`, optional `Idempotency-Key`
+//! - `POST /v1/orgs/{orgId}/reservations/{reservationId}/commit` `{"amount"?: actual}`
+//! - `DELETE /v1/orgs/{orgId}/reservations/{reservationId}`
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -11,6 +14,9 @@ use quota_shared::delivery;
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::decision::{Consumed, Decision, Reason};
 use quota_shared::domain::idempotency::IdempotencyKey;
+use quota_shared::domain::reservation::{self, ReservationId, Status};
+use quota_shared::domain::usage::Counter;
+use quota_shared::store::{End, Ended, Reserved};
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -23,6 +29,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             Endpoint::Consume => consume(deps, &call, &req).await,
             Endpoint::Release => release(deps, &call, &req).await,
             Endpoint::SetUsage => set_usage(deps, &call, &req).await,
+            Endpoint::Reserve => reserve(deps, &call, &req).await,
+            Endpoint::Commit => end(deps, &call, &req).await,
+            Endpoint::CancelReservation => end(deps, &call, &req).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -49,13 +58,14 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         })?),
     };
     let now = deps.clock.now();
-    let consumed = api::bounded(async {
+    let (consumed, expired) = api::bounded(async {
         Ok(deps
             .store
             .consume(call.org(), resource, def.kind, amount, idempotency.as_ref(), deps.catalogue, now)
             .await?)
     })
     .await?;
+    delivery::grants_expired(deps, consumed.counter(), &expired, now).await;
     Ok(match consumed {
         Consumed::Admitted { counter, before } => {
             delivery::after_increase(deps, &counter, before, now).await;
@@ -67,14 +77,148 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
             response
         }
         Consumed::Refused { counter, reason } => {
-            let status = match reason {
-                Reason::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
-                Reason::TrialExpired => StatusCode::PAYMENT_REQUIRED,
-            };
+            let status = refusal_status(reason);
             tracing::info!(reason = reason.as_str(), "consume refused");
             api::json(status, &Decision::with_reason(&counter.at(now), Some(reason), deps.catalogue, now))
         }
     })
+}
+
+/// The status a refusal answers with: 429 at the limit, 402 when the trial ended.
+fn refusal_status(reason: Reason) -> StatusCode {
+    match reason {
+        Reason::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+        Reason::TrialExpired => StatusCode::PAYMENT_REQUIRED,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReserveBody {
+    #[serde(default, deserialize_with = "quota_shared::domain::present")]
+    amount: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "quota_shared::domain::present")]
+    ttl_seconds: Option<serde_json::Value>,
+}
+
+#[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]
+async fn reserve(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
+    let (resource, def) = call.resource(deps.catalogue)?;
+    let body: ReserveBody =
+        api::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"amount\": n} is required".into()))?;
+    let amount = body
+        .amount
+        .as_ref()
+        .ok_or_else(|| ApiError::InvalidRequest("amount is required".into()))
+        .and_then(|a| api::amount(Some(a), 1, 1, "amount"))?;
+    let ttl = match body.ttl_seconds.as_ref() {
+        None => reservation::DEFAULT_TTL_SECONDS,
+        Some(v) => quota_shared::domain::json_integer(v)
+            .filter(|s| (1..=reservation::MAX_TTL_SECONDS).contains(s))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "ttlSeconds must be an integer from 1 to {}",
+                    reservation::MAX_TTL_SECONDS
+                ))
+            })?,
+    };
+    let idempotency = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            Some(v.to_str().ok().and_then(|k| IdempotencyKey::for_reserve(k, resource, amount, ttl)).ok_or_else(
+                || ApiError::InvalidRequest("Idempotency-Key must be 1-255 visible ASCII characters".into()),
+            )?)
+        }
+    };
+    let now = deps.clock.now();
+    let (reserved, expired) = api::bounded(async {
+        Ok(deps
+            .store
+            .reserve(call.org(), resource, def.kind, amount, ttl, idempotency.as_ref(), deps.catalogue, now)
+            .await?)
+    })
+    .await?;
+    let answer = |id: &ReservationId, counter: &Counter| {
+        serde_json::json!({
+            "reservationId": id.encode(),
+            "resource": resource,
+            "amount": id.amount,
+            "expiresAt": quota_shared::domain::rfc3339(id.expires_at),
+            "decision": Decision::with_reason(counter, None, deps.catalogue, now),
+        })
+    };
+    match &reserved {
+        Reserved::Held { counter, .. } | Reserved::Replayed { counter, .. } | Reserved::Refused { counter, .. } => {
+            delivery::grants_expired(deps, counter, &expired, now).await;
+        }
+        Reserved::TooMany => {}
+    }
+    Ok(match reserved {
+        Reserved::Held { id, counter } => api::json(StatusCode::CREATED, &answer(&id, &counter)),
+        Reserved::Replayed { id, counter } => {
+            let mut response = api::json(StatusCode::CREATED, &answer(&id, &counter));
+            response.headers_mut().insert(REPLAYED_HEADER, "true".parse().expect("static header"));
+            response
+        }
+        Reserved::Refused { counter, reason } => {
+            tracing::info!(reason = reason.as_str(), "reserve refused");
+            let status = refusal_status(reason);
+            api::json(status, &Decision::with_reason(&counter, Some(reason), deps.catalogue, now))
+        }
+        Reserved::TooMany => return Err(ApiError::TooManyReservations(reservation::MAX_OPEN)),
+    })
+}
+
+/// `POST …/commit` and `DELETE …/reservations/{id}`.
+#[tracing::instrument(skip_all, fields(org = %call.org()))]
+async fn end(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
+    let id = call.route.id.as_deref().and_then(ReservationId::decode).ok_or(ApiError::ReservationNotFound)?;
+    let def = deps.catalogue.resource(&id.resource).ok_or(ApiError::ReservationNotFound)?;
+    let end = match call.route.endpoint {
+        Endpoint::Commit => {
+            let body: AmountBody = api::body(req)?.unwrap_or_default();
+            let actual = body.amount.as_ref().map(|a| api::amount(Some(a), 0, 0, "amount")).transpose()?;
+            End::Commit(actual)
+        }
+        _ => {
+            if !req.body().is_empty() {
+                return Err(ApiError::InvalidRequest("DELETE takes no body".into()));
+            }
+            End::Release
+        }
+    };
+    let now = deps.clock.now();
+    let (ended, expired) =
+        api::bounded(async { Ok(deps.store.end_reservation(call.org(), &id, end, now).await?) }).await?;
+    let outcome = match ended {
+        Ended::Done(outcome) => outcome,
+        Ended::Before(first) => match (end, first.status) {
+            // A repeat answers the first outcome; ending it another way is a conflict.
+            (End::Commit(_), Status::Committed) | (End::Release, Status::Released | Status::Expired) => first,
+            (_, status) => return Err(ApiError::ReservationEnded(status)),
+        },
+        Ended::NotFound => return Err(ApiError::ReservationNotFound),
+        Ended::Refused { counter, reason } => {
+            tracing::info!(reason = reason.as_str(), "commit refused");
+            delivery::grants_expired(deps, &counter, &expired, now).await;
+            let status = refusal_status(reason);
+            return Ok(api::json(status, &Decision::with_reason(&counter, Some(reason), deps.catalogue, now)));
+        }
+    };
+    // A commit that recorded units may cross a threshold: the counter as it
+    // now stands decides, and the answer shows it.
+    let mut body = serde_json::to_value(&outcome).unwrap_or_default();
+    if outcome.status == Status::Committed && outcome.used > 0 {
+        let counter = api::bounded(async {
+            Ok(deps.store.counter(call.org(), &id.resource, def.kind, deps.catalogue, now).await?)
+        })
+        .await?
+        .at(now);
+        delivery::grants_expired(deps, &counter, &expired, now).await;
+        delivery::after_increase(deps, &counter, None, now).await;
+        body["usage"] = serde_json::to_value(counter.usage(now)).unwrap_or_default();
+    }
+    Ok(api::ok(&body))
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]

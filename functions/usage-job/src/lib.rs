@@ -459,9 +459,23 @@ async fn record_batch(
 /// One org's daily work, on its state read now (one consistent `Query`).
 /// `None` when the org has no profile any more.
 async fn process_org(deps: &Deps, entry: &OrgEntry, now: DateTime<Utc>) -> Result<Option<OrgOutcome>, JobError> {
-    let Some(state) = deps.store.org_state(&entry.org).await? else {
+    let Some(mut state) = deps.store.org_state(&entry.org).await? else {
         return Ok(None);
     };
+    // 0. Holds and grants that have expired come off (the units held come
+    //    back, each grant's `GrantExpired` is published once), so what
+    //    follows works with the limits in force.
+    let lapsed: Vec<Counter> = state.counters.values().filter(|c| c.lapsed(now)).cloned().collect();
+    if !lapsed.is_empty() {
+        for counter in &lapsed {
+            let expired = deps.store.sweep(&entry.org, counter, now).await?;
+            delivery::grants_expired(deps, &counter.at(now), &expired, now).await;
+        }
+        let Some(swept) = deps.store.org_state(&entry.org).await? else {
+            return Ok(None);
+        };
+        state = swept;
+    }
     let state = &state;
     let profile = &state.profile;
     let org = &profile.org_id;

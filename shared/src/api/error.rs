@@ -34,6 +34,18 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("the quota store is unavailable; retry shortly")]
     StoreUnavailable,
+    #[error("no such reservation")]
+    ReservationNotFound,
+    #[error("the reservation was already {}", .0.as_str())]
+    ReservationEnded(crate::domain::reservation::Status),
+    #[error("{0} reservations are open on this resource; commit or release some first")]
+    TooManyReservations(usize),
+    #[error("no live grant with this id")]
+    GrantNotFound,
+    #[error("this resource already carries {0} live grants")]
+    TooManyGrants(usize),
+    #[error("unknown feature {0:?}")]
+    UnknownFeature(String),
 }
 
 impl ApiError {
@@ -44,7 +56,15 @@ impl ApiError {
             }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::OrgNotFound | ApiError::UnknownResource(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::OrgNotFound
+            | ApiError::UnknownResource(_)
+            | ApiError::NotFound
+            | ApiError::ReservationNotFound
+            | ApiError::GrantNotFound
+            | ApiError::UnknownFeature(_) => StatusCode::NOT_FOUND,
+            ApiError::ReservationEnded(_) | ApiError::TooManyReservations(_) | ApiError::TooManyGrants(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -66,6 +86,16 @@ impl ApiError {
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
+            ApiError::ReservationNotFound => "RESERVATION_NOT_FOUND",
+            ApiError::ReservationEnded(status) => match status {
+                crate::domain::reservation::Status::Committed => "RESERVATION_COMMITTED",
+                crate::domain::reservation::Status::Released => "RESERVATION_RELEASED",
+                crate::domain::reservation::Status::Expired => "RESERVATION_EXPIRED",
+            },
+            ApiError::TooManyReservations(_) => "TOO_MANY_RESERVATIONS",
+            ApiError::GrantNotFound => "GRANT_NOT_FOUND",
+            ApiError::TooManyGrants(_) => "TOO_MANY_GRANTS",
+            ApiError::UnknownFeature(_) => "UNKNOWN_FEATURE",
         }
     }
 
@@ -96,6 +126,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::OrgNotFound => ApiError::OrgNotFound,
             StoreError::KeyReused => ApiError::IdempotencyKeyReused,
+            StoreError::TooManyGrants => ApiError::TooManyGrants(crate::domain::grant::MAX_GRANTS),
             other => {
                 // The cause is for operators, never for clients.
                 tracing::error!(error = %other, cause = ?std::error::Error::source(&other).map(ToString::to_string), "store unavailable");

@@ -47,16 +47,35 @@ pub enum Endpoint {
     AdminReset,
     AdminAudit,
     DailyJob,
+    Reserve,
+    Commit,
+    CancelReservation,
+    AddGrant,
+    RevokeGrant,
+    Features,
+    Feature,
 }
 
 impl Endpoint {
     pub fn function(self) -> Function {
         match self {
-            Endpoint::Health | Endpoint::Plans | Endpoint::GetUsage | Endpoint::History => Function::GetUsage,
-            Endpoint::AdminReset | Endpoint::AdminAudit => Function::AdminReset,
+            Endpoint::Health
+            | Endpoint::Plans
+            | Endpoint::GetUsage
+            | Endpoint::History
+            | Endpoint::Features
+            | Endpoint::Feature => Function::GetUsage,
+            Endpoint::AdminReset | Endpoint::AdminAudit | Endpoint::AddGrant | Endpoint::RevokeGrant => {
+                Function::AdminReset
+            }
             Endpoint::DailyJob => Function::UsageJob,
             Endpoint::PutOrg | Endpoint::GetOrg => Function::ManageOrgs,
-            Endpoint::Consume | Endpoint::Release | Endpoint::SetUsage => Function::IncrementUsage,
+            Endpoint::Consume
+            | Endpoint::Release
+            | Endpoint::SetUsage
+            | Endpoint::Reserve
+            | Endpoint::Commit
+            | Endpoint::CancelReservation => Function::IncrementUsage,
             Endpoint::Check | Endpoint::CheckMany => Function::CheckQuota,
         }
     }
@@ -65,18 +84,33 @@ impl Endpoint {
     pub fn scope(self) -> Option<Scope> {
         match self {
             Endpoint::Health => None,
-            Endpoint::Plans | Endpoint::GetOrg | Endpoint::Check | Endpoint::CheckMany | Endpoint::GetUsage => {
-                Some(Scope::Read)
-            }
-            Endpoint::Consume | Endpoint::Release | Endpoint::SetUsage => Some(Scope::Write),
-            Endpoint::History => Some(Scope::Read),
-            Endpoint::PutOrg | Endpoint::AdminReset | Endpoint::AdminAudit | Endpoint::DailyJob => Some(Scope::Admin),
+            Endpoint::Plans
+            | Endpoint::GetOrg
+            | Endpoint::Check
+            | Endpoint::CheckMany
+            | Endpoint::GetUsage
+            | Endpoint::History
+            | Endpoint::Features
+            | Endpoint::Feature => Some(Scope::Read),
+            Endpoint::Consume
+            | Endpoint::Release
+            | Endpoint::SetUsage
+            | Endpoint::Reserve
+            | Endpoint::Commit
+            | Endpoint::CancelReservation => Some(Scope::Write),
+            Endpoint::PutOrg
+            | Endpoint::AdminReset
+            | Endpoint::AdminAudit
+            | Endpoint::DailyJob
+            | Endpoint::AddGrant
+            | Endpoint::RevokeGrant => Some(Scope::Admin),
         }
     }
 }
 
-/// The route table: `(method, path pattern, endpoint)`. `{org}` and
-/// `{resource}` match one path segment. `template.yaml` declares the same.
+/// The route table: `(method, path pattern, endpoint)`. `{org}`,
+/// `{resource}` and any other `{name}` (the route's id) match one path
+/// segment. `template.yaml` declares the same.
 pub const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::GET, "/v1/health", Endpoint::Health),
     (Method::GET, "/v1/plans", Endpoint::Plans),
@@ -89,6 +123,13 @@ pub const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::POST, "/v1/orgs/{org}/usage/{resource}/release", Endpoint::Release),
     (Method::GET, "/v1/orgs/{org}/usage/{resource}/check", Endpoint::Check),
     (Method::GET, "/v1/orgs/{org}/usage/{resource}/history", Endpoint::History),
+    (Method::POST, "/v1/orgs/{org}/usage/{resource}/reserve", Endpoint::Reserve),
+    (Method::POST, "/v1/orgs/{org}/reservations/{reservationId}/commit", Endpoint::Commit),
+    (Method::DELETE, "/v1/orgs/{org}/reservations/{reservationId}", Endpoint::CancelReservation),
+    (Method::GET, "/v1/orgs/{org}/features", Endpoint::Features),
+    (Method::GET, "/v1/orgs/{org}/features/{feature}", Endpoint::Feature),
+    (Method::POST, "/v1/admin/orgs/{org}/grants", Endpoint::AddGrant),
+    (Method::DELETE, "/v1/admin/orgs/{org}/grants/{grantId}", Endpoint::RevokeGrant),
     (Method::POST, "/v1/admin/orgs/{org}/reset", Endpoint::AdminReset),
     (Method::GET, "/v1/admin/orgs/{org}/audit", Endpoint::AdminAudit),
     (Method::POST, "/v1/admin/jobs/daily", Endpoint::DailyJob),
@@ -100,6 +141,8 @@ pub struct Route {
     pub endpoint: Endpoint,
     pub org: Option<String>,
     pub resource: Option<String>,
+    /// The route's other parameter: a reservation, grant or feature.
+    pub id: Option<String>,
 }
 
 impl Route {
@@ -109,11 +152,12 @@ impl Route {
     pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
         let mut allowed = Vec::new();
         for (m, pattern, endpoint) in ROUTES {
-            let Some((org, resource)) = match_pattern(pattern, path) else {
+            let Some(mut route) = match_pattern(pattern, path) else {
                 continue;
             };
             if m == method {
-                return Ok(Route { endpoint: *endpoint, org, resource });
+                route.endpoint = *endpoint;
+                return Ok(route);
             }
             allowed.push(m.as_str());
         }
@@ -121,15 +165,17 @@ impl Route {
     }
 }
 
-fn match_pattern(pattern: &str, path: &str) -> Option<(Option<String>, Option<String>)> {
+/// The parameters of `path` if it fits `pattern` (the endpoint is set by the caller).
+fn match_pattern(pattern: &str, path: &str) -> Option<Route> {
     let mut pat = pattern.split('/');
     let mut got = path.split('/');
-    let (mut org, mut resource) = (None, None);
+    let mut route = Route { endpoint: Endpoint::Health, org: None, resource: None, id: None };
     loop {
         match (pat.next(), got.next()) {
-            (None, None) => return Some((org, resource)),
-            (Some("{org}"), Some(v)) if !v.is_empty() => org = Some(v.to_string()),
-            (Some("{resource}"), Some(v)) if !v.is_empty() => resource = Some(v.to_string()),
+            (None, None) => return Some(route),
+            (Some("{org}"), Some(v)) if !v.is_empty() => route.org = Some(v.to_string()),
+            (Some("{resource}"), Some(v)) if !v.is_empty() => route.resource = Some(v.to_string()),
+            (Some(p), Some(v)) if p.starts_with('{') && !v.is_empty() => route.id = Some(v.to_string()),
             (Some(p), Some(v)) if p == v => {}
             _ => return None,
         }
@@ -156,6 +202,10 @@ mod tests {
             Err(ApiError::MethodNotAllowed(allow)) => assert_eq!(allow, "PUT, GET"),
             other => panic!("{other:?}"),
         }
+        let r = Route::parse(&Method::DELETE, "/v1/orgs/acme/reservations/rsv_x").unwrap();
+        assert_eq!((r.endpoint, r.id.as_deref()), (Endpoint::CancelReservation, Some("rsv_x")));
+        let r = Route::parse(&Method::GET, "/v1/orgs/acme/features/sso").unwrap();
+        assert_eq!((r.endpoint, r.id.as_deref()), (Endpoint::Feature, Some("sso")));
         // Path parameters stay raw: an encoded id is not a valid org id.
         let r = Route::parse(&Method::GET, "/v1/orgs/a%20b").unwrap();
         assert_eq!(r.org.as_deref(), Some("a%20b"));

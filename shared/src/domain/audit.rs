@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::grant::Grant;
 use super::org::OrgProfile;
 
 /// What an audit entry records.
@@ -13,8 +14,11 @@ pub enum AuditAction {
     OrgCreated,
     PlanChanged,
     LimitsChanged,
+    FeaturesChanged,
     UsageSet,
     Reset,
+    GrantAdded,
+    GrantRevoked,
 }
 
 impl AuditAction {
@@ -23,15 +27,27 @@ impl AuditAction {
             AuditAction::OrgCreated => "org_created",
             AuditAction::PlanChanged => "plan_changed",
             AuditAction::LimitsChanged => "limits_changed",
+            AuditAction::FeaturesChanged => "features_changed",
+            AuditAction::GrantAdded => "grant_added",
+            AuditAction::GrantRevoked => "grant_revoked",
             AuditAction::UsageSet => "usage_set",
             AuditAction::Reset => "reset",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::OrgCreated, Self::PlanChanged, Self::LimitsChanged, Self::UsageSet, Self::Reset]
-            .into_iter()
-            .find(|a| a.as_str() == text)
+        [
+            Self::OrgCreated,
+            Self::PlanChanged,
+            Self::LimitsChanged,
+            Self::FeaturesChanged,
+            Self::UsageSet,
+            Self::Reset,
+            Self::GrantAdded,
+            Self::GrantRevoked,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
     }
 }
 
@@ -58,6 +74,21 @@ impl AuditEntry {
             before: Some(before.into()),
             after: Some(after.into()),
             reason: None,
+        }
+    }
+
+    /// A grant added (`after`) or revoked (`before`), with its reason.
+    pub fn grant(at: DateTime<Utc>, actor: &str, action: AuditAction, grant: &Grant, resource: &str) -> AuditEntry {
+        let value = serde_json::to_value(grant).ok();
+        let (before, after) = if action == AuditAction::GrantAdded { (None, value) } else { (value, None) };
+        AuditEntry {
+            at,
+            actor: actor.to_string(),
+            action,
+            resource: Some(resource.to_string()),
+            before,
+            after,
+            reason: Some(grant.reason.clone()),
         }
     }
 
@@ -103,6 +134,13 @@ pub fn org_entries(
                     Some(serde_json::json!(after.limits)),
                 ));
             }
+            if b.features != after.features {
+                out.push(entry(
+                    AuditAction::FeaturesChanged,
+                    Some(serde_json::json!(b.features)),
+                    Some(serde_json::json!(after.features)),
+                ));
+            }
             out
         }
     }
@@ -118,8 +156,11 @@ mod tests {
             AuditAction::OrgCreated,
             AuditAction::PlanChanged,
             AuditAction::LimitsChanged,
+            AuditAction::FeaturesChanged,
             AuditAction::UsageSet,
             AuditAction::Reset,
+            AuditAction::GrantAdded,
+            AuditAction::GrantRevoked,
         ] {
             assert_eq!(AuditAction::parse(a.as_str()), Some(a));
             assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());

@@ -83,12 +83,23 @@ pub struct PlanDef {
     /// Days of free trial from org creation; only plans that have one expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial_days: Option<u32>,
+    /// Every feature of the catalogue: whether the plan includes it.
+    #[serde(default)]
+    pub features: BTreeMap<String, bool>,
     pub limits: BTreeMap<String, Allowance>,
+}
+
+/// A boolean feature a plan includes or not (an org may override it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeatureDef {
+    pub names: Names,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Catalogue {
     pub resources: BTreeMap<String, ResourceDef>,
+    #[serde(default)]
+    pub features: BTreeMap<String, FeatureDef>,
     pub plans: BTreeMap<String, PlanDef>,
 }
 
@@ -102,6 +113,10 @@ pub enum CatalogueError {
     UnknownResource { plan: String, resource: String },
     #[error("plan {plan}: limit for {resource} is negative")]
     NegativeLimit { plan: String, resource: String },
+    #[error("plan {plan} does not say whether it includes feature {feature}")]
+    MissingFeature { plan: String, feature: String },
+    #[error("plan {plan} names unknown feature {feature}")]
+    UnknownFeature { plan: String, feature: String },
 }
 
 impl Catalogue {
@@ -121,6 +136,12 @@ impl Catalogue {
                 if allowance.limit.is_some_and(|l| l < 0) {
                     return Err(CatalogueError::NegativeLimit { plan: plan.clone(), resource: resource.clone() });
                 }
+            }
+            if let Some(feature) = catalogue.features.keys().find(|f| !def.features.contains_key(*f)) {
+                return Err(CatalogueError::MissingFeature { plan: plan.clone(), feature: feature.clone() });
+            }
+            if let Some(feature) = def.features.keys().find(|f| !catalogue.features.contains_key(*f)) {
+                return Err(CatalogueError::UnknownFeature { plan: plan.clone(), feature: feature.clone() });
             }
         }
         Ok(catalogue)
@@ -185,6 +206,32 @@ mod tests {
         let a = c.allowance("pro", "contacts", &overrides).unwrap();
         assert_eq!(a.limit, Some(7));
         assert_eq!(a.enforcement, Enforcement::Hard);
+    }
+
+    #[test]
+    fn plans_include_more_features_as_they_go_up() {
+        let c = Catalogue::builtin();
+        let on = |plan: &str| c.plan(plan).unwrap().features.values().filter(|v| **v).count();
+        assert_eq!((on("free"), on("basic"), on("growth"), on("pro")), (0, 2, 5, 7));
+        assert_eq!(c.features.len(), 7);
+        assert!(c.plan("growth").unwrap().features["remove_branding"]);
+        assert!(!c.plan("basic").unwrap().features["remove_branding"]);
+    }
+
+    #[test]
+    fn a_plan_must_say_for_every_feature() {
+        let json = |features: &str| {
+            format!(
+                r#"{{"resources":{{}},"features":{{"sso":{{"names":{{"en":"SSO","da":"SSO"}}}}}},
+                "plans":{{"p":{{"names":{{"en":"P","da":"P"}},"limits":{{}},"features":{features}}}}}}}"#
+            )
+        };
+        assert!(Catalogue::from_json(&json(r#"{"sso":true}"#)).is_ok());
+        assert!(matches!(Catalogue::from_json(&json("{}")), Err(CatalogueError::MissingFeature { .. })));
+        assert!(matches!(
+            Catalogue::from_json(&json(r#"{"sso":true,"fax":false}"#)),
+            Err(CatalogueError::UnknownFeature { .. })
+        ));
     }
 
     #[test]

@@ -67,6 +67,16 @@ pub enum Consumed {
     Refused { counter: Counter, reason: Reason },
 }
 
+impl Consumed {
+    pub fn counter(&self) -> &Counter {
+        match self {
+            Consumed::Admitted { counter, .. } | Consumed::Replayed { counter } | Consumed::Refused { counter, .. } => {
+                counter
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::catalogue::Enforcement;
+use super::grant::Grant;
 use super::org::OrgId;
 use super::period::Period;
 use super::usage::percentage;
@@ -19,6 +20,9 @@ pub enum EventKind {
     PlanChanged,
     TrialExpired,
     UsagePeriodClosed,
+    GrantAdded,
+    GrantRevoked,
+    GrantExpired,
     /// Internal: the daily job hands a run over to its next invocation.
     DailyJobContinued,
 }
@@ -32,6 +36,9 @@ impl EventKind {
             EventKind::PlanChanged => "PlanChanged",
             EventKind::TrialExpired => "TrialExpired",
             EventKind::UsagePeriodClosed => "UsagePeriodClosed",
+            EventKind::GrantAdded => "GrantAdded",
+            EventKind::GrantRevoked => "GrantRevoked",
+            EventKind::GrantExpired => "GrantExpired",
             EventKind::DailyJobContinued => "DailyJobContinued",
         }
     }
@@ -218,6 +225,77 @@ impl QuotaThresholdCrossed {
     }
 }
 
+/// A grant as events carry it, with the limit it leaves its resource at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantDetail {
+    pub org_id: OrgId,
+    pub resource: String,
+    pub grant_id: String,
+    pub amount: i64,
+    #[serde(serialize_with = "ser_time")]
+    pub expires_at: DateTime<Utc>,
+    pub reason: String,
+    /// Who added the grant (`GrantAdded`, `GrantExpired`) or revoked it.
+    pub actor: String,
+    /// The resource's effective limit after this event (`null`: unlimited).
+    pub limit: Option<i64>,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+impl GrantDetail {
+    pub fn new(
+        org_id: &OrgId,
+        resource: &str,
+        grant: &Grant,
+        actor: &str,
+        limit: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        GrantDetail {
+            org_id: org_id.clone(),
+            resource: resource.to_string(),
+            grant_id: grant.id.clone(),
+            amount: grant.amount,
+            expires_at: grant.expires_at,
+            reason: grant.reason.clone(),
+            actor: actor.to_string(),
+            limit,
+            at,
+        }
+    }
+}
+
+/// An admin added a grant to an org's limit of a resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct GrantAdded(pub GrantDetail);
+
+impl Event for GrantAdded {
+    const KIND: EventKind = EventKind::GrantAdded;
+}
+
+/// An admin revoked a grant before it expired.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct GrantRevoked(pub GrantDetail);
+
+impl Event for GrantRevoked {
+    const KIND: EventKind = EventKind::GrantRevoked;
+}
+
+/// A grant expired and was taken off its counter (by the next write to it,
+/// or the daily job): `expiresAt` is when it stopped counting, `at` when it
+/// was taken off.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct GrantExpired(pub GrantDetail);
+
+impl Event for GrantExpired {
+    const KIND: EventKind = EventKind::GrantExpired;
+}
+
 /// The daily job's run `run_id` goes on with its part `part` in another
 /// invocation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -336,6 +414,9 @@ mod tests {
             }
             .entry(),
             DailyJobContinued { run_id: "20260401T001500Z-4f2a9c01".into(), part: 2 }.entry(),
+            GrantAdded(grant_detail(&org, at)).entry(),
+            GrantRevoked(grant_detail(&org, at)).entry(),
+            GrantExpired(grant_detail(&org, at)).entry(),
         ];
         let documented = documented();
         assert_eq!(documented.len(), rendered.len(), "one documented example per event: {:?}", documented.keys());
@@ -345,6 +426,18 @@ mod tests {
         }
         let closed = &rendered_period_id(&org, period);
         assert_eq!(closed, "acme/2026-03-01T00:00:00Z");
+    }
+
+    fn grant_detail(org: &OrgId, at: DateTime<Utc>) -> GrantDetail {
+        let grant = Grant {
+            id: "grt_5f1c0a9e3b7d4c2a8e6f0b1d".into(),
+            amount: 50,
+            expires_at: at,
+            reason: "Spring promo".into(),
+            created_by: "admin@example.com".into(),
+            created_at: at,
+        };
+        GrantDetail::new(org, "conversations", &grant, "admin@example.com", Some(150), at)
     }
 
     fn rendered_period_id(org: &OrgId, period: Period) -> String {

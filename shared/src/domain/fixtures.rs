@@ -31,5 +31,8 @@ pub(crate) fn counter(used: i64, limit: Option<i64>, enforcement: Enforcement) -
         trial_ends_at: None,
         notified: vec![],
         notice: None,
+        holds: vec![],
+        grants: vec![],
+        grant_version: 0,
     }
 }

@@ -17,12 +17,21 @@ pub struct IdempotencyKey {
 }
 
 impl IdempotencyKey {
-    /// 1–255 visible ASCII characters.
+    /// A consume's key: 1–255 visible ASCII characters.
     pub fn parse(key: &str, resource: &str, amount: i64) -> Option<Self> {
+        Self::naming(key, format!("consume\n{resource}\n{amount}"))
+    }
+
+    /// A reserve's key: the same key names one request, consume or reserve.
+    pub fn for_reserve(key: &str, resource: &str, amount: i64, ttl_seconds: i64) -> Option<Self> {
+        Self::naming(key, format!("reserve\n{resource}\n{amount}\n{ttl_seconds}"))
+    }
+
+    fn naming(key: &str, request: String) -> Option<Self> {
         let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| {
             let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-            let fingerprint = hex(&Sha256::digest(format!("consume\n{resource}\n{amount}")));
+            let fingerprint = hex(&Sha256::digest(request));
             let guard = hex(&Sha256::digest(key.as_bytes())[..12]);
             IdempotencyKey { key: key.to_string(), fingerprint, guard }
         })
@@ -43,5 +52,7 @@ mod tests {
         assert_eq!(a.key, b.key);
         assert_ne!(a.fingerprint, b.fingerprint, "another amount is another request");
         assert_eq!(a.guard, b.guard, "the guard names the key alone");
+        let reserve = IdempotencyKey::for_reserve("req-1", "conversations", 1, 600).unwrap();
+        assert_ne!(reserve.fingerprint, a.fingerprint, "a reserve is another request than a consume");
     }
 }

@@ -4,8 +4,10 @@ pub mod audit;
 pub mod catalogue;
 pub mod decision;
 pub mod events;
+pub mod feature;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod grant;
 pub mod idempotency;
 pub mod locale;
 pub mod messages;
@@ -13,6 +15,7 @@ pub mod notice;
 pub mod org;
 pub mod period;
 pub mod report;
+pub mod reservation;
 pub mod usage;
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -68,6 +68,8 @@ pub struct OrgProfile {
     pub org_id: OrgId,
     pub plan: String,
     pub limits: BTreeMap<String, i64>,
+    /// The org's own value for a feature, over its plan's.
+    pub features: BTreeMap<String, bool>,
     pub contacts: Contacts,
     pub locale: Locale,
     pub timezone: Tz,
@@ -89,6 +91,7 @@ impl OrgProfile {
             "orgId": self.org_id,
             "plan": self.plan,
             "limits": self.limits,
+            "features": self.features,
             "contacts": self.contacts,
             "locale": self.locale,
             "timezone": self.timezone.name(),
@@ -139,6 +142,9 @@ pub struct OrgPatchBody {
     /// `{resource: n}` sets an override, `{resource: null}` removes it.
     #[serde(default, deserialize_with = "super::present")]
     pub limits: Option<BTreeMap<String, Option<serde_json::Value>>>,
+    /// `{feature: true|false}` sets an override, `{feature: null}` removes it.
+    #[serde(default, deserialize_with = "super::present")]
+    pub features: Option<BTreeMap<String, Option<bool>>>,
     #[serde(default, deserialize_with = "super::present_object")]
     pub contacts: Option<ContactsBody>,
     #[serde(default, deserialize_with = "super::present")]
@@ -176,6 +182,7 @@ where
 pub struct OrgPatch {
     pub plan: Option<String>,
     pub limits: BTreeMap<String, Option<i64>>,
+    pub features: BTreeMap<String, Option<bool>>,
     pub owner: Option<Option<String>>,
     pub billing: Option<Option<String>>,
     pub admins: Option<Vec<String>>,
@@ -212,6 +219,13 @@ impl OrgPatch {
                 ),
             };
             patch.limits.insert(resource, limit);
+        }
+        for (feature, value) in body.features.unwrap_or_default() {
+            if !catalogue.features.contains_key(&feature) {
+                let known: Vec<&str> = catalogue.features.keys().map(String::as_str).collect();
+                return Err(format!("features: unknown feature {feature:?}; known: {}", known.join(", ")));
+            }
+            patch.features.insert(feature, value);
         }
         if let Some(contacts) = body.contacts {
             if let Some(owner) = contacts.owner {
@@ -273,6 +287,7 @@ impl OrgPatch {
                     org_id: org_id.clone(),
                     plan,
                     limits: BTreeMap::new(),
+                    features: BTreeMap::new(),
                     contacts: Contacts::default(),
                     locale: Locale::En,
                     timezone: Tz::UTC,
@@ -290,6 +305,12 @@ impl OrgPatch {
             match limit {
                 Some(l) => profile.limits.insert(resource.clone(), *l),
                 None => profile.limits.remove(resource),
+            };
+        }
+        for (feature, value) in &self.features {
+            match value {
+                Some(v) => profile.features.insert(feature.clone(), *v),
+                None => profile.features.remove(feature),
             };
         }
         if let Some(owner) = &self.owner {
@@ -383,6 +404,10 @@ mod tests {
         assert_eq!(second.contacts.owner.as_deref(), Some("o@x.dk"));
         assert_eq!(second.contacts.billing, None);
         assert_eq!(second.contacts.admins, vec!["a@x.dk".to_string()]);
+        let third =
+            patch(r#"{"features":{"sso":true,"webhooks":false}}"#).unwrap().apply(&org, Some(&second), c, now());
+        let fourth = patch(r#"{"features":{"sso":null}}"#).unwrap().apply(&org, Some(&third), c, now());
+        assert_eq!(fourth.features, BTreeMap::from([("webhooks".to_string(), false)]));
     }
 
     #[test]
@@ -406,6 +431,9 @@ mod tests {
             (r#"{"limits":null}"#, "null"),
             (r#"{"contacts":{"admins":null}}"#, "null"),
             (r#"{"contacts":[null,null]}"#, "map"),
+            (r#"{"features":{"fax":true}}"#, "fax"),
+            (r#"{"features":{"sso":1}}"#, "boolean"),
+            (r#"{"features":null}"#, "null"),
         ] {
             let err = patch(json).unwrap_err();
             assert!(err.contains(needle), "{json}: {err}");

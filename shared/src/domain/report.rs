@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::catalogue::Catalogue;
 use super::decision::Reason;
+use super::feature::{Entitlement, entitlements};
 use super::messages;
 use super::org::OrgProfile;
 use super::period::Period;
@@ -25,6 +26,7 @@ pub struct OrgUsage {
     pub blocked: Blocked,
     pub notifications_sent: BTreeMap<String, Vec<u32>>,
     pub trial: Option<Trial>,
+    pub features: BTreeMap<String, Entitlement>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,5 +106,6 @@ pub fn org_usage(profile: &OrgProfile, counters: &[Counter], catalogue: &Catalog
             .collect(),
         trial,
         resources,
+        features: entitlements(profile, catalogue),
     }
 }

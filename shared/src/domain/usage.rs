@@ -9,10 +9,12 @@ use chrono_tz::Tz;
 
 use super::catalogue::{Catalogue, Enforcement, ResourceKind};
 use super::decision::Reason;
+use super::grant::Grant;
 use super::locale::Locale;
 use super::notice::InFlight;
 use super::org::{MAX_COUNT, OrgId, OrgProfile};
 use super::period::Period;
+use super::reservation::Hold;
 
 /// The settings a counter takes from its org's profile and the catalogue.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,12 @@ pub struct Counter {
     pub notified: Vec<u32>,
     /// A threshold notice being sent, if one is (see `store::notices`).
     pub notice: Option<InFlight>,
+    /// Units held for open reservations; they count against the limit.
+    pub holds: Vec<Hold>,
+    /// Grants `limit` includes.
+    pub grants: Vec<Grant>,
+    /// Changes with every change to `grants`: what a write of the limit pins.
+    pub grant_version: i64,
 }
 
 impl Counter {
@@ -91,7 +99,33 @@ impl Counter {
             trial_ends_at: settings.trial_ends_at,
             notified: Vec::new(),
             notice: None,
+            holds: Vec::new(),
+            grants: Vec::new(),
+            grant_version: 0,
         }
+    }
+
+    /// Units held by the reservations on the counter.
+    pub fn held(&self) -> i64 {
+        self.holds.iter().map(|h| h.amount).sum()
+    }
+
+    /// The limit without its grants: the plan's, or the org's override.
+    pub fn plan_limit(&self) -> Option<i64> {
+        self.limit.map(|l| l - self.grants.iter().map(|g| g.amount).sum::<i64>())
+    }
+
+    /// Whether holds or grants that have expired by `now` are still on the
+    /// counter (a write takes them off).
+    pub fn lapsed(&self, now: DateTime<Utc>) -> bool {
+        self.holds.iter().any(|h| h.expired(now)) || self.grants.iter().any(|g| g.expired(now))
+    }
+
+    /// The limit that held through a period ending at `end`: grants that
+    /// expired before it do not count (one expiring at its end does).
+    pub fn limit_through(&self, end: DateTime<Utc>) -> Option<i64> {
+        let lapsed: i64 = self.grants.iter().filter(|g| g.expires_at < end).map(|g| g.amount).sum();
+        self.limit.map(|l| l - lapsed)
     }
 
     /// Whether the counter's period has ended by `now`. A period that starts
@@ -103,8 +137,10 @@ impl Counter {
 
     /// The counter as it stands at `now`: a period that has ended counts as a
     /// fresh one at 0, whether or not anything has been written since.
+    /// Holds and grants expired by `now` count for nothing, as if already
+    /// taken off.
     pub fn at(&self, now: DateTime<Utc>) -> Counter {
-        match self.period {
+        let mut counter = match self.period {
             Some(_) if self.period_ended(now) => Counter {
                 used: 0,
                 period: Some(Period::containing(now, self.anchor_day, self.timezone)),
@@ -113,18 +149,26 @@ impl Counter {
                 ..self.clone()
             },
             _ => self.clone(),
+        };
+        if counter.lapsed(now) {
+            let lapsed: i64 = counter.grants.iter().filter(|g| g.expired(now)).map(|g| g.amount).sum();
+            counter.limit = counter.limit.map(|l| l - lapsed);
+            counter.grants.retain(|g| !g.expired(now));
+            counter.holds.retain(|h| !h.expired(now));
         }
+        counter
     }
 
     pub fn trial_expired(&self, now: DateTime<Utc>) -> bool {
         self.trial_ends_at.is_some_and(|end| end <= now)
     }
 
-    /// Whether `amount` more units would be refused: by a hard limit, or
-    /// because the count would pass `MAX_COUNT` (2^53 − 1), past which JSON
-    /// clients lose exactness; soft and unlimited resources stop there too.
+    /// Whether `amount` more units would be refused: by a hard limit (held
+    /// units count), or because the count would pass `MAX_COUNT` (2^53 − 1),
+    /// past which JSON clients lose exactness; soft and unlimited resources
+    /// stop there too.
     pub fn would_exceed(&self, amount: i64) -> bool {
-        let after = self.used.saturating_add(amount);
+        let after = self.used.saturating_add(self.held()).saturating_add(amount);
         after > MAX_COUNT || (self.enforcement == Enforcement::Hard && self.limit.is_some_and(|limit| after > limit))
     }
 
@@ -146,8 +190,11 @@ impl Counter {
             resource: self.resource.clone(),
             kind: self.kind,
             used: self.used,
+            held: self.held(),
             limit,
-            remaining: limit.map(|l| (l - self.used).max(0)),
+            plan_limit: self.plan_limit(),
+            grants: self.grants.clone(),
+            remaining: limit.map(|l| (l - self.used - self.held()).max(0)),
             percentage: limit.map(|l| percentage(self.used, l)),
             overage: limit.map_or(0, |l| (self.used - l).max(0)),
             status: Status::of(self.used, limit),
@@ -207,7 +254,15 @@ pub struct Usage {
     pub resource: String,
     pub kind: ResourceKind,
     pub used: i64,
+    /// Units held by open reservations.
+    pub held: i64,
+    /// The effective limit: the plan's (or the org's override) plus grants.
     pub limit: Option<i64>,
+    #[serde(rename = "planLimit")]
+    pub plan_limit: Option<i64>,
+    /// Live grants.
+    pub grants: Vec<Grant>,
+    /// What may still be consumed: the limit less used and held units.
     pub remaining: Option<i64>,
     pub percentage: Option<f64>,
     pub overage: i64,

@@ -14,17 +14,19 @@ use super::{Store, StoreError};
 use crate::domain::audit::AuditEntry;
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
 use crate::domain::decision::{Consumed, Reason};
+use crate::domain::grant::Grant;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{OrgId, OrgProfile};
+use crate::domain::reservation::{Hold, MAX_OPEN};
 use crate::domain::usage::{Counter, CounterSettings};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 
 /// What a failed consume condition meant.
-enum Next {
+pub(super) enum Next {
     Retry,
-    Refused(Counter, Reason),
+    Refused(Box<Counter>, Reason),
 }
 
 impl Store {
@@ -63,7 +65,8 @@ impl Store {
 
     /// Records `amount` units if the counter's limit, trial and period allow:
     /// one conditional UpdateItem (with an idempotency key: one transaction
-    /// with the key's record).
+    /// with the key's record). Also returns the grants found expired and
+    /// taken off on the way.
     #[allow(clippy::too_many_arguments)]
     pub async fn consume(
         &self,
@@ -74,9 +77,10 @@ impl Store {
         idempotency: Option<&IdempotencyKey>,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<Consumed, StoreError> {
+    ) -> Result<(Consumed, Vec<Grant>), StoreError> {
+        let mut expired = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
-            let update = self.consume_update(org, resource, amount, now);
+            let update = self.consume_update(org, resource, amount, None, now);
             let old = match idempotency {
                 None => {
                     let result = update.send_with(&self.client).await;
@@ -84,7 +88,8 @@ impl Store {
                         Ok(out) => {
                             let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
                             let before = Some(counter.used - amount);
-                            return Ok(Consumed::Admitted { counter, before });
+                            expired.extend(self.sweep_after(org, &counter, now).await);
+                            return Ok((Consumed::Admitted { counter: counter.at(now), before }, expired));
                         }
                         Err(err) => match condition_failed_item(&err) {
                             Some(old) => old,
@@ -92,14 +97,15 @@ impl Store {
                         },
                     }
                 }
-                Some(idem) => match self.consume_idempotent(org, resource, amount, idem, now).await? {
+                Some(idem) => match self.keyed(org, resource, update, idem, Item::new(), now).await? {
                     Idem::Done => {
                         let counter = self.counter(org, resource, kind, catalogue, now).await?;
-                        return Ok(Consumed::Admitted { counter, before: None });
+                        expired.extend(self.sweep_after(org, &counter, now).await);
+                        return Ok((Consumed::Admitted { counter: counter.at(now), before: None }, expired));
                     }
-                    Idem::Replay => {
+                    Idem::Replay(_) => {
                         let counter = self.counter(org, resource, kind, catalogue, now).await?;
-                        return Ok(Consumed::Replayed { counter: counter.at(now) });
+                        return Ok((Consumed::Replayed { counter: counter.at(now) }, expired));
                     }
                     Idem::Conflict => {
                         backoff(attempt).await;
@@ -108,28 +114,52 @@ impl Store {
                     Idem::CounterRefused(old) => old,
                 },
             };
-            match self.after_refusal(org, resource, kind, old, amount, catalogue, now).await? {
+            match self.after_refusal(org, resource, kind, old, amount, catalogue, now, &mut expired).await? {
                 Next::Retry => continue,
-                Next::Refused(counter, reason) => return Ok(Consumed::Refused { counter, reason }),
+                Next::Refused(counter, reason) => {
+                    return Ok((Consumed::Refused { counter: *counter, reason }, expired));
+                }
             }
         }
         Err(StoreError::Contended("consume"))
     }
 
-    pub(super) fn consume_update(&self, org: &OrgId, resource: &str, amount: i64, now: DateTime<Utc>) -> ConsumeUpdate {
+    /// After a write that went through: takes off what has expired on the
+    /// counter, if anything has. The write stands whatever this comes to.
+    pub(super) async fn sweep_after(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Vec<Grant> {
+        if !counter.lapsed(now) {
+            return Vec::new();
+        }
+        self.sweep(org, counter, now).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "expired holds and grants not taken off; the next write will");
+            Vec::new()
+        })
+    }
+
+    /// The consume write; with a hold, the reserve write (see `reservations`).
+    pub(super) fn consume_update(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        amount: i64,
+        hold: Option<Hold>,
+        now: DateTime<Utc>,
+    ) -> ConsumeUpdate {
         ConsumeUpdate {
             table: self.table.clone(),
             key: key(items::pk(org), items::counter_sk(resource)),
             amount,
             now: now.timestamp(),
+            hold,
         }
     }
 
     /// Works out why a write's condition failed on a counter (`old` is the
     /// item as it was, `None` if absent) and repairs what is repairable: a
-    /// counter not written yet, or a period that has ended.
+    /// counter not written yet, holds or grants that have expired, a period
+    /// that has ended.
     #[allow(clippy::too_many_arguments)]
-    async fn after_refusal(
+    pub(super) async fn after_refusal(
         &self,
         org: &OrgId,
         resource: &str,
@@ -138,18 +168,23 @@ impl Store {
         amount: i64,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
+        expired: &mut Vec<Grant>,
     ) -> Result<Next, StoreError> {
         let Some(old) = old else {
             self.materialize(org, resource, kind, catalogue, now).await?;
             return Ok(Next::Retry);
         };
         let counter = items::counter_from_item(&old)?;
+        if counter.lapsed(now) {
+            expired.extend(self.sweep(org, &counter, now).await?);
+            return Ok(Next::Retry);
+        }
         if counter.period_ended(now) {
             self.roll_over(org, &counter, now).await?;
             return Ok(Next::Retry);
         }
         match counter.refusal(amount, now) {
-            Some(reason) => Ok(Next::Refused(counter, reason)),
+            Some(reason) => Ok(Next::Refused(Box::new(counter), reason)),
             // The counter changed between the write and now (a plan change
             // raised the limit, say): try again.
             None => Ok(Next::Retry),
@@ -157,7 +192,7 @@ impl Store {
     }
 
     /// Writes a counter that does not exist yet, from the org's profile.
-    async fn materialize(
+    pub(super) async fn materialize(
         &self,
         org: &OrgId,
         resource: &str,
@@ -281,7 +316,7 @@ impl Store {
                 continue;
             }
             let (value, rearm, entry) = change(&before);
-            let mut expression = "SET used = :v, rem = if_not_exists(lim, :zero) - :v".to_string();
+            let mut expression = "SET used = :v, rem = rem + :delta".to_string();
             if rearm {
                 expression.push_str(" REMOVE notified, ntop, noticeLease, noticeFor, noticeSending");
             }
@@ -291,7 +326,7 @@ impl Store {
                 .update_expression(expression)
                 .condition_expression("used = :before")
                 .expression_attribute_values(":v", n(value))
-                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":delta", n(before.used - value))
                 .expression_attribute_values(":before", n(before.used));
             if let Some(p) = before.period {
                 update = update
@@ -330,34 +365,71 @@ fn unwritten_counter(
     Ok(Counter::fresh(&profile.org_id, resource, kind, &settings, now))
 }
 
-/// The consume write, as an UpdateItem or as a transaction's Update.
+/// The consume write, as an UpdateItem or as a transaction's Update. With a
+/// hold it is the reserve write: the units are held, not used, under the
+/// same conditions, and the hold must end with the period.
 pub(super) struct ConsumeUpdate {
     table: String,
     key: Item,
     amount: i64,
     now: i64,
+    hold: Option<Hold>,
 }
 
 impl ConsumeUpdate {
-    const UPDATE: &'static str = "ADD used :amt, rem :neg";
     const CONDITION: &'static str = "attribute_exists(pk) \
         AND (attribute_not_exists(pend) OR pend > :now) \
         AND (attribute_not_exists(trialEnd) OR trialEnd > :now) \
+        AND (attribute_not_exists(gexp) OR gexp > :now) \
         AND (enf = :soft OR attribute_not_exists(lim) OR rem >= :amt) \
         AND used <= :cap";
+    const HOLD_CONDITION: &'static str = " AND attribute_exists(#holds) AND size(#holds) < :open \
+        AND (attribute_not_exists(pend) OR pend >= :exp)";
+
+    fn expression(&self, sets: &[&str]) -> String {
+        let mut sets = sets.to_vec();
+        let add = match self.hold {
+            Some(_) => {
+                sets.insert(0, "#holds.#hold = :hold");
+                "ADD held :amt, rem :neg"
+            }
+            None => "ADD used :amt, rem :neg",
+        };
+        if sets.is_empty() { add.to_string() } else { format!("{add} SET {}", sets.join(", ")) }
+    }
+
+    fn condition(&self) -> String {
+        match self.hold {
+            Some(_) => format!("{}{}", Self::CONDITION, Self::HOLD_CONDITION),
+            None => Self::CONDITION.to_string(),
+        }
+    }
+
+    fn names(&self) -> Vec<(&'static str, String)> {
+        match &self.hold {
+            Some(hold) => vec![("#holds", items::HOLDS.to_string()), ("#hold", hold.nonce.clone())],
+            None => Vec::new(),
+        }
+    }
 
     fn values(&self) -> Vec<(&'static str, AttributeValue)> {
-        vec![
+        let mut values = vec![
             (":amt", n(self.amount)),
             (":neg", n(-self.amount)),
             (":now", n(self.now)),
             (":soft", s(Enforcement::Soft.as_str())),
             // The count never passes MAX_COUNT (amounts are at most MAX_COUNT).
             (":cap", n(crate::domain::org::MAX_COUNT - self.amount)),
-        ]
+        ];
+        if let Some(hold) = &self.hold {
+            values.push((":hold", items::hold_value(hold)));
+            values.push((":open", n(MAX_OPEN as i64)));
+            values.push((":exp", n(hold.expires_at.timestamp())));
+        }
+        values
     }
 
-    async fn send_with(
+    pub(super) async fn send_with(
         self,
         client: &Client,
     ) -> Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, SdkError<UpdateItemError>> {
@@ -365,10 +437,13 @@ impl ConsumeUpdate {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key.clone()))
-            .update_expression(Self::UPDATE)
-            .condition_expression(Self::CONDITION)
+            .update_expression(self.expression(&[]))
+            .condition_expression(self.condition())
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in self.names() {
+            req = req.expression_attribute_names(name, value);
+        }
         for (name, value) in self.values() {
             req = req.expression_attribute_values(name, value);
         }
@@ -386,14 +461,17 @@ impl ConsumeUpdate {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(self.key.clone()))
-            .update_expression(format!("{} SET lastIdem = :idem, lastIdemUntil = :idemUntil", Self::UPDATE))
+            .update_expression(self.expression(&["lastIdem = :idem", "lastIdemUntil = :idemUntil"]))
             .condition_expression(format!(
                 "{} AND (attribute_not_exists(lastIdem) OR lastIdem <> :idem OR lastIdemUntil <= :now)",
-                Self::CONDITION
+                self.condition()
             ))
             .expression_attribute_values(":idem", s(guard))
             .expression_attribute_values(":idemUntil", n(self.now + GUARD_SECONDS))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in self.names() {
+            update = update.expression_attribute_names(name, value);
+        }
         for (name, value) in self.values() {
             update = update.expression_attribute_values(name, value);
         }
@@ -403,7 +481,7 @@ impl ConsumeUpdate {
 
 /// For a failed conditional UpdateItem: `Some(old item or None)`; for any
 /// other error: `None`.
-fn condition_failed_item(err: &SdkError<UpdateItemError>) -> Option<Option<Item>> {
+pub(super) fn condition_failed_item(err: &SdkError<UpdateItemError>) -> Option<Option<Item>> {
     match err.as_service_error() {
         Some(UpdateItemError::ConditionalCheckFailedException(e)) => Some(e.item().cloned()),
         _ => None,

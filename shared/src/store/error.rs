@@ -16,6 +16,8 @@ pub enum StoreError {
     OrgNotFound,
     #[error("idempotency key reused with a different request")]
     KeyReused,
+    #[error("the counter keeps as many grants as it may")]
+    TooManyGrants,
     /// No connection, or no answer within the client's time bounds.
     #[error("DynamoDB unreachable: {summary}")]
     Unreachable {

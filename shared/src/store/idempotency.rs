@@ -1,10 +1,11 @@
-//! The keyed consume: the key's record and the counter change in one
-//! transaction, and what its cancellation reasons mean (replay, reuse, or a
-//! refusal on the counter).
+//! The keyed consume (and reserve): the key's record and the counter change
+//! in one transaction, and what its cancellation reasons mean (replay,
+//! reuse, or a refusal on the counter).
 
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 
+use super::counters::ConsumeUpdate;
 use super::items::{self, Item, get_n, get_s, key, n, s};
 use super::sdk::{Transacted, reason, transact};
 use super::{Store, StoreError};
@@ -14,21 +15,26 @@ use crate::domain::rfc3339;
 
 pub(super) enum Idem {
     Done,
-    Replay,
+    /// With the key's record, when it could be read.
+    Replay(Option<Item>),
     Conflict,
     CounterRefused(Option<Item>),
 }
 
 impl Store {
-    pub(super) async fn consume_idempotent(
+    /// `write` (a consume or a reserve) under `idem`; `extra` goes on the
+    /// key's record (a reservation's id, for its replays).
+    pub(super) async fn keyed(
         &self,
         org: &OrgId,
         resource: &str,
-        amount: i64,
+        write: ConsumeUpdate,
         idem: &IdempotencyKey,
+        extra: Item,
         now: DateTime<Utc>,
     ) -> Result<Idem, StoreError> {
         let mut record = key(items::pk(org), items::idempotency_sk(resource, &idem.key));
+        record.extend(extra);
         record.insert("type".into(), s("idempotency"));
         record.insert("fingerprint".into(), s(&idem.fingerprint));
         record.insert("createdAt".into(), s(rfc3339(now)));
@@ -41,7 +47,7 @@ impl Store {
             .expression_attribute_values(":now", n(now.timestamp()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
-        let update = self.consume_update(org, resource, amount, now).transact(&idem.guard)?;
+        let update = write.transact(&idem.guard)?;
         // The record first: a retry or duplicate is cancelled on it at once.
         // A concurrent duplicate that got past it (see `ConsumeUpdate::transact`)
         // is caught by the counter's guard.
@@ -57,7 +63,7 @@ impl Store {
         if code(RECORD) == "ConditionalCheckFailed" {
             let stored = reasons[RECORD].item().and_then(|i| get_s(i, "fingerprint"));
             return if stored == Some(idem.fingerprint.as_str()) {
-                Ok(Idem::Replay)
+                Ok(Idem::Replay(reasons[RECORD].item().cloned()))
             } else {
                 Err(StoreError::KeyReused)
             };
@@ -84,13 +90,13 @@ impl Store {
                 .await?;
             let live = record.item().filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp()));
             return match live.and_then(|r| get_s(r, "fingerprint")) {
-                Some(f) if f == idem.fingerprint => Ok(Idem::Replay),
+                Some(f) if f == idem.fingerprint => Ok(Idem::Replay(live.cloned())),
                 Some(_) => Err(StoreError::KeyReused),
                 // The counter shows a transaction with this key committed
                 // within the guard's window, but its record is not visible
                 // yet (DynamoDB Local exposes a transaction's items one by
                 // one; DynamoDB never, as the record check fails first there).
-                None => Ok(Idem::Replay),
+                None => Ok(Idem::Replay(None)),
             };
         }
         // A condition failed, but neither on the record nor the counter:

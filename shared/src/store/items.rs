@@ -8,6 +8,7 @@
 //! | counter | `ORG#<orgId>` | `STATE#USAGE#<resource>` |
 //! | idempotency record (TTL) | `ORG#<orgId>` | `IDEM#<resource>#<key>` |
 //! | audit entry | `ORG#<orgId>` | `AUDIT#<time>#<id>` |
+//! | a reservation's outcome (TTL) | `ORG#<orgId>` | `RES#<nonce>` |
 //! | closed period | `ORG#<orgId>` | `CLOSED#<resource>#<start>#<end>` |
 //! | daily snapshot (TTL) | `ORG#<orgId>` | `SNAP#<YYYY-MM-DD>` |
 //! | a continued job run (TTL) | `JOB#<runId>` | `RUN` |
@@ -20,8 +21,10 @@
 //! and every counter in one request.
 //!
 //! A counter carries everything a consume needs to decide alone: the
-//! effective limit `lim` (absent when unlimited), `rem` (= `lim - used`,
-//! maintained by every write), `enf`, the trial end `trialEnd` while the org
+//! effective limit `lim` (absent when unlimited; the plan's limit plus the
+//! `grants` the counter keeps, `gexp` the first of their expiries), `held`
+//! (the units its open reservations' `holds` keep), `rem`
+//! (= `lim - used - held`, maintained by every write), `enf`, the trial end `trialEnd` while the org
 //! is on a plan with a trial, and the period bounds `pstart`/`pend` (epoch
 //! seconds) for `period` resources. A plan change rewrites them on every
 //! counter in the same transaction as the profile.
@@ -33,9 +36,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::catalogue::{Enforcement, ResourceKind};
+use crate::domain::grant::Grant;
 use crate::domain::notice::threshold_owed;
 use crate::domain::org::{Contacts, Locale, OrgId, OrgProfile};
 use crate::domain::period::{ClosedPeriod, Period};
+use crate::domain::reservation::Hold;
 use crate::domain::usage::Counter;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -59,6 +64,10 @@ pub fn counter_sk(resource: &str) -> String {
 /// The record of a closed period: one per resource and period.
 pub fn closed_sk(resource: &str, period: Period) -> String {
     format!("{CLOSED_PREFIX}{resource}#{}#{}", period.start.timestamp(), period.end.timestamp())
+}
+
+pub fn outcome_sk(nonce: &str) -> String {
+    format!("RES#{nonce}")
 }
 
 pub fn idempotency_sk(resource: &str, key: &str) -> String {
@@ -139,6 +148,10 @@ pub fn profile_to_item(p: &OrgProfile, version: i64) -> Item {
         let limits = p.limits.iter().map(|(r, l)| (r.clone(), n(*l))).collect();
         item.insert("limits".into(), AttributeValue::M(limits));
     }
+    if !p.features.is_empty() {
+        let features = p.features.iter().map(|(f, v)| (f.clone(), AttributeValue::Bool(*v))).collect();
+        item.insert("features".into(), AttributeValue::M(features));
+    }
     let mut contacts = HashMap::new();
     if let Some(o) = &p.contacts.owner {
         contacts.insert("owner".to_string(), s(o));
@@ -177,8 +190,10 @@ pub fn profile_update(
     let mut fields: Vec<(String, AttributeValue)> =
         item.into_iter().filter(|(name, _)| name != "pk" && name != "sk").collect();
     fields.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut remove: Vec<&str> =
-        ["trialEndsAt", "limits"].into_iter().filter(|f| !fields.iter().any(|(name, _)| name == f)).collect();
+    let mut remove: Vec<&str> = ["trialEndsAt", "limits", "features"]
+        .into_iter()
+        .filter(|f| !fields.iter().any(|(name, _)| name == f))
+        .collect();
     if rearm_trial_notice {
         remove.extend(["trialNotifiedAt", "trialNoticeLease", "trialNoticeSending"]);
     }
@@ -208,6 +223,13 @@ pub fn profile_from_item(item: &Item) -> Result<(OrgProfile, i64), Malformed> {
             .collect::<Result<BTreeMap<_, _>, _>>()?,
         None => BTreeMap::new(),
     };
+    let features = match item.get("features").and_then(|v| v.as_m().ok()) {
+        Some(m) => m
+            .iter()
+            .map(|(f, v)| need(v.as_bool().ok().copied(), W, "features").map(|v| (f.clone(), v)))
+            .collect::<Result<BTreeMap<_, _>, _>>()?,
+        None => BTreeMap::new(),
+    };
     let contacts = match item.get("contacts").and_then(|v| v.as_m().ok()) {
         Some(m) => Contacts {
             owner: m.get("owner").and_then(|v| v.as_s().ok()).cloned(),
@@ -224,6 +246,7 @@ pub fn profile_from_item(item: &Item) -> Result<(OrgProfile, i64), Malformed> {
         org_id,
         plan: need(get_s(item, "plan"), W, "plan")?.to_string(),
         limits,
+        features,
         contacts,
         locale: get_s(item, "locale").and_then(Locale::parse).unwrap_or_default(),
         timezone: need(get_s(item, "tz").and_then(|t| t.parse::<Tz>().ok()), W, "tz")?,
@@ -246,7 +269,14 @@ pub fn counter_to_item(c: &Counter) -> Item {
     item.insert("resource".into(), s(&c.resource));
     item.insert("kind".into(), s(kind_str(c.kind)));
     item.insert("used".into(), n(c.used));
-    item.insert("rem".into(), n(c.limit.map_or(0, |l| l - c.used)));
+    item.insert("rem".into(), n(c.limit.map_or(0, |l| l - c.used - c.held())));
+    item.insert("held".into(), n(c.held()));
+    item.insert(HOLDS.into(), AttributeValue::M(c.holds.iter().map(|h| (h.nonce.clone(), hold_value(h))).collect()));
+    item.insert(GRANTS.into(), AttributeValue::M(c.grants.iter().map(|g| (g.id.clone(), grant_value(g))).collect()));
+    item.insert("gv".into(), n(c.grant_version));
+    if let Some(first) = c.grants.iter().map(|g| g.expires_at).min() {
+        item.insert("gexp".into(), n(first.timestamp()));
+    }
     item.insert("plan".into(), s(&c.plan));
     item.insert("enf".into(), s(c.enforcement.as_str()));
     item.insert("locale".into(), s(c.locale.as_str()));
@@ -279,10 +309,12 @@ pub fn closed_item(org: &OrgId, counter: &Counter, period: Period, now: DateTime
     item.insert("end".into(), s(crate::domain::rfc3339(period.end)));
     item.insert("used".into(), n(counter.used));
     item.insert("enf".into(), s(counter.enforcement.as_str()));
-    if let Some(limit) = counter.limit {
+    // Billed on the limit that held through the period's end.
+    let limit = counter.limit_through(period.end);
+    if let Some(limit) = limit {
         item.insert("lim".into(), n(limit));
     }
-    item.insert("overage".into(), n(counter.limit.map_or(0, |l| (counter.used - l).max(0))));
+    item.insert("overage".into(), n(limit.map_or(0, |l| (counter.used - l).max(0))));
     item.insert("closedAt".into(), s(crate::domain::rfc3339(now)));
     if !counter.notified.is_empty() {
         item.insert("notified".into(), AttributeValue::Ns(counter.notified.iter().map(u32::to_string).collect()));
@@ -298,7 +330,7 @@ pub fn closed_item(org: &OrgId, counter: &Counter, period: Period, now: DateTime
             item.insert(attrs.sending.into(), n(claim.until));
         }
     }
-    let owed = threshold_owed(counter.used, counter.limit, counter.enforcement, &counter.notified).is_some();
+    let owed = threshold_owed(counter.used, limit, counter.enforcement, &counter.notified).is_some();
     if owed || counter.notice.is_some() {
         item.insert("owed".into(), n(1));
     }
@@ -328,6 +360,68 @@ pub fn closed_from_item(item: &Item) -> Option<ClosedPeriod> {
         emitted: item.contains_key("emittedAt"),
         emit: super::lease::EMIT.read(item),
     })
+}
+
+/// A counter's map of open reservations' holds, by nonce: `{a, e}`.
+pub const HOLDS: &str = "holds";
+/// A counter's map of grants, by id: `{a, e, r, by, at}`.
+pub const GRANTS: &str = "grants";
+
+pub fn hold_value(h: &Hold) -> AttributeValue {
+    AttributeValue::M(HashMap::from([("a".to_string(), n(h.amount)), ("e".to_string(), n(h.expires_at.timestamp()))]))
+}
+
+pub fn grant_value(g: &Grant) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("a".to_string(), n(g.amount)),
+        ("e".to_string(), n(g.expires_at.timestamp())),
+        ("r".to_string(), s(&g.reason)),
+        ("by".to_string(), s(&g.created_by)),
+        ("at".to_string(), n(g.created_at.timestamp())),
+    ]))
+}
+
+fn holds_from(item: &Item) -> Result<Vec<Hold>, Malformed> {
+    let Some(map) = item.get(HOLDS).and_then(|v| v.as_m().ok()) else {
+        return Ok(Vec::new());
+    };
+    let mut holds = map
+        .iter()
+        .map(|(nonce, v)| {
+            let m = v.as_m().ok();
+            let hold = m.and_then(|m| {
+                Some(Hold { nonce: nonce.clone(), amount: get_n(m, "a")?, expires_at: get_time(m, "e")? })
+            });
+            need(hold, "counter", "holds")
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    holds.sort_by(|a, b| (a.expires_at, &a.nonce).cmp(&(b.expires_at, &b.nonce)));
+    Ok(holds)
+}
+
+fn grants_from(item: &Item) -> Result<Vec<Grant>, Malformed> {
+    let Some(map) = item.get(GRANTS).and_then(|v| v.as_m().ok()) else {
+        return Ok(Vec::new());
+    };
+    let mut grants = map
+        .iter()
+        .map(|(id, v)| {
+            let m = v.as_m().ok();
+            let grant = m.and_then(|m| {
+                Some(Grant {
+                    id: id.clone(),
+                    amount: get_n(m, "a")?,
+                    expires_at: get_time(m, "e")?,
+                    reason: get_s(m, "r")?.to_string(),
+                    created_by: get_s(m, "by")?.to_string(),
+                    created_at: get_time(m, "at")?,
+                })
+            });
+            need(grant, "counter", "grants")
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    grants.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(grants)
 }
 
 pub fn kind_str(kind: ResourceKind) -> &'static str {
@@ -373,6 +467,9 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         trial_ends_at: get_time(item, "trialEnd"),
         notified,
         notice: super::lease::THRESHOLD.read(item),
+        holds: holds_from(item)?,
+        grants: grants_from(item)?,
+        grant_version: get_n(item, "gv").unwrap_or(0),
     })
 }
 
@@ -389,7 +486,7 @@ mod tests {
         let c = Catalogue::builtin();
         let body: OrgPatchBody = serde_json::from_str(
             r#"{"plan":"free","limits":{"contacts":3},"locale":"da","timezone":"Europe/Copenhagen",
-            "anchorDay":31,"contacts":{"owner":"o@x.dk","admins":["a@x.dk","b@x.dk"]}}"#,
+            "anchorDay":31,"features":{"sso":true,"webhooks":false},"contacts":{"owner":"o@x.dk","admins":["a@x.dk","b@x.dk"]}}"#,
         )
         .unwrap();
         let org = OrgId::parse("acme").unwrap();

@@ -10,7 +10,9 @@
 //! | `orgs` | org reads, create and update |
 //! | `counters` | counter reads, consume, release, set and reset |
 //! | `rollover` | closing a period for billing and starting the next |
-//! | `idempotency` | the keyed consume |
+//! | `idempotency` | the keyed consume and reserve |
+//! | `reservations` | reserve, commit and release |
+//! | `grants` | grants added and revoked, and the sweep of what has expired |
 //! | `audit` | the audit log |
 //! | `lease`, `notices` | the claim protocol, and the notices that use it |
 //! | `closed` | the period-close event's claim, sending and marks |
@@ -21,12 +23,14 @@ mod audit;
 mod closed;
 mod counters;
 mod error;
+mod grants;
 mod idempotency;
 mod items;
 pub mod job;
 mod lease;
 pub mod notices;
 mod orgs;
+mod reservations;
 mod rollover;
 pub mod schema;
 mod sdk;
@@ -34,6 +38,7 @@ pub mod snapshots;
 
 pub use error::{BoxError, StoreError, root_cause};
 pub use lease::{Claim, Lease, Settled};
+pub use reservations::{End, Ended, Reserved};
 
 use aws_sdk_dynamodb::Client;
 

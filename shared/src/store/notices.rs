@@ -30,7 +30,7 @@ pub enum NoticeHolder {
 /// Where a mark landed, as it now stands.
 #[derive(Debug, Clone)]
 pub enum Marked {
-    Counter(Counter),
+    Counter(Box<Counter>),
     Closed(ClosedPeriod),
 }
 
@@ -165,7 +165,7 @@ impl Store {
                 let marked = if closed {
                     items::closed_from_item(&item).map(Marked::Closed)
                 } else {
-                    items::counter_from_item(&item).ok().map(Marked::Counter)
+                    items::counter_from_item(&item).ok().map(|c| Marked::Counter(Box::new(c)))
                 };
                 if marked.is_none() {
                     tracing::warn!(org = %org, resource, threshold, "notice marked, but its item could not be read back");

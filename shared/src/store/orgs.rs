@@ -44,13 +44,14 @@ impl Store {
         state_from_items(&query.items(&self.client, &self.table).await?)
     }
 
-    /// The org's profile alone (one GetItem).
+    /// The org's profile alone (one consistent GetItem).
     pub async fn profile(&self, org: &OrgId) -> Result<Option<OrgProfile>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::PROFILE_SK.to_string())))
+            .consistent_read(true)
             .send()
             .await?;
         Ok(out.item().map(items::profile_from_item).transpose()?.map(|(p, _)| p))
@@ -146,7 +147,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<Update>, StoreError> {
         let same = counter.plan == to.plan
-            && counter.limit == to.limit
+            && counter.plan_limit() == to.limit
             && counter.enforcement == to.enforcement
             && counter.locale == to.locale
             && counter.timezone == to.timezone
@@ -158,10 +159,10 @@ impl Store {
         // `plan` is a reserved word; names go through placeholders.
         let mut set = vec!["#plan = :plan", "enf = :enf", "#locale = :locale", "#tz = :tz", "#anchor = :anchor"];
         let mut remove = vec![];
+        let mut condition = vec!["attribute_exists(pk)"];
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
-            .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#plan", "plan")
             .expression_attribute_names("#locale", "locale")
             .expression_attribute_names("#tz", "tz")
@@ -171,12 +172,32 @@ impl Store {
             .expression_attribute_values(":locale", s(to.locale.as_str()))
             .expression_attribute_values(":tz", s(to.timezone.name()))
             .expression_attribute_values(":anchor", n(i64::from(to.anchor_day)));
-        match to.limit {
-            Some(limit) => {
-                set.extend(["lim = :lim", "rem = :lim - used"]);
-                update = update.expression_attribute_values(":lim", n(limit));
+        // The effective limit keeps the counter's grants; `rem` moves by as
+        // much as it does, pinned to the limit (and held units) it was read with.
+        let granted = counter.limit.zip(counter.plan_limit()).map_or(0, |(l, p)| l - p);
+        match (to.limit.map(|l| l + granted), counter.limit) {
+            (Some(limit), Some(old)) => {
+                set.extend(["lim = :lim", "rem = rem + :delta"]);
+                condition.push("lim = :oldlim");
+                update = update
+                    .expression_attribute_values(":lim", n(limit))
+                    .expression_attribute_values(":delta", n(limit - old))
+                    .expression_attribute_values(":oldlim", n(old));
             }
-            None => remove.push("lim"),
+            (Some(limit), None) => {
+                set.extend(["lim = :lim", "rem = :room - used"]);
+                condition.push("attribute_not_exists(lim) AND (held = :held OR attribute_not_exists(held))");
+                update = update
+                    .expression_attribute_values(":lim", n(limit))
+                    .expression_attribute_values(":room", n(limit - counter.held()))
+                    .expression_attribute_values(":held", n(counter.held()));
+            }
+            (None, _) => remove.push("lim"),
+        }
+        if counter.limit.is_none() || to.limit.is_none() {
+            // The grants an unlimited counter keeps count once it has a limit.
+            condition.push("(gv = :gv OR attribute_not_exists(gv))");
+            update = update.expression_attribute_values(":gv", n(counter.grant_version));
         }
         match to.trial_ends_at {
             Some(t) => {
@@ -193,15 +214,15 @@ impl Store {
         if let Some(period) = counter.period.filter(|_| moved && !counter.period_ended(now)) {
             let end = Period::containing(now.max(period.start), to.anchor_day, to.timezone).end;
             set.push("pend = :pe");
+            condition.push("pend = :oldpe");
             update = update
                 .expression_attribute_values(":pe", n(end.timestamp()))
-                .expression_attribute_values(":oldpe", n(period.end.timestamp()))
-                .condition_expression("attribute_exists(pk) AND pend = :oldpe");
+                .expression_attribute_values(":oldpe", n(period.end.timestamp()));
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        Ok(Some(update.update_expression(expression).build()?))
+        Ok(Some(update.update_expression(expression).condition_expression(condition.join(" AND ")).build()?))
     }
 }

@@ -46,15 +46,22 @@ impl Store {
         // Pinned to what is copied: the count, the notice marks (which only
         // grow within a period) and the lease, and to the anchor and zone the
         // new period was computed from.
-        let mut condition =
-            "pend = :oldpe AND pend <= :now AND used = :oldused AND #anchor = :anchor AND #tz = :tz".to_string();
+        // Every hold of the period ended with it (none outlives its period):
+        // they go, pinned by `held`, and their units come back to `rem`.
+        let mut condition = "pend = :oldpe AND pend <= :now AND used = :oldused AND #anchor = :anchor AND #tz = :tz \
+             AND (held = :oldheld OR (attribute_not_exists(held) AND :oldheld = :zero))"
+            .to_string();
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
             .update_expression(
-                "SET used = :zero, rem = rem + used, pstart = :ps, pend = :pe \
+                "SET used = :zero, held = :zero, #holds = :none, rem = rem + :back, pstart = :ps, pend = :pe \
                  REMOVE notified, ntop, noticeLease, noticeFor, noticeSending",
             )
+            .expression_attribute_names("#holds", items::HOLDS)
+            .expression_attribute_values(":none", aws_sdk_dynamodb::types::AttributeValue::M(Default::default()))
+            .expression_attribute_values(":oldheld", n(counter.held()))
+            .expression_attribute_values(":back", n(counter.used + counter.held()))
             .expression_attribute_values(":now", n(now.timestamp()))
             .expression_attribute_names("#anchor", "anchor")
             .expression_attribute_names("#tz", "tz")

@@ -1,0 +1,279 @@
+//! Grants on a counter, and the sweep that takes expired holds and grants
+//! off it. A grant's amount is part of the counter's `lim` and `rem` from
+//! the write that adds it to the one that takes it off; `gexp`, the first
+//! expiry among them, is in every consume's condition, so no unit is
+//! admitted on a grant that has expired, swept or not.
+//!
+//! Adding and revoking are admin writes: the counter is read, and the write
+//! (with its audit entry, in one transaction) is pinned to the grants it was
+//! computed from by `gv`, which every change to them moves.
+
+use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+
+use super::items::{self, key, n};
+use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, transact};
+use super::{Store, StoreError};
+use crate::domain::audit::{AuditAction, AuditEntry};
+use crate::domain::catalogue::{Catalogue, ResourceKind};
+use crate::domain::grant::{Grant, GrantRequest, MAX_GRANTS};
+use crate::domain::org::OrgId;
+use crate::domain::period::Period;
+use crate::domain::reservation::Hold;
+use crate::domain::usage::Counter;
+
+/// A change to a counter's grants and holds.
+struct Change<'a> {
+    add: Option<&'a Grant>,
+    remove: Vec<&'a Grant>,
+    /// Holds to free (expired ones: a sweep).
+    free: Vec<&'a Hold>,
+}
+
+impl Store {
+    /// Adds a grant to a resource's counter, audited in the same transaction.
+    /// Returns the grant and the counter after it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_grant(
+        &self,
+        org: &OrgId,
+        kind: ResourceKind,
+        request: &GrantRequest,
+        actor: &str,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<(Grant, Counter, Vec<Grant>), StoreError> {
+        let resource = request.resource.as_str();
+        let mut expired = Vec::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(counter) = self.ready_counter(org, resource, kind, catalogue, now, &mut expired).await? else {
+                continue;
+            };
+            if counter.grants.len() >= MAX_GRANTS {
+                return Err(StoreError::TooManyGrants);
+            }
+            let expires_at = request.expires_at.unwrap_or_else(|| {
+                counter
+                    .period
+                    .map_or_else(|| Period::containing(now, counter.anchor_day, counter.timezone).end, |p| p.end)
+            });
+            let grant = Grant {
+                id: Grant::new_id(),
+                amount: request.amount,
+                expires_at,
+                reason: request.reason.clone(),
+                created_by: actor.to_string(),
+                created_at: now,
+            };
+            let change = Change { add: Some(&grant), remove: Vec::new(), free: Vec::new() };
+            let entry = AuditEntry::grant(now, actor, AuditAction::GrantAdded, &grant, resource);
+            let writes = vec![
+                TransactWriteItem::builder().update(self.change_update(org, &counter, &change)?).build(),
+                self.audit_put(org, &entry)?,
+            ];
+            match transact(&self.client, "grant", writes).await? {
+                Transacted::Committed => {
+                    let mut after = counter.clone();
+                    after.grants.push(grant.clone());
+                    after.limit = after.limit.map(|l| l + grant.amount);
+                    after.grant_version += 1;
+                    return Ok((grant, after, expired));
+                }
+                Transacted::Refused(reasons) => {
+                    if reasons.first().and_then(|r| r.item()).is_some_and(|old| !old.contains_key(items::GRANTS)) {
+                        self.add_maps(org, resource).await?;
+                    }
+                    backoff(attempt).await
+                }
+            }
+        }
+        Err(StoreError::Contended("grant"))
+    }
+
+    /// Revokes a live grant, audited in the same transaction: `None` when
+    /// the org has no live grant of that id. Returns the grant, its
+    /// resource's counter after, and grants the read found expired.
+    pub async fn revoke_grant(
+        &self,
+        org: &OrgId,
+        id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<(Grant, Counter)>, Vec<Grant>), StoreError> {
+        let mut expired = Vec::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
+            let found = state.counters.values().find(|c| c.grants.iter().any(|g| g.id == id));
+            let Some(counter) = found else {
+                return Ok((None, expired));
+            };
+            if counter.lapsed(now) {
+                // An expired grant is not revoked: it has ended.
+                expired.extend(self.sweep(org, counter, now).await?);
+                continue;
+            }
+            let grant = counter.grants.iter().find(|g| g.id == id).cloned().ok_or(StoreError::Contended("revoke"))?;
+            let change = Change { add: None, remove: vec![&grant], free: Vec::new() };
+            let entry = AuditEntry::grant(now, actor, AuditAction::GrantRevoked, &grant, &counter.resource);
+            let writes = vec![
+                TransactWriteItem::builder().update(self.change_update(org, counter, &change)?).build(),
+                self.audit_put(org, &entry)?,
+            ];
+            match transact(&self.client, "grant revoke", writes).await? {
+                Transacted::Committed => {
+                    let mut after = counter.clone();
+                    after.grants.retain(|g| g.id != id);
+                    after.limit = after.limit.map(|l| l - grant.amount);
+                    after.grant_version += 1;
+                    return Ok((Some((grant, after)), expired));
+                }
+                Transacted::Refused(_) => backoff(attempt).await,
+            }
+        }
+        Err(StoreError::Contended("grant revoke"))
+    }
+
+    /// A counter as stored, ready for an admin change: written, in its
+    /// current period and with nothing expired on it. `None` when it had to
+    /// be made so (read it again).
+    async fn ready_counter(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+        expired: &mut Vec<Grant>,
+    ) -> Result<Option<Counter>, StoreError> {
+        let Some(counter) = self.counter_item(org, resource).await? else {
+            self.materialize(org, resource, kind, catalogue, now).await?;
+            return Ok(None);
+        };
+        if counter.lapsed(now) {
+            expired.extend(self.sweep(org, &counter, now).await?);
+            return Ok(None);
+        }
+        if counter.period_ended(now) {
+            self.roll_over(org, &counter, now).await?;
+            return Ok(None);
+        }
+        Ok(Some(counter))
+    }
+
+    /// The counter's update for a change of its grants and holds, pinned to
+    /// what it was computed from (`counter`, as read): the grants and the
+    /// limit by `gv`, each hold freed by its still being there.
+    fn change_update(&self, org: &OrgId, counter: &Counter, change: &Change) -> Result<Update, StoreError> {
+        let grants_change = change.add.is_some() || !change.remove.is_empty();
+        let granted = change.add.map_or(0, |g| g.amount) - change.remove.iter().map(|g| g.amount).sum::<i64>();
+        let freed: i64 = change.free.iter().map(|h| h.amount).sum();
+        let limited = counter.limit.is_some();
+        let mut set = Vec::new();
+        let mut remove = Vec::new();
+        let mut condition = vec!["attribute_exists(pk)".to_string()];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))));
+        if grants_change {
+            let first = counter
+                .grants
+                .iter()
+                .filter(|g| !change.remove.iter().any(|r| r.id == g.id))
+                .chain(change.add)
+                .map(|g| g.expires_at)
+                .min();
+            set.push("gv = if_not_exists(gv, :zero) + :one".to_string());
+            condition.push("(gv = :gv OR (attribute_not_exists(gv) AND :gv = :zero))".into());
+            condition.push("attribute_exists(#grants)".into());
+            condition.push(if limited { "attribute_exists(lim)" } else { "attribute_not_exists(lim)" }.into());
+            update = update
+                .expression_attribute_names("#grants", items::GRANTS)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":gv", n(counter.grant_version));
+            if let Some(grant) = change.add {
+                set.push("#grants.#add = :grant".into());
+                update = update
+                    .expression_attribute_names("#add", &grant.id)
+                    .expression_attribute_values(":grant", items::grant_value(grant));
+            }
+            for (i, grant) in change.remove.iter().enumerate() {
+                remove.push(format!("#grants.#g{i}"));
+                update = update.expression_attribute_names(format!("#g{i}"), &grant.id);
+            }
+            match first {
+                Some(first) => {
+                    set.push("gexp = :gexp".into());
+                    update = update.expression_attribute_values(":gexp", n(first.timestamp()));
+                }
+                None => remove.push("gexp".into()),
+            }
+            if limited && granted != 0 {
+                set.push("lim = lim + :granted".into());
+                update = update.expression_attribute_values(":granted", n(granted));
+            }
+        }
+        if !change.free.is_empty() {
+            update = update.expression_attribute_names("#holds", items::HOLDS);
+            for (i, hold) in change.free.iter().enumerate() {
+                remove.push(format!("#holds.#h{i}"));
+                condition.push(format!("attribute_exists(#holds.#h{i})"));
+                update = update.expression_attribute_names(format!("#h{i}"), &hold.nonce);
+            }
+            set.push("held = held - :freed".into());
+            update = update.expression_attribute_values(":freed", n(freed));
+        }
+        let room = freed + if limited { granted } else { 0 };
+        if room != 0 {
+            set.push("rem = rem + :room".into());
+            update = update.expression_attribute_values(":room", n(room));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        Ok(update
+            .update_expression(expression)
+            .condition_expression(condition.join(" AND "))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?)
+    }
+
+    /// Takes the holds and grants that have expired by `now` off a counter
+    /// (`counter` as read): one conditional UpdateItem. Returns the grants
+    /// this call took off; none when another writer got there first.
+    pub async fn sweep(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<Vec<Grant>, StoreError> {
+        let mut counter = counter.clone();
+        for attempt in 0..MAX_ATTEMPTS {
+            if !counter.lapsed(now) {
+                return Ok(Vec::new());
+            }
+            let change = Change {
+                add: None,
+                remove: counter.grants.iter().filter(|g| g.expired(now)).collect(),
+                free: counter.holds.iter().filter(|h| h.expired(now)).collect(),
+            };
+            let update = self.change_update(org, &counter, &change)?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_string))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                .send()
+                .await;
+            if applied(result)? {
+                return Ok(counter.grants.into_iter().filter(|g| g.expired(now)).collect());
+            }
+            match self.counter_item(org, &counter.resource).await? {
+                Some(fresh) => counter = fresh,
+                None => return Ok(Vec::new()),
+            }
+            backoff(attempt).await;
+        }
+        Err(StoreError::Contended("sweep"))
+    }
+}

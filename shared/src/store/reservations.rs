@@ -1,0 +1,372 @@
+//! Reservations on the table. An open reservation is a hold on its counter
+//! (`holds.<nonce>` = `{a, e}`, summed in `held`, taken from `rem`), written
+//! by the reserve under the consume's own conditions, so used + held never
+//! passes a hard limit. Commit and release take the hold off and record the
+//! outcome (`RES#<nonce>`, put only if absent) in one transaction: exactly
+//! one of commit, release and expiry ends a reservation, and a repeat finds
+//! the first outcome. Expiry leaves no record: the sweep takes expired holds
+//! off, and the id says when the reservation expired.
+
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, Utc};
+
+use super::counters::{Next, condition_failed_item};
+use super::idempotency::Idem;
+use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, reason, transact};
+use super::{Store, StoreError};
+use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
+use crate::domain::decision::Reason;
+use crate::domain::grant::Grant;
+use crate::domain::idempotency::IdempotencyKey;
+use crate::domain::org::{MAX_COUNT, OrgId};
+use crate::domain::reservation::{self, Hold, MAX_OPEN, OUTCOME_TTL_DAYS, Outcome, ReservationId, Status};
+use crate::domain::usage::Counter;
+
+/// What a reserve came to.
+#[derive(Debug)]
+pub enum Reserved {
+    Held {
+        id: ReservationId,
+        counter: Counter,
+    },
+    /// A retry of a reserve that held units: the same reservation.
+    Replayed {
+        id: ReservationId,
+        counter: Counter,
+    },
+    Refused {
+        counter: Counter,
+        reason: Reason,
+    },
+    /// The counter has `MAX_OPEN` reservations open.
+    TooMany,
+}
+
+/// How to end a reservation.
+#[derive(Debug, Clone, Copy)]
+pub enum End {
+    /// Record this many units used (all that was held when `None`).
+    Commit(Option<i64>),
+    Release,
+}
+
+/// What ending a reservation came to.
+#[derive(Debug)]
+pub enum Ended {
+    /// This request ended it.
+    Done(Outcome),
+    /// It had ended before: how.
+    Before(Outcome),
+    NotFound,
+    /// A commit above the hold whose excess the limit or trial refuses;
+    /// the reservation stays open.
+    Refused {
+        counter: Counter,
+        reason: Reason,
+    },
+}
+
+impl Store {
+    /// Holds `amount` units for `ttl_seconds` (no later than the period's
+    /// end): one conditional UpdateItem, or with a key one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reserve(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        amount: i64,
+        ttl_seconds: i64,
+        idempotency: Option<&IdempotencyKey>,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<(Reserved, Vec<Grant>), StoreError> {
+        let mut expired = Vec::new();
+        let mut expires_at = reservation::expiry(now, ttl_seconds, None);
+        for attempt in 0..MAX_ATTEMPTS {
+            let id = ReservationId::new(resource, amount, expires_at);
+            let hold = Hold { nonce: id.nonce.clone(), amount, expires_at };
+            let update = self.consume_update(org, resource, amount, Some(hold), now);
+            let old = match idempotency {
+                None => match update.send_with(&self.client).await {
+                    Ok(out) => {
+                        let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
+                        expired.extend(self.sweep_after(org, &counter, now).await);
+                        return Ok((Reserved::Held { id, counter: counter.at(now) }, expired));
+                    }
+                    Err(err) => match condition_failed_item(&err) {
+                        Some(old) => old,
+                        None => return Err(err.into()),
+                    },
+                },
+                Some(idem) => {
+                    let extra = Item::from([("reservationId".to_string(), s(id.encode()))]);
+                    match self.keyed(org, resource, update, idem, extra, now).await? {
+                        Idem::Done => {
+                            let counter = self.counter(org, resource, kind, catalogue, now).await?;
+                            expired.extend(self.sweep_after(org, &counter, now).await);
+                            return Ok((Reserved::Held { id, counter: counter.at(now) }, expired));
+                        }
+                        Idem::Replay(None) => {
+                            // The key's record is not readable yet (DynamoDB Local).
+                            backoff(attempt).await;
+                            continue;
+                        }
+                        Idem::Replay(Some(record)) => {
+                            let first = get_s(&record, "reservationId").and_then(ReservationId::decode);
+                            // The key named a consume, not a reserve.
+                            let Some(first) = first else {
+                                return Err(StoreError::KeyReused);
+                            };
+                            let counter = self.counter(org, resource, kind, catalogue, now).await?;
+                            return Ok((Reserved::Replayed { id: first, counter: counter.at(now) }, expired));
+                        }
+                        Idem::Conflict => {
+                            backoff(attempt).await;
+                            continue;
+                        }
+                        Idem::CounterRefused(old) => old,
+                    }
+                }
+            };
+            if let Some(item) = &old {
+                if !item.contains_key(items::HOLDS) {
+                    self.add_maps(org, resource).await?;
+                    continue;
+                }
+                let counter = items::counter_from_item(item)?;
+                if !counter.lapsed(now) && !counter.period_ended(now) {
+                    if counter.holds.len() >= MAX_OPEN {
+                        return Ok((Reserved::TooMany, expired));
+                    }
+                    // The period ends first: the reservation ends with it.
+                    if let Some(end) = counter.period.map(|p| p.end).filter(|end| *end < expires_at) {
+                        expires_at = end;
+                        continue;
+                    }
+                }
+            }
+            match self.after_refusal(org, resource, kind, old, amount, catalogue, now, &mut expired).await? {
+                Next::Retry => continue,
+                Next::Refused(counter, reason) => {
+                    return Ok((Reserved::Refused { counter: *counter, reason }, expired));
+                }
+            }
+        }
+        Err(StoreError::Contended("reserve"))
+    }
+
+    /// Commits or releases a reservation: the hold off its counter (and for
+    /// a commit the units used) with the outcome's record, in one
+    /// transaction.
+    pub async fn end_reservation(
+        &self,
+        org: &OrgId,
+        id: &ReservationId,
+        end: End,
+        now: DateTime<Utc>,
+    ) -> Result<(Ended, Vec<Grant>), StoreError> {
+        let mut expired = Vec::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            let (update, outcome) = self.end_write(org, id, end, now)?;
+            let record = self.outcome_put(org, id, &outcome, now)?;
+            const COUNTER: usize = 0;
+            const RECORD: usize = 1;
+            let writes = vec![
+                TransactWriteItem::builder().update(update).build(),
+                TransactWriteItem::builder().put(record).build(),
+            ];
+            let reasons = match transact(&self.client, "reservation end", writes).await? {
+                Transacted::Committed => return Ok((Ended::Done(outcome), expired)),
+                Transacted::Refused(reasons) => reasons,
+            };
+            if reason(&reasons, RECORD) == "ConditionalCheckFailed"
+                && let Some(first) = reasons[RECORD].item().and_then(outcome_from_item)
+            {
+                return Ok((Ended::Before(first), expired));
+            }
+            let old = reasons[COUNTER].item().map(items::counter_from_item).transpose()?;
+            let hold = old.as_ref().and_then(|c| c.holds.iter().find(|h| h.nonce == id.nonce).cloned());
+            let Some(hold) = hold.filter(|h| h.amount == id.amount && h.expires_at == id.expires_at) else {
+                // Gone (or never there): how it ended, if it did.
+                return Ok((self.ended_without_hold(org, id, old.as_ref(), now).await?, expired));
+            };
+            let counter = old.expect("a hold was found on it");
+            if hold.expired(now) {
+                expired.extend(self.sweep(org, &counter, now).await?);
+                continue;
+            }
+            if let End::Commit(Some(actual)) = end {
+                let extra = actual - id.amount;
+                let mut rest = counter.at(now);
+                rest.holds.retain(|h| h.nonce != id.nonce);
+                if extra > 0
+                    && let Some(reason) = rest.refusal(extra, now)
+                {
+                    return Ok((Ended::Refused { counter: rest, reason }, expired));
+                }
+                if counter.lapsed(now) {
+                    expired.extend(self.sweep(org, &counter, now).await?);
+                }
+            }
+            backoff(attempt).await;
+        }
+        Err(StoreError::Contended("reservation end"))
+    }
+
+    /// The counter's side of ending a reservation, and the outcome it records.
+    fn end_write(
+        &self,
+        org: &OrgId,
+        id: &ReservationId,
+        end: End,
+        now: DateTime<Utc>,
+    ) -> Result<(Update, Outcome), StoreError> {
+        let used = match end {
+            End::Commit(actual) => actual.unwrap_or(id.amount),
+            End::Release => 0,
+        };
+        let status = match end {
+            End::Commit(_) => Status::Committed,
+            // A hold released after its expiry, before a sweep took it: it
+            // ended by expiring, and its units are free either way.
+            End::Release if id.expires_at <= now => Status::Expired,
+            End::Release => Status::Released,
+        };
+        let mut condition = "#holds.#n.a = :held AND #holds.#n.e = :exp".to_string();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::counter_sk(&id.resource))))
+            .expression_attribute_names("#holds", items::HOLDS)
+            .expression_attribute_names("#n", &id.nonce)
+            .expression_attribute_values(":held", n(id.amount))
+            .expression_attribute_values(":exp", n(id.expires_at.timestamp()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let End::Commit(_) = end {
+            // Committed while live; the units held are the org's to use, and
+            // any above them are a consume under the usual conditions.
+            condition.push_str(" AND #holds.#n.e > :now AND used <= :cap");
+            update = update
+                .expression_attribute_values(":now", n(now.timestamp()))
+                .expression_attribute_values(":cap", n(MAX_COUNT - used));
+            let extra = used - id.amount;
+            if extra > 0 {
+                condition.push_str(
+                    " AND (attribute_not_exists(trialEnd) OR trialEnd > :now) \
+                     AND (attribute_not_exists(gexp) OR gexp > :now) \
+                     AND (enf = :soft OR attribute_not_exists(lim) OR rem >= :extra)",
+                );
+                update = update
+                    .expression_attribute_values(":soft", s(Enforcement::Soft.as_str()))
+                    .expression_attribute_values(":extra", n(extra));
+            }
+        }
+        update = update
+            .update_expression("REMOVE #holds.#n SET used = used + :used, held = held - :held, rem = rem + :room")
+            .expression_attribute_values(":used", n(used))
+            .expression_attribute_values(":room", n(id.amount - used))
+            .condition_expression(condition);
+        let outcome = Outcome {
+            reservation_id: id.encode(),
+            resource: id.resource.clone(),
+            status,
+            amount: id.amount,
+            used,
+            at: now,
+        };
+        Ok((update.build()?, outcome))
+    }
+
+    fn outcome_put(
+        &self,
+        org: &OrgId,
+        id: &ReservationId,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<Put, StoreError> {
+        let mut item = key(items::pk(org), items::outcome_sk(&id.nonce));
+        item.insert("type".into(), s("reservation"));
+        item.insert("reservationId".into(), s(&outcome.reservation_id));
+        item.insert("resource".into(), s(&outcome.resource));
+        item.insert("status".into(), s(outcome.status.as_str()));
+        item.insert("amount".into(), n(outcome.amount));
+        item.insert("used".into(), n(outcome.used));
+        item.insert("at".into(), n(outcome.at.timestamp()));
+        item.insert("ttl".into(), n((now + Duration::days(OUTCOME_TTL_DAYS)).timestamp()));
+        Ok(Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?)
+    }
+
+    /// A reservation whose hold is not on its counter: ended before (its
+    /// record says how; without one, it expired and a sweep or the period's
+    /// end took it off), or never issued.
+    async fn ended_without_hold(
+        &self,
+        org: &OrgId,
+        id: &ReservationId,
+        counter: Option<&Counter>,
+        now: DateTime<Utc>,
+    ) -> Result<Ended, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::outcome_sk(&id.nonce))))
+            .consistent_read(true)
+            .send()
+            .await?;
+        if let Some(first) = out.item().and_then(outcome_from_item) {
+            return Ok(Ended::Before(first));
+        }
+        let period_moved_on = counter.and_then(|c| c.period).is_some_and(|p| p.start >= id.expires_at);
+        if id.expires_at <= now || period_moved_on {
+            let outcome = Outcome {
+                reservation_id: id.encode(),
+                resource: id.resource.clone(),
+                status: Status::Expired,
+                amount: id.amount,
+                used: 0,
+                at: id.expires_at,
+            };
+            return Ok(Ended::Before(outcome));
+        }
+        Ok(Ended::NotFound)
+    }
+
+    /// Gives a counter written before reservations and grants their maps.
+    pub(super) async fn add_maps(&self, org: &OrgId, resource: &str) -> Result<(), StoreError> {
+        let empty = aws_sdk_dynamodb::types::AttributeValue::M(Default::default());
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
+            .update_expression(
+                "SET #holds = if_not_exists(#holds, :empty), #grants = if_not_exists(#grants, :empty), \
+                 held = if_not_exists(held, :zero), gv = if_not_exists(gv, :zero)",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#holds", items::HOLDS)
+            .expression_attribute_names("#grants", items::GRANTS)
+            .expression_attribute_values(":empty", empty)
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+fn outcome_from_item(item: &Item) -> Option<Outcome> {
+    Some(Outcome {
+        reservation_id: get_s(item, "reservationId")?.to_string(),
+        resource: get_s(item, "resource")?.to_string(),
+        status: Status::parse(get_s(item, "status")?)?,
+        amount: get_n(item, "amount")?,
+        used: get_n(item, "used")?,
+        at: DateTime::from_timestamp(get_n(item, "at")?, 0)?,
+    })
+}
