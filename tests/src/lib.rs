@@ -352,6 +352,46 @@ impl TestApp {
         self.post(&format!("/v1/orgs/{org}/usage/{resource}/release"), json!({ "amount": amount }), &APP).await
     }
 
+    /// `POST …/reserve` with `body` (`{"amount": n, "ttlSeconds"?: s}`).
+    pub async fn reserve(&self, org: &str, resource: &str, body: Value) -> Reply {
+        self.post(&format!("/v1/orgs/{org}/usage/{resource}/reserve"), body, &APP).await
+    }
+
+    /// Reserves `amount`; panics unless 201. Returns the reservation id.
+    pub async fn reserved(&self, org: &str, resource: &str, amount: i64) -> String {
+        let reply = self.reserve(org, resource, json!({ "amount": amount })).await;
+        assert_eq!(reply.status, 201, "reserve: {}", reply.body);
+        reply.body["reservationId"].as_str().expect("reservationId").to_string()
+    }
+
+    /// `POST …/reservations/{id}/commit`, with `{"amount": actual}` when given.
+    pub async fn commit(&self, org: &str, id: &str, actual: Option<i64>) -> Reply {
+        let body = actual.map_or(json!({}), |a| json!({ "amount": a }));
+        self.post(&format!("/v1/orgs/{org}/reservations/{id}/commit"), body, &APP).await
+    }
+
+    /// `DELETE …/reservations/{id}`.
+    pub async fn cancel(&self, org: &str, id: &str) -> Reply {
+        self.send(Method::DELETE, &format!("/v1/orgs/{org}/reservations/{id}"), None, &[], &APP).await
+    }
+
+    /// `POST /v1/admin/orgs/{org}/grants` as an admin.
+    pub async fn grant(&self, org: &str, body: Value) -> Reply {
+        self.post(&format!("/v1/admin/orgs/{org}/grants"), body, &ADMIN).await
+    }
+
+    /// `DELETE /v1/admin/orgs/{org}/grants/{id}` as an admin.
+    pub async fn revoke(&self, org: &str, id: &str) -> Reply {
+        self.send(Method::DELETE, &format!("/v1/admin/orgs/{org}/grants/{id}"), None, &[], &ADMIN).await
+    }
+
+    /// A counter as stored (expired holds and grants included until taken off).
+    pub async fn stored_counter(&self, org: &str, resource: &str) -> quota_shared::domain::usage::Counter {
+        let org = quota_shared::domain::org::OrgId::parse(org).expect("org id");
+        let kind = self.deps.catalogue.resource(resource).expect("resource").kind;
+        self.direct.store.counter(&org, resource, kind, self.deps.catalogue, self.now()).await.expect("counter")
+    }
+
     pub async fn usage(&self, org: &str) -> Reply {
         let reply = self.get(&format!("/v1/orgs/{org}/usage"), &APP).await;
         assert_eq!(reply.status, 200, "usage: {}", reply.body);

@@ -1,8 +1,10 @@
-//! Many simultaneous consumes against one hard limit: exactly the limit is
-//! admitted, whatever the interleaving.
+//! Many simultaneous writes against one hard limit (consumes, reservations
+//! committed, released and expiring, grants added and expiring): exactly
+//! the limit is admitted, each unit counted once, whatever the interleaving.
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 use quota_tests::{TestApp, json};
 
@@ -124,4 +126,152 @@ async fn closed_periods(app: &TestApp, org: &str) -> Vec<(i64, i64)> {
         item[k].as_n().unwrap().parse().unwrap()
     };
     out.items().iter().map(|i| (n(i, "used"), n(i, "overage"))).collect()
+}
+
+/// `rem` as stored, beside what it must equal: `lim - used - held`.
+async fn stored_rem(app: &TestApp, org: &str, resource: &str) -> (i64, i64) {
+    let out = app
+        .direct
+        .store
+        .client()
+        .get_item()
+        .table_name(app.direct.store.table())
+        .key("pk", AttributeValue::S(format!("ORG#{org}")))
+        .key("sk", AttributeValue::S(format!("STATE#USAGE#{resource}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let item = out.item().unwrap();
+    let num = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).map_or(0, |v| v.parse::<i64>().unwrap());
+    (num("rem"), num("lim") - num("used") - num("held"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn mixed_reservations_and_consumes_never_pass_a_hard_limit_and_count_each_unit_once() {
+    let _burst = ONE_BURST_AT_A_TIME.lock().await;
+    let app = Arc::new(TestApp::new("2026-03-10T12:00:00Z").await);
+    app.org("mixed", json!({ "plan": "free" })).await;
+    // 30 units held by reservations that have expired when the burst starts:
+    // they must come back exactly once, to whoever needs them.
+    for _ in 0..3 {
+        app.reserve("mixed", "conversations", json!({ "amount": 10, "ttlSeconds": 30 })).await;
+    }
+    app.advance(chrono::Duration::seconds(30));
+
+    let consumers = (0..60).map(|_| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { (app.consume("mixed", "conversations", 1).await.status == 200) as i64 })
+    });
+    let reservers = (0..30).map(|i: i64| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let r = app.reserve("mixed", "conversations", json!({ "amount": 4 })).await;
+            if r.status != 201 {
+                assert_eq!(r.status, 429, "{}", r.body);
+                return 0;
+            }
+            let id = r.body["reservationId"].as_str().unwrap().to_string();
+            match i % 4 {
+                // Less, more (one above the hold: under the limit's rules), all.
+                0 | 1 => {
+                    let actual = if i % 4 == 0 { i % 4 + 2 } else { 5 };
+                    let c = app.commit("mixed", &id, Some(actual)).await;
+                    match c.status {
+                        200 => c.body["used"].as_i64().unwrap(),
+                        429 => {
+                            assert_eq!(app.cancel("mixed", &id).await.status, 200);
+                            0
+                        }
+                        other => panic!("commit: {other} {}", c.body),
+                    }
+                }
+                2 => {
+                    assert_eq!(app.cancel("mixed", &id).await.status, 200);
+                    0
+                }
+                // Commit and release race for the same reservation: one wins.
+                _ => {
+                    let (c, d) = tokio::join!(app.commit("mixed", &id, None), app.cancel("mixed", &id));
+                    match (c.status, d.status) {
+                        (200, 409) => {
+                            assert_eq!(d.code(), Some("RESERVATION_COMMITTED"));
+                            c.body["used"].as_i64().unwrap()
+                        }
+                        (409, 200) => {
+                            assert_eq!(c.code(), Some("RESERVATION_RELEASED"));
+                            0
+                        }
+                        other => panic!("both or neither ended it: {other:?} {} {}", c.body, d.body),
+                    }
+                }
+            }
+        })
+    });
+    let consumed: i64 = join_all(consumers).await.into_iter().map(|r| r.expect("task")).sum();
+    let committed: i64 = join_all(reservers).await.into_iter().map(|r| r.expect("task")).sum();
+
+    let usage = app.resource_usage("mixed", "conversations").await;
+    assert_eq!(usage["used"], consumed + committed, "every admitted unit once: {usage}");
+    assert!(consumed + committed <= LIMIT, "{consumed} + {committed}");
+    assert_eq!(usage["held"], 0);
+    let stored = app.stored_counter("mixed", "conversations").await;
+    assert_eq!((stored.held(), stored.holds.len()), (0, 0), "every hold ended, the expired ones once");
+    let (rem, expected) = stored_rem(&app, "mixed", "conversations").await;
+    assert_eq!(rem, expected, "rem kept exact by every write");
+    // What is left is all there to use.
+    let rest = LIMIT - consumed - committed;
+    if rest > 0 {
+        assert_eq!(app.consume("mixed", "conversations", rest).await.status, 200);
+    }
+    assert_eq!(app.consume("mixed", "conversations", 1).await.status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_grant_added_mid_burst_admits_exactly_its_units_more() {
+    let _burst = ONE_BURST_AT_A_TIME.lock().await;
+    let app = Arc::new(TestApp::new("2026-03-10T12:00:00Z").await);
+    app.org("midgrant", json!({ "plan": "free" })).await;
+    let burst = |n: usize| {
+        (0..n).map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { app.consume("midgrant", "conversations", 1).await.status })
+        })
+    };
+    let first: Vec<_> = burst(125).collect();
+    let grant =
+        app.grant("midgrant", json!({ "resource": "conversations", "amount": 50, "reason": "mid-burst" })).await;
+    assert_eq!(grant.status, 201, "{}", grant.body);
+    let second: Vec<_> = burst(125).collect();
+    let all: Vec<u16> = join_all(first.into_iter().chain(second)).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(all.iter().filter(|s| **s == 200).count(), 150, "{all:?}");
+    assert!(all.iter().all(|s| matches!(s, 200 | 429)), "{all:?}");
+    assert_eq!(app.resource_usage("midgrant", "conversations").await["used"], 150);
+    let (rem, expected) = stored_rem(&app, "midgrant", "conversations").await;
+    assert_eq!(rem, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn consumes_racing_a_grants_expiry_take_it_off_once_and_admit_nothing_on_it() {
+    let _burst = ONE_BURST_AT_A_TIME.lock().await;
+    let app = Arc::new(TestApp::new("2026-03-10T12:00:00Z").await);
+    app.org("lapse", json!({ "plan": "free" })).await;
+    let at = "2026-03-10T13:00:00Z";
+    let g =
+        app.grant("lapse", json!({ "resource": "conversations", "amount": 50, "expiresAt": at, "reason": "r" })).await;
+    assert_eq!(g.status, 201);
+    assert_eq!(app.consume("lapse", "conversations", 120).await.status, 200);
+    app.set_now(at);
+    let tasks = (0..100).map(|_| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { app.consume("lapse", "conversations", 1).await.status })
+    });
+    let all: Vec<u16> = join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    assert!(all.iter().all(|s| *s == 429), "nothing admitted on an expired grant: {all:?}");
+    let expired = app.events("lapse").into_iter().filter(|(k, _)| k == "GrantExpired").count();
+    assert_eq!(expired, 1, "taken off, and reported, once");
+    let stored = app.stored_counter("lapse", "conversations").await;
+    assert_eq!((stored.used, stored.limit, stored.grants.len()), (120, Some(100), 0));
+    let (rem, expected) = stored_rem(&app, "lapse", "conversations").await;
+    assert_eq!(rem, expected);
 }

@@ -137,14 +137,16 @@ async fn revoke_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Respons
     let id = call.route.id.as_deref().filter(|id| Grant::valid_id(id)).ok_or(ApiError::GrantNotFound)?;
     let now = deps.clock.now();
     let actor = call.subject();
-    let (revoked, expired) =
+    let (revoked, counter, expired) =
         api::bounded(async { Ok(deps.store.revoke_grant(call.org(), id, actor, now).await?) }).await?;
-    let Some((grant, counter)) = revoked else {
+    let counter = counter.map(|c| c.at(now));
+    if let Some(counter) = &counter {
+        delivery::grants_expired(deps, counter, &expired, now).await;
+    }
+    let (Some(grant), Some(counter)) = (revoked, counter) else {
         return Err(ApiError::GrantNotFound);
     };
-    let counter = counter.at(now);
     tracing::info!(resource = counter.resource, grant = grant.id, actor, "grant revoked");
-    delivery::grants_expired(deps, &counter, &expired, now).await;
     let detail = GrantDetail::new(call.org(), &counter.resource, &grant, actor, counter.limit, now);
     deps.events.publish_or_log(&GrantRevoked(detail)).await;
     Ok(api::ok(

@@ -16,8 +16,10 @@ use serde::Serialize;
 pub const DEFAULT_TTL_SECONDS: i64 = 600;
 /// Longest a reservation may hold its units.
 pub const MAX_TTL_SECONDS: i64 = 86_400;
-/// Most reservations open at once on one counter (they live on its item).
-pub const MAX_OPEN: usize = 500;
+/// Most reservations open at once on one counter. They live on its item,
+/// about 60 bytes each, and DynamoDB bills a write by the item's size (per
+/// KB): 100 open reservations make every write to the counter cost ~7 units.
+pub const MAX_OPEN: usize = 100;
 /// How long a reservation's outcome is remembered for repeats.
 pub const OUTCOME_TTL_DAYS: i64 = 7;
 

@@ -90,26 +90,29 @@ impl Store {
         Err(StoreError::Contended("grant"))
     }
 
-    /// Revokes a live grant, audited in the same transaction: `None` when
-    /// the org has no live grant of that id. Returns the grant, its
-    /// resource's counter after, and grants the read found expired.
+    /// Revokes a live grant, audited in the same transaction. Returns the
+    /// grant (`None` when the org has no live grant of that id), and the
+    /// counter it was on (after) with the grants found expired there.
     pub async fn revoke_grant(
         &self,
         org: &OrgId,
         id: &str,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<(Option<(Grant, Counter)>, Vec<Grant>), StoreError> {
+    ) -> Result<(Option<Grant>, Option<Counter>, Vec<Grant>), StoreError> {
         let mut expired = Vec::new();
+        let mut swept: Option<String> = None;
         for attempt in 0..MAX_ATTEMPTS {
             let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
             let found = state.counters.values().find(|c| c.grants.iter().any(|g| g.id == id));
             let Some(counter) = found else {
-                return Ok((None, expired));
+                let touched = swept.and_then(|resource| state.counters.get(&resource).cloned());
+                return Ok((None, touched, expired));
             };
             if counter.lapsed(now) {
                 // An expired grant is not revoked: it has ended.
                 expired.extend(self.sweep(org, counter, now).await?);
+                swept = Some(counter.resource.clone());
                 continue;
             }
             let grant = counter.grants.iter().find(|g| g.id == id).cloned().ok_or(StoreError::Contended("revoke"))?;
@@ -125,7 +128,7 @@ impl Store {
                     after.grants.retain(|g| g.id != id);
                     after.limit = after.limit.map(|l| l - grant.amount);
                     after.grant_version += 1;
-                    return Ok((Some((grant, after)), expired));
+                    return Ok((Some(grant), Some(after), expired));
                 }
                 Transacted::Refused(_) => backoff(attempt).await,
             }
@@ -240,18 +243,31 @@ impl Store {
     }
 
     /// Takes the holds and grants that have expired by `now` off a counter
-    /// (`counter` as read): one conditional UpdateItem. Returns the grants
-    /// this call took off; none when another writer got there first.
+    /// (`counter` as read): one conditional UpdateItem (one per
+    /// `SWEEP_HOLDS` holds: an expression holds at most 4 KB). Returns the
+    /// grants this call took off; none that another writer took first.
     pub async fn sweep(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<Vec<Grant>, StoreError> {
+        const SWEEP_HOLDS: usize = 40;
         let mut counter = counter.clone();
+        let mut taken = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             if !counter.lapsed(now) {
-                return Ok(Vec::new());
+                return Ok(taken);
+            }
+            // A period that has ended is closed first, billed on the grants
+            // that held through it; then they come off.
+            if counter.period_ended(now) {
+                self.roll_over(org, &counter, now).await?;
+                match self.counter_item(org, &counter.resource).await? {
+                    Some(fresh) => counter = fresh,
+                    None => return Ok(taken),
+                }
+                continue;
             }
             let change = Change {
                 add: None,
                 remove: counter.grants.iter().filter(|g| g.expired(now)).collect(),
-                free: counter.holds.iter().filter(|h| h.expired(now)).collect(),
+                free: counter.holds.iter().filter(|h| h.expired(now)).take(SWEEP_HOLDS).collect(),
             };
             let update = self.change_update(org, &counter, &change)?;
             let result = self
@@ -266,11 +282,18 @@ impl Store {
                 .send()
                 .await;
             if applied(result)? {
-                return Ok(counter.grants.into_iter().filter(|g| g.expired(now)).collect());
+                let freed: Vec<String> = change.free.iter().map(|h| h.nonce.clone()).collect();
+                if !change.remove.is_empty() {
+                    taken.extend(counter.grants.iter().filter(|g| g.expired(now)).cloned());
+                    counter.grants.retain(|g| !g.expired(now));
+                    counter.grant_version += 1;
+                }
+                counter.holds.retain(|h| !freed.contains(&h.nonce));
+                continue;
             }
             match self.counter_item(org, &counter.resource).await? {
                 Some(fresh) => counter = fresh,
-                None => return Ok(Vec::new()),
+                None => return Ok(taken),
             }
             backoff(attempt).await;
         }

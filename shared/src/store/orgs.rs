@@ -174,7 +174,7 @@ impl Store {
             .expression_attribute_values(":anchor", n(i64::from(to.anchor_day)));
         // The effective limit keeps the counter's grants; `rem` moves by as
         // much as it does, pinned to the limit (and held units) it was read with.
-        let granted = counter.limit.zip(counter.plan_limit()).map_or(0, |(l, p)| l - p);
+        let granted: i64 = counter.grants.iter().map(|g| g.amount).sum();
         match (to.limit.map(|l| l + granted), counter.limit) {
             (Some(limit), Some(old)) => {
                 set.extend(["lim = :lim", "rem = rem + :delta"]);

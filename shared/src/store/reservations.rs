@@ -201,8 +201,9 @@ impl Store {
                 let extra = actual - id.amount;
                 let mut rest = counter.at(now);
                 rest.holds.retain(|h| h.nonce != id.nonce);
+                // Fits if the whole actual fits where the hold was.
                 if extra > 0
-                    && let Some(reason) = rest.refusal(extra, now)
+                    && let Some(reason) = rest.refusal(actual, now)
                 {
                     return Ok((Ended::Refused { counter: rest, reason }, expired));
                 }

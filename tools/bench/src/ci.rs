@@ -18,6 +18,15 @@ const BUDGET: &[(&str, &[(&str, usize)])] = &[
     ("check", &[("GetItem", 1)]),
     ("org usage read", &[("Query", 1)]),
     ("history read", &[("Query", 1)]),
+    ("reserve", &[("UpdateItem", 1)]),
+    ("reserve with Idempotency-Key", &[("GetItem", 1), ("TransactWriteItems", 1)]),
+    ("commit of nothing", &[("TransactWriteItems", 1)]),
+    ("commit of units (+ read for thresholds)", &[("GetItem", 1), ("TransactWriteItems", 1)]),
+    ("release a reservation", &[("TransactWriteItems", 1)]),
+    ("features read", &[("GetItem", 1)]),
+    ("one feature read", &[("GetItem", 1)]),
+    ("grant added (admin)", &[("GetItem", 1), ("TransactWriteItems", 1)]),
+    ("grant revoked (admin)", &[("Query", 1), ("TransactWriteItems", 1)]),
     ("daily job, 200 orgs: per org", &[("Query", 1)]),
 ];
 
@@ -43,7 +52,7 @@ pub async fn run() -> anyhow::Result<()> {
         let (status, text) = api.call(method, path, body, key).await?;
         ensure!(status == want, "{label}: answered {status}, not {want}: {}", String::from_utf8_lossy(&text));
         measured.push((label, bench.log.take_counts()));
-        anyhow::Ok(())
+        anyhow::Ok(serde_json::from_slice::<serde_json::Value>(&text).unwrap_or_default())
     };
     step("consume", "POST", consume, r#"{"amount":1}"#, None, 200).await?;
     let hard = "/v1/orgs/ci-hard/usage/conversations/consume";
@@ -56,6 +65,25 @@ pub async fn run() -> anyhow::Result<()> {
     step("release", "POST", &format!("{contacts}/release"), r#"{"amount":1}"#, None, 200).await?;
     step("check", "GET", "/v1/orgs/ci/usage/conversations/check", "", None, 200).await?;
     step("org usage read", "GET", "/v1/orgs/ci/usage", "", None, 200).await?;
+
+    let reserve = "/v1/orgs/ci/usage/conversations/reserve";
+    let id = |reply: serde_json::Value| reply["reservationId"].as_str().unwrap_or_default().to_string();
+    let r = id(step("reserve", "POST", reserve, r#"{"amount":5}"#, None, 201).await?);
+    step("commit of nothing", "POST", &format!("/v1/orgs/ci/reservations/{r}/commit"), r#"{"amount":0}"#, None, 200)
+        .await?;
+    let r = id(step("reserve with Idempotency-Key", "POST", reserve, r#"{"amount":5}"#, Some("ci-rsv"), 201).await?);
+    let commit = format!("/v1/orgs/ci/reservations/{r}/commit");
+    step("commit of units (+ read for thresholds)", "POST", &commit, "{}", None, 200).await?;
+    let (_, text) = api.call("POST", reserve, r#"{"amount":5}"#, None).await?;
+    let r = id(serde_json::from_slice(&text)?);
+    bench.log.take();
+    step("release a reservation", "DELETE", &format!("/v1/orgs/ci/reservations/{r}"), "", None, 200).await?;
+    step("features read", "GET", "/v1/orgs/ci/features", "", None, 200).await?;
+    step("one feature read", "GET", "/v1/orgs/ci/features/sso", "", None, 200).await?;
+    let grant = r#"{"resource":"conversations","amount":10,"reason":"bench"}"#;
+    let g = step("grant added (admin)", "POST", "/v1/admin/orgs/ci/grants", grant, None, 201).await?;
+    let g = g["grant"]["id"].as_str().unwrap_or_default().to_string();
+    step("grant revoked (admin)", "DELETE", &format!("/v1/admin/orgs/ci/grants/{g}"), "", None, 200).await?;
 
     for i in 0..198 {
         api.org(&format!("ci-job-{i:03}"), r#"{"plan":"growth"}"#).await?;

@@ -1,0 +1,227 @@
+//! Grants: boosts and promo units on top of the plan's limit, audited and
+//! published, honoured to the instant they expire.
+
+use lambda_http::http::Method;
+use quota_tests::{ADMIN, APP, Auth, TestApp, json};
+
+/// The audit entries of `org` with `action`, newest first.
+async fn audit(app: &TestApp, org: &str, action: &str) -> Vec<quota_tests::Value> {
+    let reply = app.get(&format!("/v1/admin/orgs/{org}/audit"), &ADMIN).await;
+    reply.body["entries"].as_array().unwrap().iter().filter(|e| e["action"] == action).cloned().collect()
+}
+
+#[tokio::test]
+async fn a_grant_lifts_the_limit_and_unblocks_a_free_org_at_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("boost", json!({ "plan": "free" })).await;
+    assert_eq!(app.consume("boost", "conversations", 100).await.status, 200);
+    assert_eq!(app.consume("boost", "conversations", 1).await.status, 429);
+
+    let g = app
+        .grant(
+            "boost",
+            json!({ "resource": "conversations", "amount": 50, "expiresAt": "2026-03-20T12:00:00Z", "reason": "Spring promo" }),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.body);
+    let id = g.body["grant"]["id"].as_str().unwrap().to_string();
+    assert_eq!(g.body["grant"]["amount"], 50);
+    assert_eq!(g.body["grant"]["expiresAt"], "2026-03-20T12:00:00Z");
+    assert_eq!(g.body["grant"]["createdBy"], "admin@ops");
+    assert_eq!((g.body["usage"]["limit"].as_i64(), g.body["usage"]["planLimit"].as_i64()), (Some(150), Some(100)));
+
+    assert_eq!(app.consume("boost", "conversations", 1).await.status, 200, "unblocked at once");
+    let usage = app.usage("boost").await.body;
+    assert_eq!(usage["blocked"]["blocked"], false);
+    let conv = usage["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "conversations").unwrap();
+    assert_eq!(
+        (conv["limit"].as_i64(), conv["planLimit"].as_i64(), conv["remaining"].as_i64()),
+        (Some(150), Some(100), Some(49))
+    );
+    assert_eq!(conv["grants"].as_array().unwrap().len(), 1);
+    assert_eq!(conv["grants"][0]["id"], id.as_str());
+
+    let added = audit(&app, "boost", "grant_added").await;
+    assert_eq!(added.len(), 1);
+    assert_eq!((added[0]["actor"].as_str(), added[0]["reason"].as_str()), (Some("admin@ops"), Some("Spring promo")));
+    assert_eq!(added[0]["after"]["id"], id.as_str());
+    let events: Vec<_> = app.events("boost").into_iter().filter(|(k, _)| k == "GrantAdded").collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].1["grantId"].as_str(), events[0].1["limit"].as_i64()), (Some(id.as_str()), Some(150)));
+}
+
+#[tokio::test]
+async fn a_grant_stops_counting_at_its_expiry_with_no_job_run() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("expiry", json!({ "plan": "free" })).await;
+    let g = app
+        .grant(
+            "expiry",
+            json!({ "resource": "conversations", "amount": 50, "expiresAt": "2026-03-20T12:00:00Z", "reason": "r" }),
+        )
+        .await;
+    assert_eq!(g.status, 201);
+    assert_eq!(app.consume("expiry", "conversations", 120).await.status, 200);
+
+    app.set_now("2026-03-20T11:59:59Z");
+    assert_eq!(app.consume("expiry", "conversations", 1).await.status, 200, "a second before: still granted");
+    app.set_now("2026-03-20T12:00:00Z");
+    let usage = app.resource_usage("expiry", "conversations").await;
+    assert_eq!(
+        (usage["limit"].as_i64(), usage["grants"].as_array().map(Vec::len)),
+        (Some(100), Some(0)),
+        "read at the instant"
+    );
+    let refused = app.consume("expiry", "conversations", 1).await;
+    assert_eq!((refused.status, refused.body["reason"].as_str()), (429, Some("quota_exceeded")), "{}", refused.body);
+    assert_eq!(refused.body["usage"]["limit"], 100);
+
+    let stored = app.stored_counter("expiry", "conversations").await;
+    assert_eq!((stored.grants.len(), stored.limit), (0, Some(100)), "taken off by that consume");
+    assert_eq!(app.consume("expiry", "conversations", 1).await.status, 429);
+    let expired: Vec<_> = app.events("expiry").into_iter().filter(|(k, _)| k == "GrantExpired").collect();
+    assert_eq!(expired.len(), 1, "published once: {expired:?}");
+    assert_eq!(expired[0].1["expiresAt"], "2026-03-20T12:00:00Z");
+    assert_eq!(expired[0].1["limit"], 100);
+}
+
+#[tokio::test]
+async fn the_default_expiry_is_the_period_end_and_billing_counts_the_grant() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("bill", json!({ "plan": "basic" })).await;
+    let g = app.grant("bill", json!({ "resource": "conversations", "amount": 50, "reason": "goodwill" })).await;
+    assert_eq!(g.body["grant"]["expiresAt"], "2026-04-01T00:00:00Z", "{}", g.body);
+    assert_eq!(app.consume("bill", "conversations", 170).await.status, 200);
+
+    app.set_now("2026-04-01T00:15:00Z");
+    app.run_job().await;
+    let closed: Vec<_> = app.events("bill").into_iter().filter(|(k, _)| k == "UsagePeriodClosed").collect();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    let conv = closed[0].1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "conversations").unwrap();
+    assert_eq!(
+        (conv["used"].as_i64(), conv["limit"].as_i64(), conv["overage"].as_i64()),
+        (Some(170), Some(150), Some(20))
+    );
+    let usage = app.resource_usage("bill", "conversations").await;
+    assert_eq!((usage["used"].as_i64(), usage["limit"].as_i64()), (Some(0), Some(100)), "April is back to the plan");
+    let expired: Vec<_> = app.events("bill").into_iter().filter(|(k, _)| k == "GrantExpired").collect();
+    assert_eq!(expired.len(), 1, "the job took it off: {expired:?}");
+    // A grant on a total resource defaults to the same period end.
+    let g = app.grant("bill", json!({ "resource": "users", "amount": 1, "reason": "r" })).await;
+    assert_eq!(g.body["grant"]["expiresAt"], "2026-05-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn grants_add_up_and_a_revoked_one_is_gone() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("sum", json!({ "plan": "free" })).await;
+    let a = app.grant("sum", json!({ "resource": "users", "amount": 3, "reason": "a" })).await;
+    let b = app.grant("sum", json!({ "resource": "users", "amount": 5, "reason": "b" })).await;
+    assert_eq!(b.body["usage"]["limit"], 10, "2 + 3 + 5: {}", b.body);
+    assert_eq!(app.consume("sum", "users", 10).await.status, 200);
+
+    let id = a.body["grant"]["id"].as_str().unwrap();
+    let r = app.revoke("sum", id).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((r.body["revoked"]["id"].as_str(), r.body["usage"]["limit"].as_i64()), (Some(id), Some(7)));
+    assert_eq!(app.consume("sum", "users", 1).await.status, 429, "10 used of 7");
+    let again = app.revoke("sum", id).await;
+    assert_eq!((again.status, again.code()), (404, Some("GRANT_NOT_FOUND")));
+    let revoked = audit(&app, "sum", "grant_revoked").await;
+    assert_eq!((revoked.len(), revoked[0]["reason"].as_str()), (1, Some("a")));
+    let events: Vec<_> = app.events("sum").into_iter().filter(|(k, _)| k == "GrantRevoked").collect();
+    assert_eq!((events.len(), events[0].1["limit"].as_i64()), (1, Some(7)));
+}
+
+#[tokio::test]
+async fn thresholds_follow_the_effective_limit() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("thr");
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    app.grant(&org, json!({ "resource": "conversations", "amount": 100, "reason": "launch" })).await;
+    assert_eq!(app.consume(&org, "conversations", 150).await.status, 200);
+    assert!(app.emails(&org).await.is_empty(), "75 % of 200: no email");
+    assert_eq!(app.consume(&org, "conversations", 10).await.status, 200);
+    let crossed: Vec<_> = app.events(&org).into_iter().filter(|(k, _)| k == "QuotaThresholdCrossed").collect();
+    assert_eq!(crossed.len(), 1, "{crossed:?}");
+    assert_eq!((crossed[0].1["threshold"].as_u64(), crossed[0].1["limit"].as_i64()), (Some(80), Some(200)));
+    assert_eq!(app.emails(&org).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_plan_change_keeps_the_grants() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("plan", json!({ "plan": "free" })).await;
+    app.grant("plan", json!({ "resource": "conversations", "amount": 50, "reason": "r" })).await;
+    app.consume("plan", "conversations", 10).await;
+    app.org("plan", json!({ "plan": "growth" })).await;
+    let usage = app.resource_usage("plan", "conversations").await;
+    assert_eq!((usage["limit"].as_i64(), usage["planLimit"].as_i64()), (Some(350), Some(300)));
+    app.org("plan", json!({ "limits": { "conversations": 20 } })).await;
+    assert_eq!(app.resource_usage("plan", "conversations").await["limit"], 70);
+    app.org("plan", json!({ "plan": "free", "limits": { "conversations": null } })).await;
+    let usage = app.resource_usage("plan", "conversations").await;
+    assert_eq!((usage["limit"].as_i64(), usage["remaining"].as_i64()), (Some(150), Some(140)));
+    // Unlimited on the plan: the grant waits, and counts again under a limit.
+    app.org("plan", json!({ "plan": "pro" })).await;
+    app.grant("plan", json!({ "resource": "leads", "amount": 7, "reason": "r" })).await;
+    assert_eq!(app.resource_usage("plan", "leads").await["limit"], json!(null));
+    app.org("plan", json!({ "plan": "growth" })).await;
+    assert_eq!(app.resource_usage("plan", "leads").await["limit"], 10_007);
+}
+
+#[tokio::test]
+async fn every_bad_grant_has_its_code() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("badg", json!({ "plan": "free" })).await;
+    for (body, why) in [
+        (json!({ "resource": "users", "amount": 0, "reason": "r" }), "amount"),
+        (json!({ "resource": "users", "amount": 1 }), "reason"),
+        (json!({ "resource": "users", "amount": 1, "reason": "r", "expiresAt": "2026-03-10T12:00:00Z" }), "past"),
+        (json!({ "resource": "users", "amount": 1, "reason": "r", "expiresAt": "next week" }), "date"),
+        (json!({ "amount": 1, "reason": "r" }), "resource"),
+    ] {
+        let r = app.grant("badg", body).await;
+        assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "{why}: {}", r.body);
+    }
+    let r = app.grant("badg", json!({ "resource": "widgets", "amount": 1, "reason": "r" })).await;
+    assert_eq!((r.status, r.code()), (404, Some("UNKNOWN_RESOURCE")));
+    let r = app.grant("ghost", json!({ "resource": "users", "amount": 1, "reason": "r" })).await;
+    assert_eq!((r.status, r.code()), (404, Some("ORG_NOT_FOUND")));
+    let path = "/v1/admin/orgs/badg/grants";
+    let body = json!({ "resource": "users", "amount": 1, "reason": "r" }).to_string();
+    let r = app.send(Method::POST, path, Some(&body), &[], &APP).await;
+    assert_eq!((r.status, r.code()), (403, Some("FORBIDDEN")), "apps do not grant themselves units");
+    let r = app.send(Method::POST, path, Some(&body), &[], &Auth::None).await;
+    assert_eq!(r.status, 401);
+    for id in ["nope", "grt_000000000000000000000000"] {
+        let r = app.revoke("badg", id).await;
+        assert_eq!((r.status, r.code()), (404, Some("GRANT_NOT_FOUND")), "{id}");
+    }
+    let r = app.revoke("ghost", "grt_000000000000000000000000").await;
+    assert_eq!((r.status, r.code()), (404, Some("ORG_NOT_FOUND")));
+
+    let max = quota_shared::domain::grant::MAX_GRANTS;
+    for _ in 0..max {
+        assert_eq!(app.grant("badg", json!({ "resource": "tasks", "amount": 1, "reason": "r" })).await.status, 201);
+    }
+    let r = app.grant("badg", json!({ "resource": "tasks", "amount": 1, "reason": "r" })).await;
+    assert_eq!((r.status, r.code()), (409, Some("TOO_MANY_GRANTS")));
+    assert_eq!(app.resource_usage("badg", "tasks").await["limit"], 250 + max as i64);
+}
+
+#[tokio::test]
+async fn an_expired_grant_cannot_be_revoked_and_reports_its_expiry_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("late", json!({ "plan": "free" })).await;
+    let g = app
+        .grant("late", json!({ "resource": "users", "amount": 1, "expiresAt": "2026-03-11T00:00:00Z", "reason": "r" }))
+        .await;
+    app.set_now("2026-03-12T00:00:00Z");
+    let r = app.revoke("late", g.body["grant"]["id"].as_str().unwrap()).await;
+    assert_eq!((r.status, r.code()), (404, Some("GRANT_NOT_FOUND")));
+    app.run_job().await;
+    let kinds: Vec<String> =
+        app.events("late").into_iter().map(|(k, _)| k).filter(|k| k.starts_with("Grant")).collect();
+    assert_eq!(kinds, ["GrantAdded", "GrantExpired"]);
+}

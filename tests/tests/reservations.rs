@@ -1,0 +1,310 @@
+//! Reservations: units held against the limit, then committed or released;
+//! expiry; repeats; every error with its code.
+
+use lambda_http::http::Method;
+use quota_shared::domain::reservation::ReservationId;
+use quota_tests::{APP, TestApp, json};
+
+/// A free org: conversations are hard-limited at 100.
+async fn free_org(app: &TestApp, org: &str) {
+    app.org(org, json!({ "plan": "free" })).await;
+}
+
+#[tokio::test]
+async fn held_units_count_against_the_limit_until_committed() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "hold").await;
+
+    let r = app.reserve("hold", "conversations", json!({ "amount": 60 })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["amount"], 60);
+    assert_eq!(r.body["resource"], "conversations");
+    assert_eq!(r.body["expiresAt"], "2026-03-10T12:10:00Z", "ten minutes by default");
+    assert_eq!(r.body["decision"]["allowed"], true);
+    assert_eq!(r.body["decision"]["usage"]["held"], 60);
+    assert_eq!(r.body["decision"]["usage"]["used"], 0);
+    assert_eq!(r.body["decision"]["usage"]["remaining"], 40);
+    let id = r.body["reservationId"].as_str().unwrap().to_string();
+
+    // What is held is not there to consume.
+    assert_eq!(app.consume("hold", "conversations", 41).await.status, 429);
+    assert_eq!(app.consume("hold", "conversations", 40).await.status, 200);
+    let refused = app.reserve("hold", "conversations", json!({ "amount": 1 })).await;
+    assert_eq!((refused.status, refused.body["reason"].as_str()), (429, Some("quota_exceeded")));
+    let check = app.get("/v1/orgs/hold/usage/conversations/check", &APP).await;
+    assert_eq!(check.body["allowed"], false, "a check sees the held units: {}", check.body);
+
+    let usage = app.resource_usage("hold", "conversations").await;
+    assert_eq!(
+        (usage["used"].as_i64(), usage["held"].as_i64(), usage["remaining"].as_i64()),
+        (Some(40), Some(60), Some(0))
+    );
+
+    // The actual use is recorded, the rest freed.
+    let c = app.commit("hold", &id, Some(30)).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!(
+        (c.body["status"].as_str(), c.body["used"].as_i64(), c.body["amount"].as_i64()),
+        (Some("committed"), Some(30), Some(60))
+    );
+    assert_eq!((c.body["usage"]["used"].as_i64(), c.body["usage"]["held"].as_i64()), (Some(70), Some(0)));
+    assert_eq!(app.consume("hold", "conversations", 30).await.status, 200);
+    assert_eq!(app.consume("hold", "conversations", 1).await.status, 429);
+}
+
+#[tokio::test]
+async fn a_commit_defaults_to_all_and_one_above_consumes_the_difference_under_the_rules() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "above").await;
+    let all = app.reserved("above", "conversations", 5).await;
+    let c = app.commit("above", &all, None).await;
+    assert_eq!((c.status, c.body["used"].as_i64()), (200, Some(5)));
+
+    let id = app.reserved("above", "conversations", 10).await;
+    assert_eq!(app.consume("above", "conversations", 80).await.status, 200);
+    // 85 used, 10 held: 5 left beyond the hold.
+    let over = app.commit("above", &id, Some(21)).await;
+    assert_eq!((over.status, over.body["reason"].as_str()), (429, Some("quota_exceeded")), "{}", over.body);
+    assert_eq!(app.resource_usage("above", "conversations").await["held"], 10, "still open after a refusal");
+    let ok = app.commit("above", &id, Some(15)).await;
+    assert_eq!((ok.status, ok.body["used"].as_i64()), (200, Some(15)), "{}", ok.body);
+    let usage = app.resource_usage("above", "conversations").await;
+    assert_eq!((usage["used"].as_i64(), usage["held"].as_i64()), (Some(100), Some(0)));
+
+    // Soft limits take the excess as overage.
+    app.org("above-basic", json!({ "plan": "basic" })).await;
+    let id = app.reserved("above-basic", "conversations", 90).await;
+    let c = app.commit("above-basic", &id, Some(130)).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!((c.body["usage"]["used"].as_i64(), c.body["usage"]["overage"].as_i64()), (Some(130), Some(30)));
+}
+
+#[tokio::test]
+async fn commit_and_release_end_a_reservation_once_and_repeats_answer_the_first_outcome() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "once").await;
+
+    let released = app.reserved("once", "conversations", 20).await;
+    let r = app.cancel("once", &released).await;
+    assert_eq!((r.status, r.body["status"].as_str(), r.body["used"].as_i64()), (200, Some("released"), Some(0)));
+    let again = app.cancel("once", &released).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, r.body, "a repeat answers the first outcome");
+    let late = app.commit("once", &released, None).await;
+    assert_eq!((late.status, late.code()), (409, Some("RESERVATION_RELEASED")));
+
+    let committed = app.reserved("once", "conversations", 20).await;
+    let c = app.commit("once", &committed, Some(7)).await;
+    assert_eq!(c.status, 200);
+    let repeat = app.commit("once", &committed, Some(19)).await;
+    assert_eq!((repeat.status, repeat.body["used"].as_i64()), (200, Some(7)), "the first outcome, not a second commit");
+    let cancel = app.cancel("once", &committed).await;
+    assert_eq!((cancel.status, cancel.code()), (409, Some("RESERVATION_COMMITTED")));
+
+    let usage = app.resource_usage("once", "conversations").await;
+    assert_eq!((usage["used"].as_i64(), usage["held"].as_i64()), (Some(7), Some(0)), "counted once");
+}
+
+#[tokio::test]
+async fn an_expired_reservation_frees_itself_at_its_expiry_and_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "exp").await;
+    let r = app.reserve("exp", "conversations", json!({ "amount": 70, "ttlSeconds": 60 })).await;
+    assert_eq!(r.body["expiresAt"], "2026-03-10T12:01:00Z");
+    let id = r.body["reservationId"].as_str().unwrap().to_string();
+
+    app.set_now("2026-03-10T12:00:59Z");
+    assert_eq!(app.resource_usage("exp", "conversations").await["held"], 70);
+    app.set_now("2026-03-10T12:01:00Z");
+    // Read at its expiry: free, though nothing has written since.
+    assert_eq!(app.resource_usage("exp", "conversations").await["held"], 0);
+    assert_eq!(app.stored_counter("exp", "conversations").await.holds.len(), 1, "still on the item");
+
+    // The next write takes it off, and may use what it held.
+    assert_eq!(app.consume("exp", "conversations", 100).await.status, 200);
+    let stored = app.stored_counter("exp", "conversations").await;
+    assert_eq!((stored.holds.len(), stored.held(), stored.used), (0, 0, 100));
+
+    let commit = app.commit("exp", &id, None).await;
+    assert_eq!((commit.status, commit.code()), (409, Some("RESERVATION_EXPIRED")));
+    let cancel = app.cancel("exp", &id).await;
+    assert_eq!((cancel.status, cancel.body["status"].as_str()), (200, Some("expired")), "its units are free");
+    assert_eq!(app.resource_usage("exp", "conversations").await["used"], 100);
+}
+
+#[tokio::test]
+async fn the_daily_job_frees_expired_holds_of_an_idle_org() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "idle").await;
+    app.reserve("idle", "contacts", json!({ "amount": 30, "ttlSeconds": 60 })).await;
+    app.set_now("2026-03-11T00:15:00Z");
+    app.run_job().await;
+    let stored = app.stored_counter("idle", "contacts").await;
+    assert_eq!((stored.holds.len(), stored.held()), (0, 0));
+    assert_eq!(app.consume("idle", "contacts", 250).await.status, 200, "all 250 free again");
+}
+
+#[tokio::test]
+async fn a_commit_just_before_expiry_counts_and_one_at_expiry_does_not() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "edge").await;
+    let first = app.reserve("edge", "conversations", json!({ "amount": 10, "ttlSeconds": 30 })).await;
+    let second = app.reserve("edge", "conversations", json!({ "amount": 10, "ttlSeconds": 30 })).await;
+    app.set_now("2026-03-10T12:00:29Z");
+    let c = app.commit("edge", first.body["reservationId"].as_str().unwrap(), None).await;
+    assert_eq!(c.status, 200);
+    app.set_now("2026-03-10T12:00:30Z");
+    let late = app.commit("edge", second.body["reservationId"].as_str().unwrap(), None).await;
+    assert_eq!((late.status, late.code()), (409, Some("RESERVATION_EXPIRED")));
+    let usage = app.resource_usage("edge", "conversations").await;
+    assert_eq!((usage["used"].as_i64(), usage["held"].as_i64()), (Some(10), Some(0)));
+}
+
+#[tokio::test]
+async fn a_reservation_ends_with_its_period() {
+    let app = TestApp::new("2026-03-31T23:55:00Z").await;
+    free_org(&app, "period").await;
+    let r = app.reserve("period", "conversations", json!({ "amount": 40, "ttlSeconds": 3600 })).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["expiresAt"], "2026-04-01T00:00:00Z", "cut at the period's end");
+    let id = r.body["reservationId"].as_str().unwrap().to_string();
+
+    app.set_now("2026-04-01T00:00:05Z");
+    assert_eq!(app.consume("period", "conversations", 1).await.status, 200, "April starts empty");
+    let usage = app.resource_usage("period", "conversations").await;
+    assert_eq!((usage["used"].as_i64(), usage["held"].as_i64()), (Some(1), Some(0)));
+    let commit = app.commit("period", &id, None).await;
+    assert_eq!((commit.status, commit.code()), (409, Some("RESERVATION_EXPIRED")));
+    // Total resources have no period: the TTL alone bounds them.
+    let t = app.reserve("period", "contacts", json!({ "amount": 1, "ttlSeconds": 3600 })).await;
+    assert_eq!(t.body["expiresAt"], "2026-04-01T01:00:05Z");
+}
+
+#[tokio::test]
+async fn reserve_refuses_as_consume_does() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("trial", json!({ "plan": "free", "trialEndsAt": "2026-03-10T11:00:00Z" })).await;
+    let r = app.reserve("trial", "conversations", json!({ "amount": 1 })).await;
+    assert_eq!((r.status, r.body["reason"].as_str()), (402, Some("trial_expired")), "{}", r.body);
+    let missing = app.reserve("ghost", "conversations", json!({ "amount": 1 })).await;
+    assert_eq!((missing.status, missing.code()), (404, Some("ORG_NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn a_keyed_reserve_holds_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "key").await;
+    let body = json!({ "amount": 25, "ttlSeconds": 120 }).to_string();
+    let send = |key: &'static str, body: String| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::POST,
+                "/v1/orgs/key/usage/conversations/reserve",
+                Some(&body),
+                &[("idempotency-key", key)],
+                &APP,
+            )
+            .await
+        }
+    };
+    let first = send("job-1", body.clone()).await;
+    let second = send("job-1", body.clone()).await;
+    assert_eq!((first.status, second.status), (201, 201));
+    assert_eq!(first.body["reservationId"], second.body["reservationId"]);
+    assert_eq!(first.body["expiresAt"], second.body["expiresAt"]);
+    assert_eq!(second.headers.get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    assert_eq!(app.resource_usage("key", "conversations").await["held"], 25, "held once");
+
+    let other = send("job-1", json!({ "amount": 26, "ttlSeconds": 120 }).to_string()).await;
+    assert_eq!((other.status, other.code()), (422, Some("IDEMPOTENCY_KEY_REUSED")));
+    assert_eq!(app.consume_with_key("key", "conversations", 1, "used-for-consume").await.status, 200);
+    let reuse = send("used-for-consume", body).await;
+    assert_eq!((reuse.status, reuse.code()), (422, Some("IDEMPOTENCY_KEY_REUSED")));
+}
+
+#[tokio::test]
+async fn every_bad_request_has_its_code() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "bad").await;
+    for (body, why) in [
+        (json!({}), "amount is required"),
+        (json!({ "amount": 0 }), "amount from 1"),
+        (json!({ "amount": 1.5 }), "whole amounts"),
+        (json!({ "amount": 1, "ttlSeconds": 0 }), "ttl from 1"),
+        (json!({ "amount": 1, "ttlSeconds": 86_401 }), "ttl up to a day"),
+        (json!({ "amount": 1, "ttlSeconds": null }), "no null"),
+        (json!({ "amount": 1, "ttl": 5 }), "unknown field"),
+    ] {
+        let r = app.reserve("bad", "conversations", body).await;
+        assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "{why}: {}", r.body);
+    }
+    let r = app.reserve("bad", "widgets", json!({ "amount": 1 })).await;
+    assert_eq!((r.status, r.code()), (404, Some("UNKNOWN_RESOURCE")));
+
+    let id = app.reserved("bad", "conversations", 3).await;
+    let r = app.commit("bad", &id, Some(-1)).await;
+    assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")));
+    let r = app.send(Method::DELETE, &format!("/v1/orgs/bad/reservations/{id}"), Some("{}"), &[], &APP).await;
+    assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")));
+
+    // Ids that were never issued, or belong to another org, name nothing.
+    free_org(&app, "other").await;
+    let issued = ReservationId::decode(&id).expect("an issued id decodes");
+    let forged = ReservationId { nonce: "ab".repeat(16), ..issued.clone() }.encode();
+    let resized = ReservationId { amount: 1, ..issued }.encode();
+    for (org, id) in [
+        ("bad", "nope"),
+        ("bad", "rsv_!!"),
+        ("bad", forged.as_str()),
+        ("bad", resized.as_str()),
+        ("other", id.as_str()),
+    ] {
+        let r = app.commit(org, id, None).await;
+        assert_eq!((r.status, r.code()), (404, Some("RESERVATION_NOT_FOUND")), "{org}/{id}");
+        let r = app.cancel(org, id).await;
+        assert_eq!((r.status, r.code()), (404, Some("RESERVATION_NOT_FOUND")), "{org}/{id}");
+    }
+    assert_eq!(app.resource_usage("bad", "conversations").await["held"], 3, "untouched");
+}
+
+#[tokio::test]
+async fn a_counter_keeps_a_bounded_number_of_open_reservations() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("many", json!({ "plan": "pro" })).await; // leads: unlimited
+    let open = quota_shared::domain::reservation::MAX_OPEN;
+    for _ in 0..open {
+        app.reserved("many", "leads", 1).await;
+    }
+    let r = app.reserve("many", "leads", json!({ "amount": 1 })).await;
+    assert_eq!((r.status, r.code()), (409, Some("TOO_MANY_RESERVATIONS")), "{}", r.body);
+    // Once some expire, there is room again.
+    app.advance(chrono::Duration::seconds(600));
+    assert_eq!(app.reserve("many", "leads", json!({ "amount": 1 })).await.status, 201);
+    assert_eq!(app.stored_counter("many", "leads").await.holds.len(), 1);
+}
+
+#[tokio::test]
+async fn reserve_commit_and_release_cost_one_request_each() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "cost").await;
+    app.consume("cost", "conversations", 1).await;
+    app.requests.take();
+    let id = app.reserved("cost", "conversations", 5).await;
+    assert_eq!(app.requests.take_counts(), [("UpdateItem".to_string(), 1)].into(), "reserve");
+    app.cancel("cost", &id).await;
+    assert_eq!(app.requests.take_counts(), [("TransactWriteItems".to_string(), 1)].into(), "release");
+    let id = app.reserved("cost", "conversations", 5).await;
+    app.requests.take();
+    app.commit("cost", &id, Some(0)).await;
+    assert_eq!(app.requests.take_counts(), [("TransactWriteItems".to_string(), 1)].into(), "commit of nothing");
+    let id = app.reserved("cost", "conversations", 5).await;
+    app.requests.take();
+    app.commit("cost", &id, None).await;
+    // Units recorded may cross a threshold: the counter is read once for it.
+    assert_eq!(
+        app.requests.take_counts(),
+        [("GetItem".to_string(), 1), ("TransactWriteItems".to_string(), 1)].into(),
+        "commit of units"
+    );
+}
