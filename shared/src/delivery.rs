@@ -24,7 +24,7 @@ use crate::domain::usage::Counter;
 use crate::notify::templates::{self, ThresholdNotice};
 use crate::store::StoreError;
 use crate::store::notices::{Marked, NoticeHolder};
-use crate::timeouts::{MARK_BUDGET, NOTIFY_BUDGET, within};
+use crate::timeouts::{EXPIRED_GRANTS_BUDGET, MARK_BUDGET, NOTIFY_BUDGET, within};
 
 /// Why a notice was not delivered; it stays owed (the job sends it).
 #[derive(Debug, thiserror::Error)]
@@ -398,11 +398,29 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>,
 }
 
 /// Publishes `GrantExpired` for grants a write took off `counter` (as it
-/// stands after), each once: only the write that took a grant off reports it.
+/// stands after), each once: only the write that took a grant off reports
+/// it. Ten to a `PutEvents`, all within `EXPIRED_GRANTS_BUDGET`.
 pub async fn grants_expired(deps: &Deps, counter: &Counter, expired: &[Grant], now: DateTime<Utc>) {
-    for grant in expired {
-        let detail = GrantDetail::new(&counter.org_id, &counter.resource, grant, &grant.created_by, counter.limit, now);
-        deps.events.publish_or_log(&GrantExpired(detail)).await;
+    if expired.is_empty() {
+        return;
+    }
+    let events: Vec<(EventKind, serde_json::Value)> = expired
+        .iter()
+        .map(|g| {
+            GrantExpired(GrantDetail::new(&counter.org_id, &counter.resource, g, &g.created_by, counter.limit, now))
+        })
+        .map(|event| event.entry())
+        .collect();
+    let publish = async {
+        for batch in events.chunks(10) {
+            deps.events.publish_all(batch).await?;
+        }
+        Ok::<(), PublishError>(())
+    };
+    match within(EXPIRED_GRANTS_BUDGET, publish).await {
+        Some(Ok(())) => {}
+        Some(Err(err)) => tracing::warn!(error = %err, "GrantExpired not published"),
+        None => tracing::warn!(grants = expired.len(), "GrantExpired not published within its budget"),
     }
 }
 

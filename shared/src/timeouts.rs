@@ -75,10 +75,15 @@ pub const NOTIFY_BUDGET: Duration = Duration::from_secs(1);
 /// settled as delivered (it was recording `sending`).
 pub const MARK_BUDGET: Duration = Duration::from_secs(2);
 
-/// The longest an API request can take: its store work, its notification
-/// work, one `PutEvents`, one `SendEmail`, and the mark.
+/// The `GrantExpired` events of the grants a request's write took off, all
+/// of them: past it, the rest are logged (the grants are off either way).
+pub const EXPIRED_GRANTS_BUDGET: Duration = EVENTBRIDGE.operation;
+/// The longest an API request can take: its store work, the `GrantExpired`
+/// events, its notification work, one `PutEvents`, one `SendEmail`, and the
+/// mark.
 pub const WORST_CASE_REQUEST: Duration = Duration::from_millis(
     STORE_BUDGET.as_millis() as u64
+        + EXPIRED_GRANTS_BUDGET.as_millis() as u64
         + NOTIFY_BUDGET.as_millis() as u64
         + EVENTBRIDGE.operation.as_millis() as u64
         + SES.operation.as_millis() as u64

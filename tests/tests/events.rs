@@ -23,44 +23,124 @@ fn admin_reset(d: &Deps, r: Request) -> futures::future::BoxFuture<'_, Response<
     Box::pin(admin_reset::handle(d, r))
 }
 
+/// The ids the reservation and grant samples name. The replay sends them
+/// with the ids the service gave instead (as a client would), since only an
+/// id it issued names a reservation or a grant.
+const SAMPLE_RESERVATION: &str = "rsv_c3RvcmFnZS41MjQyODgwLjE3OTU1ODczMDAuM2M5YTFmMGU3YjJkNDhjNmE1ZTFmOWQzYjdjMjBhODQ";
+const SAMPLE_GRANT: &str = "grt_5f1c0a9e3b7d4c2a8e6f0b1d";
+
+/// How a step sends its sample: as it is, or without one of its headers.
+#[derive(Clone, Copy)]
+enum Sent {
+    AsIs,
+    Without(&'static str),
+}
+use Sent::{AsIs, Without};
+
 #[tokio::test]
 async fn sample_events_replay_through_their_functions() {
     let app = TestApp::new("2026-11-25T06:00:00Z").await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
-    let steps: &[(&str, Handler, u16)] = &[
-        ("health.json", get_usage, 200),
-        ("put-org.json", manage_orgs, 201),
-        ("put-org.json", manage_orgs, 200),
-        ("get-org.json", manage_orgs, 200),
-        ("plans.json", get_usage, 200),
-        ("consume.json", increment_usage, 200),
-        ("consume.json", increment_usage, 200),
-        ("check.json", check_quota, 200),
-        ("check-many.json", check_quota, 200),
-        ("set-usage.json", increment_usage, 200),
-        ("release.json", increment_usage, 200),
-        ("get-usage.json", get_usage, 200),
-        ("history.json", get_usage, 200),
-        ("admin-reset.json", admin_reset, 200),
-        ("admin-audit.json", admin_reset, 200),
+    let steps: &[(&str, Handler, u16, Sent)] = &[
+        ("health.json", get_usage, 200, AsIs),
+        ("put-org.json", manage_orgs, 201, AsIs),
+        ("put-org.json", manage_orgs, 200, AsIs),
+        ("get-org.json", manage_orgs, 200, AsIs),
+        ("plans.json", get_usage, 200, AsIs),
+        ("features.json", get_usage, 200, AsIs),
+        ("feature.json", get_usage, 200, AsIs),
+        ("consume.json", increment_usage, 200, AsIs),
+        ("consume.json", increment_usage, 200, AsIs),
+        ("check.json", check_quota, 200, AsIs),
+        ("check-many.json", check_quota, 200, AsIs),
+        ("set-usage.json", increment_usage, 200, AsIs),
+        ("release.json", increment_usage, 200, AsIs),
+        // Sent twice with one Idempotency-Key: one reservation.
+        ("reserve.json", increment_usage, 201, AsIs),
+        ("reserve.json", increment_usage, 201, AsIs),
+        ("commit.json", increment_usage, 200, AsIs),
+        ("commit.json", increment_usage, 200, AsIs),
+        ("cancel-reservation.json", increment_usage, 409, AsIs),
+        // Without the key, a new reservation: released, twice.
+        ("reserve.json", increment_usage, 201, Without("idempotency-key")),
+        ("cancel-reservation.json", increment_usage, 200, AsIs),
+        ("cancel-reservation.json", increment_usage, 200, AsIs),
+        ("commit.json", increment_usage, 409, AsIs),
+        ("get-usage.json", get_usage, 200, AsIs),
+        ("history.json", get_usage, 200, AsIs),
+        ("admin-reset.json", admin_reset, 200, AsIs),
+        ("add-grant.json", admin_reset, 201, AsIs),
+        ("revoke-grant.json", admin_reset, 200, AsIs),
+        ("revoke-grant.json", admin_reset, 404, AsIs),
+        ("admin-audit.json", admin_reset, 200, AsIs),
     ];
-    let mut last = Value::Null;
-    for (file, handler, status) in steps {
+    let (mut reservation, mut grant) = (SAMPLE_RESERVATION.to_string(), SAMPLE_GRANT.to_string());
+    let mut answers: Vec<(&str, Value, bool)> = Vec::new();
+    for (file, handler, status, sent) in steps {
         let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("fixture");
-        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let text = text.replace(SAMPLE_RESERVATION, &reservation).replace(SAMPLE_GRANT, &grant);
+        let mut request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        if let Without(header) = sent {
+            assert!(request.headers_mut().remove(*header).is_some(), "{file} has {header}");
+        }
         let response = handler(&app.deps, request).await;
         let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
         assert_eq!(response.status(), *status, "{file}: {body}");
-        last = body;
+        if let Some(id) = body["reservationId"].as_str().filter(|_| *file == "reserve.json") {
+            reservation = id.to_string();
+        }
+        if let Some(id) = body["grant"]["id"].as_str() {
+            grant = id.to_string();
+        }
+        answers.push((file, body, response.headers().contains_key("idempotent-replayed")));
     }
-    let actions: Vec<&str> =
+    let of = |file: &str| -> Vec<(&Value, bool)> {
+        answers.iter().filter(|(f, ..)| *f == file).map(|(_, body, replayed)| (body, *replayed)).collect()
+    };
+
+    // The org's own value for a feature wins over its plan's.
+    let feature = of("feature.json")[0].0;
+    assert_eq!(*feature, serde_json::json!({ "feature": "webhooks", "enabled": true, "source": "override" }));
+    assert_eq!(of("features.json")[0].0["features"]["sso"]["source"], "plan");
+
+    // The keyed reserve was replayed: the same reservation, held once; the
+    // commit ended it once and its repeat answered the first outcome.
+    let reserves = of("reserve.json");
+    assert_eq!(reserves[1].0["reservationId"], reserves[0].0["reservationId"]);
+    assert_eq!(reserves.iter().map(|(_, replayed)| *replayed).collect::<Vec<_>>(), [false, true, false]);
+    assert_eq!(reserves[1].0["decision"]["usage"]["held"], 5_242_880);
+    assert_ne!(reserves[2].0["reservationId"], reserves[0].0["reservationId"]);
+    let commits = of("commit.json");
+    assert_eq!((commits[0].0["status"].as_str(), commits[0].0["used"].as_i64()), (Some("committed"), Some(4_194_304)));
+    assert_eq!(commits[0].0["usage"]["held"], 0);
+    assert_eq!(commits[1].0, commits[0].0, "a repeat answers the first outcome");
+    assert_eq!(commits[2].0["error"]["code"], "RESERVATION_RELEASED");
+    let cancels = of("cancel-reservation.json");
+    assert_eq!(cancels[0].0["error"]["code"], "RESERVATION_COMMITTED");
+    assert_eq!((cancels[1].0["status"].as_str(), cancels[1].0["used"].as_i64()), (Some("released"), Some(0)));
+    assert_eq!(cancels[2].0, cancels[1].0);
+
+    // The grant raised the effective limit, and its revocation took it back.
+    let added = of("add-grant.json")[0].0;
+    assert_eq!((added["usage"]["limit"].as_i64(), added["usage"]["planLimit"].as_i64()), (Some(150), Some(100)));
+    assert_eq!(added["grant"]["expiresAt"], "2026-11-30T23:00:00Z", "the end of the period, Copenhagen time");
+    let revoked = of("revoke-grant.json");
+    assert_eq!(revoked[0].0["usage"]["limit"], 100);
+    assert_eq!(revoked[1].0["error"]["code"], "GRANT_NOT_FOUND");
+
+    let last = &answers.last().expect("steps").1;
+    let mut actions: Vec<&str> =
         last["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions.len(), 3, "{actions:?}");
-    assert!(actions.contains(&"reset") && actions.contains(&"usage_set") && actions.contains(&"org_created"));
+    actions.sort_unstable();
+    assert_eq!(actions, ["grant_added", "grant_revoked", "org_created", "reset", "usage_set"]);
     // The consume was sent twice with one Idempotency-Key: counted once
     // (the audit's reset entry shows what was reset).
     let reset = last["entries"].as_array().unwrap().iter().find(|e| e["action"] == "reset").unwrap();
     assert_eq!(reset["before"], 1);
+    // The committed upload's bytes are used; nothing is held any more.
+    let usage = of("get-usage.json")[0].0;
+    let storage = usage["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "storage").unwrap();
+    assert_eq!((storage["used"].as_i64(), storage["held"].as_i64()), (Some(4_194_304), Some(0)));
 }
 
 /// The usage-job Lambda takes both the schedule's event and the admin route's

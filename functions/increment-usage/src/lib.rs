@@ -14,7 +14,7 @@ use quota_shared::delivery;
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::decision::{Consumed, Decision, Reason};
 use quota_shared::domain::idempotency::IdempotencyKey;
-use quota_shared::domain::reservation::{self, ReservationId, Status};
+use quota_shared::domain::reservation::{self, Outcome, ReservationId, Status};
 use quota_shared::domain::usage::Counter;
 use quota_shared::store::{End, Ended, Reserved};
 use quota_shared::{ApiError, Deps};
@@ -163,7 +163,7 @@ async fn reserve(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         Reserved::Refused { counter, reason } => {
             tracing::info!(reason = reason.as_str(), "reserve refused");
             let status = refusal_status(reason);
-            api::json(status, &Decision::with_reason(&counter, Some(reason), deps.catalogue, now))
+            api::json(status, &Decision::with_reason(&counter.at(now), Some(reason), deps.catalogue, now))
         }
         Reserved::TooMany => return Err(ApiError::TooManyReservations(reservation::MAX_OPEN)),
     })
@@ -188,8 +188,27 @@ async fn end(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, 
         }
     };
     let now = deps.clock.now();
-    let (ended, expired) =
-        api::bounded(async { Ok(deps.store.end_reservation(call.org(), &id, end, now).await?) }).await?;
+    // One store budget for the whole: the transaction and, for a commit that
+    // recorded units, the read of the counter it left (for the threshold
+    // check, and the usage the answer shows).
+    let (ended, expired, counter) = api::bounded(async {
+        let (ended, expired) = deps.store.end_reservation(call.org(), &id, end, now).await?;
+        // A commit's answer, first or repeated, shows the usage its units are in.
+        let committed = |o: &Outcome| matches!(end, End::Commit(_)) && o.status == Status::Committed && o.used > 0;
+        let counter = match &ended {
+            Ended::Done(outcome) | Ended::Before(outcome) if committed(outcome) => {
+                Some(deps.store.counter(call.org(), &id.resource, def.kind, deps.catalogue, now).await?.at(now))
+            }
+            Ended::Refused { counter, .. } => Some(counter.clone()),
+            _ => None,
+        };
+        Ok((ended, expired, counter))
+    })
+    .await?;
+    if let Some(counter) = &counter {
+        delivery::grants_expired(deps, counter, &expired, now).await;
+    }
+    let first_time = matches!(ended, Ended::Done(_));
     let outcome = match ended {
         Ended::Done(outcome) => outcome,
         Ended::Before(first) => match (end, first.status) {
@@ -200,22 +219,16 @@ async fn end(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, 
         Ended::NotFound => return Err(ApiError::ReservationNotFound),
         Ended::Refused { counter, reason } => {
             tracing::info!(reason = reason.as_str(), "commit refused");
-            delivery::grants_expired(deps, &counter, &expired, now).await;
             let status = refusal_status(reason);
             return Ok(api::json(status, &Decision::with_reason(&counter, Some(reason), deps.catalogue, now)));
         }
     };
-    // A commit that recorded units may cross a threshold: the counter as it
-    // now stands decides, and the answer shows it.
     let mut body = serde_json::to_value(&outcome).unwrap_or_default();
-    if outcome.status == Status::Committed && outcome.used > 0 {
-        let counter = api::bounded(async {
-            Ok(deps.store.counter(call.org(), &id.resource, def.kind, deps.catalogue, now).await?)
-        })
-        .await?
-        .at(now);
-        delivery::grants_expired(deps, &counter, &expired, now).await;
-        delivery::after_increase(deps, &counter, None, now).await;
+    if let Some(counter) = counter {
+        if first_time {
+            // Units recorded may cross a threshold.
+            delivery::after_increase(deps, &counter, None, now).await;
+        }
         body["usage"] = serde_json::to_value(counter.usage(now)).unwrap_or_default();
     }
     Ok(api::ok(&body))
