@@ -11,10 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::Deps;
 use crate::bus::PublishError;
 use crate::domain::catalogue::{Enforcement, ResourceKind};
-use crate::domain::events::{
-    Event, EventKind, GrantDetail, GrantExpired, QuotaExceeded, QuotaThresholdCrossed, TrialExpired,
-};
-use crate::domain::grant::Grant;
+use crate::domain::events::{Event, EventKind, GrantExpired, QuotaExceeded, QuotaThresholdCrossed, TrialExpired};
+use crate::domain::grant::Expired;
 use crate::domain::notice::{threshold_owed, threshold_reached};
 use crate::domain::org::{OrgId, OrgProfile};
 use crate::domain::period::ClosedPeriod;
@@ -397,20 +395,15 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>,
     }
 }
 
-/// Publishes `GrantExpired` for grants a write took off `counter` (as it
-/// stands after), each once: only the write that took a grant off reports
-/// it. Ten to a `PutEvents`, all within `EXPIRED_GRANTS_BUDGET`.
-pub async fn grants_expired(deps: &Deps, counter: &Counter, expired: &[Grant], now: DateTime<Utc>) {
+/// Publishes `GrantExpired` for grants a write took off its counter: only
+/// the write that took a grant off reports it, so at most once. Ten to a
+/// `PutEvents`, all within `EXPIRED_GRANTS_BUDGET`.
+pub async fn grants_expired(deps: &Deps, org: &OrgId, expired: &[Expired], now: DateTime<Utc>) {
     if expired.is_empty() {
         return;
     }
-    let events: Vec<(EventKind, serde_json::Value)> = expired
-        .iter()
-        .map(|g| {
-            GrantExpired(GrantDetail::new(&counter.org_id, &counter.resource, g, &g.created_by, counter.limit, now))
-        })
-        .map(|event| event.entry())
-        .collect();
+    let events: Vec<(EventKind, serde_json::Value)> =
+        expired.iter().map(|e| GrantExpired::new(org, e, now).entry()).collect();
     let publish = async {
         for batch in events.chunks(10) {
             deps.events.publish_all(batch).await?;

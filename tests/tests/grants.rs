@@ -225,3 +225,98 @@ async fn an_expired_grant_cannot_be_revoked_and_reports_its_expiry_once() {
         app.events("late").into_iter().map(|(k, _)| k).filter(|k| k.starts_with("Grant")).collect();
     assert_eq!(kinds, ["GrantAdded", "GrantExpired"]);
 }
+
+fn count(app: &TestApp, org: &str, kind: &str) -> usize {
+    app.events(org).into_iter().filter(|(k, _)| k == kind).count()
+}
+
+/// Review defect: a revoke after the period had ended, before its rollover,
+/// took the grant off first: the period was billed without it.
+#[tokio::test]
+async fn a_grant_revoked_after_its_period_ended_still_counts_in_that_periods_bill() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("laterevoke", json!({ "plan": "basic" })).await;
+    let body = json!({ "resource": "conversations", "amount": 50, "expiresAt": "2026-05-15T00:00:00Z", "reason": "r" });
+    let g = app.grant("laterevoke", body).await;
+    assert_eq!(app.consume("laterevoke", "conversations", 140).await.status, 200);
+    app.set_now("2026-04-01T00:05:00Z");
+    assert_eq!(app.revoke("laterevoke", g.body["grant"]["id"].as_str().unwrap()).await.status, 200);
+    app.set_now("2026-04-01T00:15:00Z");
+    app.run_job().await;
+    let closed: Vec<_> = app.events("laterevoke").into_iter().filter(|(k, _)| k == "UsagePeriodClosed").collect();
+    let conv = closed[0].1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "conversations").unwrap();
+    let figures = (conv["used"].as_i64(), conv["limit"].as_i64(), conv["overage"].as_i64());
+    assert_eq!(figures, (Some(140), Some(150), Some(0)), "the grant held through all of March");
+    assert_eq!(count(&app, "laterevoke", "QuotaExceeded"), 0, "{:?}", app.events("laterevoke"));
+}
+
+/// Review defect: grants a reserve took off were not reported when it then
+/// answered 409 TOO_MANY_RESERVATIONS (and no later write could).
+#[tokio::test]
+async fn grant_expired_is_published_when_a_reserve_answers_too_many() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("toomany", json!({ "plan": "pro" })).await; // leads: unlimited
+    let body = json!({ "resource": "leads", "amount": 5, "expiresAt": "2026-03-10T12:30:00Z", "reason": "r" });
+    assert_eq!(app.grant("toomany", body).await.status, 201);
+    for _ in 0..quota_shared::domain::reservation::MAX_OPEN {
+        let r = app.reserve("toomany", "leads", json!({ "amount": 1, "ttlSeconds": 86_400 })).await;
+        assert_eq!(r.status, 201);
+    }
+    app.set_now("2026-03-10T12:30:00Z");
+    let r = app.reserve("toomany", "leads", json!({ "amount": 1 })).await;
+    assert_eq!(r.code(), Some("TOO_MANY_RESERVATIONS"));
+    assert!(app.stored_counter("toomany", "leads").await.grants.is_empty(), "taken off by that reserve");
+    app.run_job().await;
+    assert_eq!(count(&app, "toomany", "GrantExpired"), 1);
+}
+
+/// Review defect: as above, for a commit that found its own hold expired.
+#[tokio::test]
+async fn grant_expired_is_published_when_a_commit_finds_its_hold_expired() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("ce", json!({ "plan": "free" })).await;
+    let body = json!({ "resource": "conversations", "amount": 10, "expiresAt": "2026-03-10T12:00:30Z", "reason": "r" });
+    app.grant("ce", body).await;
+    let r = app.reserve("ce", "conversations", json!({ "amount": 5, "ttlSeconds": 60 })).await;
+    app.set_now("2026-03-10T12:01:00Z");
+    let c = app.commit("ce", r.body["reservationId"].as_str().unwrap(), None).await;
+    assert_eq!(c.code(), Some("RESERVATION_EXPIRED"));
+    assert!(app.stored_counter("ce", "conversations").await.grants.is_empty());
+    app.run_job().await;
+    assert_eq!(count(&app, "ce", "GrantExpired"), 1);
+}
+
+/// Review defect: a grant's reason and author rode on the counter item every
+/// consume writes (and is billed by the KB for), and showed to apps.
+#[tokio::test]
+async fn a_grants_text_stays_off_the_counter_and_out_of_usage() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("text", json!({ "plan": "free" })).await;
+    let reason = "r".repeat(quota_shared::domain::grant::MAX_REASON);
+    let g = app.grant("text", json!({ "resource": "users", "amount": 1, "reason": reason })).await;
+    assert_eq!(
+        (g.body["grant"]["reason"].as_str(), g.body["grant"]["createdBy"].as_str()),
+        (Some(reason.as_str()), Some("admin@ops"))
+    );
+    let used = app.consume("text", "users", 1).await;
+    assert_eq!(
+        used.body["usage"]["grants"][0].as_object().map(|g| g.len()),
+        Some(3),
+        "id, amount, expiresAt: {}",
+        used.body
+    );
+    let revoked = app.revoke("text", g.body["grant"]["id"].as_str().unwrap()).await;
+    assert_eq!(revoked.body["revoked"]["reason"].as_str(), Some(reason.as_str()), "read back for the revoke");
+    let events: Vec<_> = app.events("text").into_iter().filter(|(k, _)| k == "GrantRevoked").collect();
+    assert_eq!(events[0].1["reason"].as_str(), Some(reason.as_str()));
+}
+
+#[tokio::test]
+async fn a_grant_cannot_lift_a_limit_past_the_largest_count() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("huge", json!({ "plan": "free" })).await;
+    let max = quota_shared::domain::org::MAX_COUNT;
+    let r = app.grant("huge", json!({ "resource": "users", "amount": max - 1, "reason": "r" })).await;
+    assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "{}", r.body);
+    assert_eq!(app.grant("huge", json!({ "resource": "users", "amount": max - 2, "reason": "r" })).await.status, 201);
+}

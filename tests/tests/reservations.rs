@@ -1,9 +1,30 @@
 //! Reservations: units held against the limit, then committed or released;
 //! expiry; repeats; every error with its code.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::Method;
 use quota_shared::domain::reservation::ReservationId;
-use quota_tests::{APP, TestApp, json};
+use quota_tests::{APP, Fault, Rule, TestApp, json};
+
+/// (stored `held`, the sum of the `holds` map) of a counter item.
+async fn held_vs_holds(app: &TestApp, org: &str, resource: &str) -> (i64, i64) {
+    let out = app
+        .direct
+        .store
+        .client()
+        .get_item()
+        .table_name(app.direct.store.table())
+        .key("pk", AttributeValue::S(format!("ORG#{org}")))
+        .key("sk", AttributeValue::S(format!("STATE#USAGE#{resource}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let item = out.item().unwrap();
+    let held = item["held"].as_n().unwrap().parse().unwrap();
+    let holds = item["holds"].as_m().unwrap().values();
+    (held, holds.map(|h| h.as_m().unwrap()["a"].as_n().unwrap().parse::<i64>().unwrap()).sum())
+}
 
 /// A free org: conversations are hard-limited at 100.
 async fn free_org(app: &TestApp, org: &str) {
@@ -307,4 +328,57 @@ async fn reserve_commit_and_release_cost_one_request_each() {
         [("GetItem".to_string(), 1), ("TransactWriteItems".to_string(), 1)].into(),
         "commit of units"
     );
+}
+
+/// Review defect: the SDK sent a reserve's UpdateItem again after its answer
+/// was lost; the hold was written once but `held` and `rem` moved twice, for
+/// good, and the period's rollover (pinned to `held`) could never apply.
+#[tokio::test]
+async fn a_reserve_whose_answer_is_lost_holds_its_units_once() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    free_org(&app, "lost").await;
+    app.consume("lost", "conversations", 1).await;
+    app.faults().dynamodb.inject(Rule::on("UpdateItem", Fault::LoseResponse).times(1));
+    let r = app.reserve("lost", "conversations", json!({ "amount": 30 })).await;
+    app.faults().dynamodb.clear();
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(held_vs_holds(&app, "lost", "conversations").await, (30, 30));
+    assert_eq!(app.cancel("lost", r.body["reservationId"].as_str().unwrap()).await.status, 200);
+    assert_eq!(app.consume("lost", "conversations", 99).await.status, 200, "all 99 there");
+    app.set_now("2026-04-01T00:05:00Z");
+    assert_eq!(app.consume("lost", "conversations", 1).await.status, 200, "the period rolls over");
+}
+
+/// Review defect: an anchor change moved the period's end before a live
+/// hold's expiry, and the rollover dropped the hold: its commit answered 404.
+#[tokio::test]
+async fn a_live_reservation_outlives_a_period_shortened_by_an_anchor_change() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "anchor").await;
+    let r = app.reserve("anchor", "conversations", json!({ "amount": 40, "ttlSeconds": 86_400 })).await;
+    assert_eq!(r.body["expiresAt"], "2026-03-11T12:00:00Z");
+    let id = r.body["reservationId"].as_str().unwrap().to_string();
+    app.org("anchor", json!({ "anchorDay": 11 })).await; // the period now ends 11 March 00:00
+    app.set_now("2026-03-11T06:00:00Z");
+    assert_eq!(app.consume("anchor", "conversations", 1).await.status, 200, "rolls over");
+    let usage = app.resource_usage("anchor", "conversations").await;
+    assert_eq!((usage["used"].as_i64(), usage["held"].as_i64()), (Some(1), Some(40)), "the hold came along");
+    let c = app.commit("anchor", &id, Some(30)).await;
+    assert_eq!((c.status, c.body["usage"]["used"].as_i64()), (200, Some(31)), "{}", c.body);
+    assert_eq!(held_vs_holds(&app, "anchor", "conversations").await, (0, 0));
+}
+
+/// Review defect: a commit the count's cap refuses (`used` + actual past
+/// 2^53 - 1) looped on its failed condition and answered 503 forever.
+#[tokio::test]
+async fn a_commit_past_the_largest_count_is_refused_not_a_503() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("cap", json!({ "plan": "pro" })).await; // leads: unlimited
+    let max = quota_shared::domain::org::MAX_COUNT;
+    let id = app.reserved("cap", "leads", max).await;
+    assert_eq!(app.consume("cap", "leads", 1).await.status, 200);
+    let c = app.commit("cap", &id, None).await;
+    assert_eq!((c.status, c.body["reason"].as_str()), (429, Some("quota_exceeded")), "{}", c.body);
+    assert_eq!(c.body["usage"]["held"], max, "still open, and shown");
+    assert_eq!(app.commit("cap", &id, Some(5)).await.status, 200);
 }

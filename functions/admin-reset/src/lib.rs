@@ -114,18 +114,24 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
         .resource(&request.resource)
         .ok_or_else(|| ApiError::UnknownResource(request.resource.clone()))?;
     let actor = call.subject();
-    let (grant, counter, expired) = api::bounded(async {
+    let (details, counter, expired) = api::bounded(async {
         Ok(deps.store.add_grant(call.org(), def.kind, &request, actor, deps.catalogue, now).await?)
     })
     .await?;
     let counter = counter.at(now);
+    let grant = &details.grant;
     tracing::info!(resource = request.resource, grant = grant.id, amount = grant.amount, actor, "grant added");
-    delivery::grants_expired(deps, &counter, &expired, now).await;
-    let detail = GrantDetail::new(call.org(), &request.resource, &grant, actor, counter.limit, now);
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
+    let detail = GrantDetail::new(call.org(), &request.resource, &details, actor, counter.limit, now);
     deps.events.publish_or_log(&GrantAdded(detail)).await;
     Ok(api::json(
         StatusCode::CREATED,
-        &serde_json::json!({ "orgId": call.org(), "resource": request.resource, "grant": grant, "usage": counter.usage(now) }),
+        &serde_json::json!({
+            "orgId": call.org(),
+            "resource": request.resource,
+            "grant": details,
+            "usage": counter.usage(now),
+        }),
     ))
 }
 
@@ -139,19 +145,19 @@ async fn revoke_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Respons
     let actor = call.subject();
     let (revoked, counter, expired) =
         api::bounded(async { Ok(deps.store.revoke_grant(call.org(), id, actor, now).await?) }).await?;
-    let counter = counter.map(|c| c.at(now));
-    if let Some(counter) = &counter {
-        delivery::grants_expired(deps, counter, &expired, now).await;
-    }
-    let (Some(grant), Some(counter)) = (revoked, counter) else {
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
+    let (Some(details), Some(counter)) = (revoked, counter.map(|c| c.at(now))) else {
         return Err(ApiError::GrantNotFound);
     };
-    tracing::info!(resource = counter.resource, grant = grant.id, actor, "grant revoked");
-    let detail = GrantDetail::new(call.org(), &counter.resource, &grant, actor, counter.limit, now);
+    tracing::info!(resource = counter.resource, grant = details.grant.id, actor, "grant revoked");
+    let detail = GrantDetail::new(call.org(), &counter.resource, &details, actor, counter.limit, now);
     deps.events.publish_or_log(&GrantRevoked(detail)).await;
-    Ok(api::ok(
-        &serde_json::json!({ "orgId": call.org(), "resource": counter.resource, "revoked": grant, "usage": counter.usage(now) }),
-    ))
+    Ok(api::ok(&serde_json::json!({
+        "orgId": call.org(),
+        "resource": counter.resource,
+        "revoked": details,
+        "usage": counter.usage(now),
+    })))
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]

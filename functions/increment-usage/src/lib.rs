@@ -65,7 +65,7 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
             .await?)
     })
     .await?;
-    delivery::grants_expired(deps, consumed.counter(), &expired, now).await;
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
     Ok(match consumed {
         Consumed::Admitted { counter, before } => {
             delivery::after_increase(deps, &counter, before, now).await;
@@ -147,12 +147,7 @@ async fn reserve(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
             "decision": Decision::with_reason(counter, None, deps.catalogue, now),
         })
     };
-    match &reserved {
-        Reserved::Held { counter, .. } | Reserved::Replayed { counter, .. } | Reserved::Refused { counter, .. } => {
-            delivery::grants_expired(deps, counter, &expired, now).await;
-        }
-        Reserved::TooMany => {}
-    }
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
     Ok(match reserved {
         Reserved::Held { id, counter } => api::json(StatusCode::CREATED, &answer(&id, &counter)),
         Reserved::Replayed { id, counter } => {
@@ -205,9 +200,7 @@ async fn end(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, 
         Ok((ended, expired, counter))
     })
     .await?;
-    if let Some(counter) = &counter {
-        delivery::grants_expired(deps, counter, &expired, now).await;
-    }
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
     let first_time = matches!(ended, Ended::Done(_));
     let outcome = match ended {
         Ended::Done(outcome) => outcome,

@@ -466,10 +466,12 @@ async fn process_org(deps: &Deps, entry: &OrgEntry, now: DateTime<Utc>) -> Resul
     //    back, each grant's `GrantExpired` is published once), so what
     //    follows works with the limits in force.
     let lapsed: Vec<Counter> = state.counters.values().filter(|c| c.lapsed(now)).cloned().collect();
+    // A sweep closes an ended period first (billed on the grants it had).
+    let swept_over = lapsed.iter().any(|c| c.period_ended(now));
     if !lapsed.is_empty() {
         for counter in &lapsed {
             let expired = deps.store.sweep(&entry.org, counter, now).await?;
-            delivery::grants_expired(deps, &counter.at(now), &expired, now).await;
+            delivery::grants_expired(deps, &entry.org, &expired, now).await;
         }
         let Some(swept) = deps.store.org_state(&entry.org).await? else {
             return Ok(None);
@@ -496,7 +498,7 @@ async fn process_org(deps: &Deps, entry: &OrgEntry, now: DateTime<Utc>) -> Resul
     //    and the `UsagePeriodClosed` event. The index is eventually
     //    consistent, so closed periods are read from the table whenever it
     //    lists any; those it lists that are settled leave it.
-    let mut rolled = false;
+    let mut rolled = swept_over;
     for counter in state.counters.values() {
         if counter.period_ended(now) {
             deps.store.roll_over(org, counter, now).await?;

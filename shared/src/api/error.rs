@@ -127,6 +127,10 @@ impl From<StoreError> for ApiError {
             StoreError::OrgNotFound => ApiError::OrgNotFound,
             StoreError::KeyReused => ApiError::IdempotencyKeyReused,
             StoreError::TooManyGrants => ApiError::TooManyGrants(crate::domain::grant::MAX_GRANTS),
+            StoreError::LimitTooLarge => ApiError::InvalidRequest(format!(
+                "amount: the effective limit would pass {}",
+                crate::domain::org::MAX_COUNT
+            )),
             other => {
                 // The cause is for operators, never for clients.
                 tracing::error!(error = %other, cause = ?std::error::Error::source(&other).map(ToString::to_string), "store unavailable");

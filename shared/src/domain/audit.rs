@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::grant::Grant;
+use super::grant::GrantDetails;
 use super::org::OrgProfile;
 
 /// What an audit entry records.
@@ -78,7 +78,13 @@ impl AuditEntry {
     }
 
     /// A grant added (`after`) or revoked (`before`), with its reason.
-    pub fn grant(at: DateTime<Utc>, actor: &str, action: AuditAction, grant: &Grant, resource: &str) -> AuditEntry {
+    pub fn grant(
+        at: DateTime<Utc>,
+        actor: &str,
+        action: AuditAction,
+        grant: &GrantDetails,
+        resource: &str,
+    ) -> AuditEntry {
         let value = serde_json::to_value(grant).ok();
         let (before, after) = if action == AuditAction::GrantAdded { (None, value) } else { (value, None) };
         AuditEntry {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::catalogue::Enforcement;
-use super::grant::Grant;
+use super::grant::{Expired, GrantDetails};
 use super::org::OrgId;
 use super::period::Period;
 use super::usage::percentage;
@@ -225,7 +225,8 @@ impl QuotaThresholdCrossed {
     }
 }
 
-/// A grant as events carry it, with the limit it leaves its resource at.
+/// A grant as `GrantAdded` and `GrantRevoked` carry it, with the limit it
+/// leaves its resource at.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantDetail {
@@ -236,7 +237,7 @@ pub struct GrantDetail {
     #[serde(serialize_with = "ser_time")]
     pub expires_at: DateTime<Utc>,
     pub reason: String,
-    /// Who added the grant (`GrantAdded`, `GrantExpired`) or revoked it.
+    /// Who added the grant (`GrantAdded`) or revoked it (`GrantRevoked`).
     pub actor: String,
     /// The resource's effective limit after this event (`null`: unlimited).
     pub limit: Option<i64>,
@@ -248,7 +249,7 @@ impl GrantDetail {
     pub fn new(
         org_id: &OrgId,
         resource: &str,
-        grant: &Grant,
+        details: &GrantDetails,
         actor: &str,
         limit: Option<i64>,
         at: DateTime<Utc>,
@@ -256,10 +257,10 @@ impl GrantDetail {
         GrantDetail {
             org_id: org_id.clone(),
             resource: resource.to_string(),
-            grant_id: grant.id.clone(),
-            amount: grant.amount,
-            expires_at: grant.expires_at,
-            reason: grant.reason.clone(),
+            grant_id: details.grant.id.clone(),
+            amount: details.grant.amount,
+            expires_at: details.grant.expires_at,
+            reason: details.reason.clone(),
             actor: actor.to_string(),
             limit,
             at,
@@ -287,10 +288,34 @@ impl Event for GrantRevoked {
 
 /// A grant expired and was taken off its counter (by the next write to it,
 /// or the daily job): `expiresAt` is when it stopped counting, `at` when it
-/// was taken off.
+/// was taken off, `limit` the effective limit without it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(transparent)]
-pub struct GrantExpired(pub GrantDetail);
+#[serde(rename_all = "camelCase")]
+pub struct GrantExpired {
+    pub org_id: OrgId,
+    pub resource: String,
+    pub grant_id: String,
+    pub amount: i64,
+    #[serde(serialize_with = "ser_time")]
+    pub expires_at: DateTime<Utc>,
+    pub limit: Option<i64>,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+impl GrantExpired {
+    pub fn new(org_id: &OrgId, expired: &Expired, at: DateTime<Utc>) -> Self {
+        GrantExpired {
+            org_id: org_id.clone(),
+            resource: expired.resource.clone(),
+            grant_id: expired.grant.id.clone(),
+            amount: expired.grant.amount,
+            expires_at: expired.grant.expires_at,
+            limit: expired.limit,
+            at,
+        }
+    }
+}
 
 impl Event for GrantExpired {
     const KIND: EventKind = EventKind::GrantExpired;
@@ -312,6 +337,7 @@ impl Event for DailyJobContinued {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::grant::Grant;
     use std::collections::BTreeMap;
 
     const DOCS: &str = include_str!("../../../docs/events.md");
@@ -416,7 +442,12 @@ mod tests {
             DailyJobContinued { run_id: "20260401T001500Z-4f2a9c01".into(), part: 2 }.entry(),
             GrantAdded(grant_detail(&org, at)).entry(),
             GrantRevoked(grant_detail(&org, at)).entry(),
-            GrantExpired(grant_detail(&org, at)).entry(),
+            GrantExpired::new(
+                &org,
+                &Expired { resource: "conversations".into(), grant: grant(at), limit: Some(100) },
+                at,
+            )
+            .entry(),
         ];
         let documented = documented();
         assert_eq!(documented.len(), rendered.len(), "one documented example per event: {:?}", documented.keys());
@@ -428,16 +459,18 @@ mod tests {
         assert_eq!(closed, "acme/2026-03-01T00:00:00Z");
     }
 
+    fn grant(at: DateTime<Utc>) -> Grant {
+        Grant { id: "grt_5f1c0a9e3b7d4c2a8e6f0b1d".into(), amount: 50, expires_at: at }
+    }
+
     fn grant_detail(org: &OrgId, at: DateTime<Utc>) -> GrantDetail {
-        let grant = Grant {
-            id: "grt_5f1c0a9e3b7d4c2a8e6f0b1d".into(),
-            amount: 50,
-            expires_at: at,
+        let details = GrantDetails {
+            grant: grant(at),
             reason: "Spring promo".into(),
             created_by: "admin@example.com".into(),
             created_at: at,
         };
-        GrantDetail::new(org, "conversations", &grant, "admin@example.com", Some(150), at)
+        GrantDetail::new(org, "conversations", &details, "admin@example.com", Some(150), at)
     }
 
     fn rendered_period_id(org: &OrgId, period: Period) -> String {

@@ -32,6 +32,7 @@ pub(crate) fn counter(used: i64, limit: Option<i64>, enforcement: Enforcement) -
         notified: vec![],
         notice: None,
         holds: vec![],
+        stored_held: 0,
         grants: vec![],
         grant_version: 0,
     }

@@ -2,10 +2,12 @@
 //! given time (boosts, promo units, custom adjustments). Pure: the grant, the
 //! request that makes one, and its id.
 //!
-//! A counter keeps its live grants beside its limit, and the limit it
-//! stores is the effective one (the plan's, or the org's override, plus every
-//! grant it keeps). A grant that has expired counts for nothing from its
-//! expiry on, whether or not it has been taken off the counter yet.
+//! A counter keeps its live grants beside its limit (id, amount and expiry:
+//! what a write needs), and the limit it stores is the effective one (the
+//! plan's, or the org's override, plus every grant it keeps). A grant's
+//! reason and author live in an item of their own, off the hot counter. A
+//! grant that has expired counts for nothing from its expiry on, whether or
+//! not it has been taken off the counter yet.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,7 +21,7 @@ pub const MAX_REASON: usize = 500;
 
 const PREFIX: &str = "grt_";
 
-/// A grant of `amount` more units until `expires_at`.
+/// A grant of `amount` more units until `expires_at`, as its counter keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Grant {
@@ -27,10 +29,27 @@ pub struct Grant {
     pub amount: i64,
     #[serde(serialize_with = "super::ser_rfc3339")]
     pub expires_at: DateTime<Utc>,
+}
+
+/// A grant with why and by whom it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantDetails {
+    #[serde(flatten)]
+    pub grant: Grant,
     pub reason: String,
     pub created_by: String,
     #[serde(serialize_with = "super::ser_rfc3339")]
     pub created_at: DateTime<Utc>,
+}
+
+/// A grant a write took off its counter once it had expired, and the
+/// resource's effective limit without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub resource: String,
+    pub grant: Grant,
+    pub limit: Option<i64>,
 }
 
 impl Grant {

@@ -67,12 +67,14 @@ impl ReservationId {
         if parts.next().is_some() || resource.is_empty() || !nonce_ok {
             return None;
         }
-        Some(ReservationId {
+        let decoded = ReservationId {
             resource: resource.to_string(),
             amount: amount.parse().ok().filter(|a| *a > 0)?,
             expires_at: DateTime::from_timestamp(expiry.parse().ok()?, 0)?,
             nonce: nonce.to_string(),
-        })
+        };
+        // One id per reservation: `+5` or `05` for 5 is not it.
+        (decoded.encode() == id).then_some(decoded)
     }
 }
 
@@ -160,6 +162,8 @@ mod tests {
             forged("conversations.5.1.short"),
             forged(&format!("conversations.5.1.{nonce}.x")),
             forged(&format!("conversations.5.x.{nonce}")),
+            forged(&format!("conversations.05.1.{nonce}")),
+            forged(&format!("conversations.+5.1.{nonce}")),
         ] {
             assert_eq!(ReservationId::decode(&bad), None, "{bad}");
         }

@@ -67,6 +67,9 @@ pub struct Counter {
     pub notice: Option<InFlight>,
     /// Units held for open reservations; they count against the limit.
     pub holds: Vec<Hold>,
+    /// `held` as the item stores it: the sum of `holds`, unless a write went
+    /// wrong. What a write that resets it pins.
+    pub stored_held: i64,
     /// Grants `limit` includes.
     pub grants: Vec<Grant>,
     /// Changes with every change to `grants`: what a write of the limit pins.
@@ -100,6 +103,7 @@ impl Counter {
             notified: Vec::new(),
             notice: None,
             holds: Vec::new(),
+            stored_held: 0,
             grants: Vec::new(),
             grant_version: 0,
         }

@@ -14,7 +14,7 @@ use super::{Store, StoreError};
 use crate::domain::audit::AuditEntry;
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
 use crate::domain::decision::{Consumed, Reason};
-use crate::domain::grant::Grant;
+use crate::domain::grant::Expired;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{OrgId, OrgProfile};
 use crate::domain::reservation::{Hold, MAX_OPEN};
@@ -77,7 +77,7 @@ impl Store {
         idempotency: Option<&IdempotencyKey>,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<(Consumed, Vec<Grant>), StoreError> {
+    ) -> Result<(Consumed, Vec<Expired>), StoreError> {
         let mut expired = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             let update = self.consume_update(org, resource, amount, None, now);
@@ -126,7 +126,7 @@ impl Store {
 
     /// After a write that went through: takes off what has expired on the
     /// counter, if anything has. The write stands whatever this comes to.
-    pub(super) async fn sweep_after(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Vec<Grant> {
+    pub(super) async fn sweep_after(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Vec<Expired> {
         if !counter.lapsed(now) {
             return Vec::new();
         }
@@ -168,7 +168,7 @@ impl Store {
         amount: i64,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-        expired: &mut Vec<Grant>,
+        expired: &mut Vec<Expired>,
     ) -> Result<Next, StoreError> {
         let Some(old) = old else {
             self.materialize(org, resource, kind, catalogue, now).await?;
@@ -383,8 +383,10 @@ impl ConsumeUpdate {
         AND (attribute_not_exists(gexp) OR gexp > :now) \
         AND (enf = :soft OR attribute_not_exists(lim) OR rem >= :amt) \
         AND used <= :cap";
+    /// A hold is written once: an SDK retry of a reserve whose answer was
+    /// lost finds it there and changes nothing.
     const HOLD_CONDITION: &'static str = " AND attribute_exists(#holds) AND size(#holds) < :open \
-        AND (attribute_not_exists(pend) OR pend >= :exp)";
+        AND (attribute_not_exists(pend) OR pend >= :exp) AND attribute_not_exists(#holds.#hold)";
 
     fn expression(&self, sets: &[&str]) -> String {
         let mut sets = sets.to_vec();

@@ -18,6 +18,8 @@ pub enum StoreError {
     KeyReused,
     #[error("the counter keeps as many grants as it may")]
     TooManyGrants,
+    #[error("the effective limit would pass 2^53 - 1")]
+    LimitTooLarge,
     /// No connection, or no answer within the client's time bounds.
     #[error("DynamoDB unreachable: {summary}")]
     Unreachable {

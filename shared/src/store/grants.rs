@@ -2,25 +2,31 @@
 //! off it. A grant's amount is part of the counter's `lim` and `rem` from
 //! the write that adds it to the one that takes it off; `gexp`, the first
 //! expiry among them, is in every consume's condition, so no unit is
-//! admitted on a grant that has expired, swept or not.
+//! admitted on a grant that has expired, swept or not. The counter keeps
+//! each grant's id, amount and expiry; its reason and author are in its own
+//! item (`GRANT#<id>`), off the item every consume writes.
 //!
 //! Adding and revoking are admin writes: the counter is read, and the write
-//! (with its audit entry, in one transaction) is pinned to the grants it was
-//! computed from by `gv`, which every change to them moves.
+//! (with the grant's item and the audit entry, in one transaction) is pinned
+//! to the grants it was computed from by `gv`, which every change to them
+//! moves.
 
-use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
-use chrono::{DateTime, Utc};
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, key, n};
+use super::items::{self, Item, get_n, get_s, key, n, s};
 use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, transact};
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::catalogue::{Catalogue, ResourceKind};
-use crate::domain::grant::{Grant, GrantRequest, MAX_GRANTS};
-use crate::domain::org::OrgId;
+use crate::domain::grant::{Expired, Grant, GrantDetails, GrantRequest, MAX_GRANTS};
+use crate::domain::org::{MAX_COUNT, OrgId};
 use crate::domain::period::Period;
 use crate::domain::reservation::Hold;
 use crate::domain::usage::Counter;
+
+/// How long a grant's item outlives its expiry (then TTL removes it).
+const DETAILS_KEPT_DAYS: i64 = 30;
 
 /// A change to a counter's grants and holds.
 struct Change<'a> {
@@ -30,9 +36,43 @@ struct Change<'a> {
     free: Vec<&'a Hold>,
 }
 
+fn details_sk(id: &str) -> String {
+    format!("GRANT#{id}")
+}
+
+fn details_item(org: &OrgId, resource: &str, details: &GrantDetails) -> Item {
+    let g = &details.grant;
+    let mut item = key(items::pk(org), details_sk(&g.id));
+    item.insert("type".into(), s("grant"));
+    item.insert("resource".into(), s(resource));
+    item.insert("amount".into(), n(g.amount));
+    item.insert("expiresAt".into(), n(g.expires_at.timestamp()));
+    item.insert("reason".into(), s(&details.reason));
+    item.insert("createdBy".into(), s(&details.created_by));
+    item.insert("createdAt".into(), n(details.created_at.timestamp()));
+    item.insert("ttl".into(), n((g.expires_at + Duration::days(DETAILS_KEPT_DAYS)).timestamp()));
+    item
+}
+
+/// A grant's details from its item; what the counter keeps when the item is
+/// gone.
+fn details_from(grant: &Grant, item: Option<&Item>) -> GrantDetails {
+    let text = |name| item.and_then(|i| get_s(i, name)).unwrap_or_default().to_string();
+    GrantDetails {
+        grant: grant.clone(),
+        reason: text("reason"),
+        created_by: text("createdBy"),
+        created_at: item
+            .and_then(|i| get_n(i, "createdAt"))
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .unwrap_or(grant.expires_at),
+    }
+}
+
 impl Store {
-    /// Adds a grant to a resource's counter, audited in the same transaction.
-    /// Returns the grant and the counter after it.
+    /// Adds a grant to a resource's counter, with its item and audit entry
+    /// in the same transaction. Returns the grant, the counter after it, and
+    /// grants found expired on the way.
     #[allow(clippy::too_many_arguments)]
     pub async fn add_grant(
         &self,
@@ -42,7 +82,7 @@ impl Store {
         actor: &str,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<(Grant, Counter, Vec<Grant>), StoreError> {
+    ) -> Result<(GrantDetails, Counter, Vec<Expired>), StoreError> {
         let resource = request.resource.as_str();
         let mut expired = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
@@ -52,32 +92,36 @@ impl Store {
             if counter.grants.len() >= MAX_GRANTS {
                 return Err(StoreError::TooManyGrants);
             }
+            if counter.limit.is_some_and(|l| l.saturating_add(request.amount) > MAX_COUNT) {
+                return Err(StoreError::LimitTooLarge);
+            }
             let expires_at = request.expires_at.unwrap_or_else(|| {
                 counter
                     .period
                     .map_or_else(|| Period::containing(now, counter.anchor_day, counter.timezone).end, |p| p.end)
             });
-            let grant = Grant {
-                id: Grant::new_id(),
-                amount: request.amount,
-                expires_at,
-                reason: request.reason.clone(),
-                created_by: actor.to_string(),
-                created_at: now,
-            };
-            let change = Change { add: Some(&grant), remove: Vec::new(), free: Vec::new() };
-            let entry = AuditEntry::grant(now, actor, AuditAction::GrantAdded, &grant, resource);
+            let grant = Grant { id: Grant::new_id(), amount: request.amount, expires_at };
+            let details =
+                GrantDetails { grant, reason: request.reason.clone(), created_by: actor.to_string(), created_at: now };
+            let change = Change { add: Some(&details.grant), remove: Vec::new(), free: Vec::new() };
+            let entry = AuditEntry::grant(now, actor, AuditAction::GrantAdded, &details, resource);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(details_item(org, resource, &details)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()?;
             let writes = vec![
                 TransactWriteItem::builder().update(self.change_update(org, &counter, &change)?).build(),
+                TransactWriteItem::builder().put(put).build(),
                 self.audit_put(org, &entry)?,
             ];
             match transact(&self.client, "grant", writes).await? {
                 Transacted::Committed => {
                     let mut after = counter.clone();
-                    after.grants.push(grant.clone());
-                    after.limit = after.limit.map(|l| l + grant.amount);
+                    after.grants.push(details.grant.clone());
+                    after.limit = after.limit.map(|l| l + details.grant.amount);
                     after.grant_version += 1;
-                    return Ok((grant, after, expired));
+                    return Ok((details, after, expired));
                 }
                 Transacted::Refused(reasons) => {
                     if reasons.first().and_then(|r| r.item()).is_some_and(|old| !old.contains_key(items::GRANTS)) {
@@ -90,36 +134,54 @@ impl Store {
         Err(StoreError::Contended("grant"))
     }
 
-    /// Revokes a live grant, audited in the same transaction. Returns the
-    /// grant (`None` when the org has no live grant of that id), and the
-    /// counter it was on (after) with the grants found expired there.
+    /// Revokes a live grant, audited in the same transaction that takes it
+    /// off its counter and removes its item. Returns the grant (`None` when
+    /// the org has no live grant of that id), the counter it was on (after),
+    /// and grants found expired there.
     pub async fn revoke_grant(
         &self,
         org: &OrgId,
         id: &str,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<(Option<Grant>, Option<Counter>, Vec<Grant>), StoreError> {
+    ) -> Result<(Option<GrantDetails>, Option<Counter>, Vec<Expired>), StoreError> {
         let mut expired = Vec::new();
-        let mut swept: Option<String> = None;
+        let mut touched: Option<String> = None;
         for attempt in 0..MAX_ATTEMPTS {
             let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
             let found = state.counters.values().find(|c| c.grants.iter().any(|g| g.id == id));
             let Some(counter) = found else {
-                let touched = swept.and_then(|resource| state.counters.get(&resource).cloned());
-                return Ok((None, touched, expired));
+                let after = touched.and_then(|resource| state.counters.get(&resource).cloned());
+                return Ok((None, after, expired));
             };
-            if counter.lapsed(now) {
-                // An expired grant is not revoked: it has ended.
-                expired.extend(self.sweep(org, counter, now).await?);
-                swept = Some(counter.resource.clone());
+            // An ended period is closed first, billed with the grant it had;
+            // an expired grant is not revoked: it has ended.
+            if counter.period_ended(now) || counter.lapsed(now) {
+                if counter.lapsed(now) {
+                    expired.extend(self.sweep(org, counter, now).await?);
+                } else {
+                    self.roll_over(org, counter, now).await?;
+                }
+                touched = Some(counter.resource.clone());
                 continue;
             }
             let grant = counter.grants.iter().find(|g| g.id == id).cloned().ok_or(StoreError::Contended("revoke"))?;
+            let stored = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(items::pk(org), details_sk(id))))
+                .consistent_read(true)
+                .send()
+                .await?;
+            let details = details_from(&grant, stored.item());
             let change = Change { add: None, remove: vec![&grant], free: Vec::new() };
-            let entry = AuditEntry::grant(now, actor, AuditAction::GrantRevoked, &grant, &counter.resource);
+            let entry = AuditEntry::grant(now, actor, AuditAction::GrantRevoked, &details, &counter.resource);
+            let delete =
+                Delete::builder().table_name(&self.table).set_key(Some(key(items::pk(org), details_sk(id)))).build()?;
             let writes = vec![
                 TransactWriteItem::builder().update(self.change_update(org, counter, &change)?).build(),
+                TransactWriteItem::builder().delete(delete).build(),
                 self.audit_put(org, &entry)?,
             ];
             match transact(&self.client, "grant revoke", writes).await? {
@@ -128,7 +190,7 @@ impl Store {
                     after.grants.retain(|g| g.id != id);
                     after.limit = after.limit.map(|l| l - grant.amount);
                     after.grant_version += 1;
-                    return Ok((Some(grant), Some(after), expired));
+                    return Ok((Some(details), Some(after), expired));
                 }
                 Transacted::Refused(_) => backoff(attempt).await,
             }
@@ -146,7 +208,7 @@ impl Store {
         kind: ResourceKind,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-        expired: &mut Vec<Grant>,
+        expired: &mut Vec<Expired>,
     ) -> Result<Option<Counter>, StoreError> {
         let Some(counter) = self.counter_item(org, resource).await? else {
             self.materialize(org, resource, kind, catalogue, now).await?;
@@ -246,7 +308,7 @@ impl Store {
     /// (`counter` as read): one conditional UpdateItem (one per
     /// `SWEEP_HOLDS` holds: an expression holds at most 4 KB). Returns the
     /// grants this call took off; none that another writer took first.
-    pub async fn sweep(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<Vec<Grant>, StoreError> {
+    pub async fn sweep(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<Vec<Expired>, StoreError> {
         const SWEEP_HOLDS: usize = 40;
         let mut counter = counter.clone();
         let mut taken = Vec::new();
@@ -284,7 +346,14 @@ impl Store {
             if applied(result)? {
                 let freed: Vec<String> = change.free.iter().map(|h| h.nonce.clone()).collect();
                 if !change.remove.is_empty() {
-                    taken.extend(counter.grants.iter().filter(|g| g.expired(now)).cloned());
+                    let gone: i64 = change.remove.iter().map(|g| g.amount).sum();
+                    let limit = counter.limit.map(|l| l - gone);
+                    taken.extend(change.remove.iter().map(|g| Expired {
+                        resource: counter.resource.clone(),
+                        grant: (*g).clone(),
+                        limit,
+                    }));
+                    counter.limit = limit;
                     counter.grants.retain(|g| !g.expired(now));
                     counter.grant_version += 1;
                 }

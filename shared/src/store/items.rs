@@ -8,6 +8,7 @@
 //! | counter | `ORG#<orgId>` | `STATE#USAGE#<resource>` |
 //! | idempotency record (TTL) | `ORG#<orgId>` | `IDEM#<resource>#<key>` |
 //! | audit entry | `ORG#<orgId>` | `AUDIT#<time>#<id>` |
+//! | a grant's reason and author (TTL) | `ORG#<orgId>` | `GRANT#<grantId>` |
 //! | a reservation's outcome (TTL) | `ORG#<orgId>` | `RES#<nonce>` |
 //! | closed period | `ORG#<orgId>` | `CLOSED#<resource>#<start>#<end>` |
 //! | daily snapshot (TTL) | `ORG#<orgId>` | `SNAP#<YYYY-MM-DD>` |
@@ -364,7 +365,7 @@ pub fn closed_from_item(item: &Item) -> Option<ClosedPeriod> {
 
 /// A counter's map of open reservations' holds, by nonce: `{a, e}`.
 pub const HOLDS: &str = "holds";
-/// A counter's map of grants, by id: `{a, e, r, by, at}`.
+/// A counter's map of grants, by id: `{a, e}`.
 pub const GRANTS: &str = "grants";
 
 pub fn hold_value(h: &Hold) -> AttributeValue {
@@ -372,13 +373,7 @@ pub fn hold_value(h: &Hold) -> AttributeValue {
 }
 
 pub fn grant_value(g: &Grant) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
-        ("a".to_string(), n(g.amount)),
-        ("e".to_string(), n(g.expires_at.timestamp())),
-        ("r".to_string(), s(&g.reason)),
-        ("by".to_string(), s(&g.created_by)),
-        ("at".to_string(), n(g.created_at.timestamp())),
-    ]))
+    AttributeValue::M(HashMap::from([("a".to_string(), n(g.amount)), ("e".to_string(), n(g.expires_at.timestamp()))]))
 }
 
 fn holds_from(item: &Item) -> Result<Vec<Hold>, Malformed> {
@@ -407,20 +402,12 @@ fn grants_from(item: &Item) -> Result<Vec<Grant>, Malformed> {
         .iter()
         .map(|(id, v)| {
             let m = v.as_m().ok();
-            let grant = m.and_then(|m| {
-                Some(Grant {
-                    id: id.clone(),
-                    amount: get_n(m, "a")?,
-                    expires_at: get_time(m, "e")?,
-                    reason: get_s(m, "r")?.to_string(),
-                    created_by: get_s(m, "by")?.to_string(),
-                    created_at: get_time(m, "at")?,
-                })
-            });
+            let grant =
+                m.and_then(|m| Some(Grant { id: id.clone(), amount: get_n(m, "a")?, expires_at: get_time(m, "e")? }));
             need(grant, "counter", "grants")
         })
         .collect::<Result<Vec<_>, _>>()?;
-    grants.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    grants.sort_by(|a, b| (a.expires_at, &a.id).cmp(&(b.expires_at, &b.id)));
     Ok(grants)
 }
 
@@ -467,6 +454,7 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         trial_ends_at: get_time(item, "trialEnd"),
         notified,
         notice: super::lease::THRESHOLD.read(item),
+        stored_held: get_n(item, "held").unwrap_or(0),
         holds: holds_from(item)?,
         grants: grants_from(item)?,
         grant_version: get_n(item, "gv").unwrap_or(0),

@@ -2,10 +2,11 @@
 //! (`holds.<nonce>` = `{a, e}`, summed in `held`, taken from `rem`), written
 //! by the reserve under the consume's own conditions, so used + held never
 //! passes a hard limit. Commit and release take the hold off and record the
-//! outcome (`RES#<nonce>`, put only if absent) in one transaction: exactly
-//! one of commit, release and expiry ends a reservation, and a repeat finds
-//! the first outcome. Expiry leaves no record: the sweep takes expired holds
-//! off, and the id says when the reservation expired.
+//! outcome (`RES#<nonce>`, put only if absent, kept `OUTCOME_TTL_DAYS`) in
+//! one transaction: exactly one of commit, release and expiry ends a
+//! reservation, and a repeat within those days finds the first outcome.
+//! Expiry leaves no record: the sweep takes expired holds off, and the id
+//! says when the reservation expired.
 
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
@@ -17,7 +18,7 @@ use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, reason, transact};
 use super::{Store, StoreError};
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
 use crate::domain::decision::Reason;
-use crate::domain::grant::Grant;
+use crate::domain::grant::Expired;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{MAX_COUNT, OrgId};
 use crate::domain::reservation::{self, Hold, MAX_OPEN, OUTCOME_TTL_DAYS, Outcome, ReservationId, Status};
@@ -81,7 +82,7 @@ impl Store {
         idempotency: Option<&IdempotencyKey>,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<(Reserved, Vec<Grant>), StoreError> {
+    ) -> Result<(Reserved, Vec<Expired>), StoreError> {
         let mut expired = Vec::new();
         let mut expires_at = reservation::expiry(now, ttl_seconds, None);
         for attempt in 0..MAX_ATTEMPTS {
@@ -136,6 +137,11 @@ impl Store {
                     continue;
                 }
                 let counter = items::counter_from_item(item)?;
+                // Our own hold: the write was applied, and this was the SDK's
+                // retry of it after its answer was lost.
+                if counter.holds.iter().any(|h| h.nonce == id.nonce) {
+                    return Ok((Reserved::Held { id, counter: counter.at(now) }, expired));
+                }
                 if !counter.lapsed(now) && !counter.period_ended(now) {
                     if counter.holds.len() >= MAX_OPEN {
                         return Ok((Reserved::TooMany, expired));
@@ -166,7 +172,7 @@ impl Store {
         id: &ReservationId,
         end: End,
         now: DateTime<Utc>,
-    ) -> Result<(Ended, Vec<Grant>), StoreError> {
+    ) -> Result<(Ended, Vec<Expired>), StoreError> {
         let mut expired = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             let (update, outcome) = self.end_write(org, id, end, now)?;
@@ -197,15 +203,19 @@ impl Store {
                 expired.extend(self.sweep(org, &counter, now).await?);
                 continue;
             }
-            if let End::Commit(Some(actual)) = end {
-                let extra = actual - id.amount;
+            if let End::Commit(actual) = end {
+                let actual = actual.unwrap_or(id.amount);
                 let mut rest = counter.at(now);
                 rest.holds.retain(|h| h.nonce != id.nonce);
-                // Fits if the whole actual fits where the hold was.
-                if extra > 0
-                    && let Some(reason) = rest.refusal(actual, now)
-                {
-                    return Ok((Ended::Refused { counter: rest, reason }, expired));
+                // Fits if the whole actual fits where the hold was; past the
+                // largest count, never.
+                let refused = if actual > id.amount {
+                    rest.refusal(actual, now)
+                } else {
+                    (counter.used.saturating_add(actual) > MAX_COUNT).then_some(Reason::QuotaExceeded)
+                };
+                if let Some(reason) = refused {
+                    return Ok((Ended::Refused { counter: counter.at(now), reason }, expired));
                 }
                 if counter.lapsed(now) {
                     expired.extend(self.sweep(org, &counter, now).await?);

@@ -2,7 +2,7 @@
 //! keeps the final figures for billing, with the period's notice state, in
 //! one transaction. Periods only move forward.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use super::items::{self, key, n, s};
@@ -10,6 +10,7 @@ use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
 use super::{Store, StoreError};
 use crate::domain::org::OrgId;
 use crate::domain::period::Period;
+use crate::domain::reservation::Hold;
 use crate::domain::usage::Counter;
 
 impl Store {
@@ -46,8 +47,13 @@ impl Store {
         // Pinned to what is copied: the count, the notice marks (which only
         // grow within a period) and the lease, and to the anchor and zone the
         // new period was computed from.
-        // Every hold of the period ended with it (none outlives its period):
-        // they go, pinned by `held`, and their units come back to `rem`.
+        // Holds go with the period, pinned by the stored `held` (which this
+        // write makes the sum of what stays again), and their units come
+        // back to `rem`. One that outlives it (an anchor change shortened the
+        // period) stays: its work is still running, and ends in the next.
+        let kept: Vec<&Hold> = counter.holds.iter().filter(|h| !h.expired(now)).collect();
+        let kept_units: i64 = kept.iter().map(|h| h.amount).sum();
+        let kept_map = AttributeValue::M(kept.iter().map(|h| (h.nonce.clone(), items::hold_value(h))).collect());
         let mut condition = "pend = :oldpe AND pend <= :now AND used = :oldused AND #anchor = :anchor AND #tz = :tz \
              AND (held = :oldheld OR (attribute_not_exists(held) AND :oldheld = :zero))"
             .to_string();
@@ -55,13 +61,14 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
             .update_expression(
-                "SET used = :zero, held = :zero, #holds = :none, rem = rem + :back, pstart = :ps, pend = :pe \
+                "SET used = :zero, held = :kept, #holds = :holds, rem = rem + :back, pstart = :ps, pend = :pe \
                  REMOVE notified, ntop, noticeLease, noticeFor, noticeSending",
             )
             .expression_attribute_names("#holds", items::HOLDS)
-            .expression_attribute_values(":none", aws_sdk_dynamodb::types::AttributeValue::M(Default::default()))
-            .expression_attribute_values(":oldheld", n(counter.held()))
-            .expression_attribute_values(":back", n(counter.used + counter.held()))
+            .expression_attribute_values(":holds", kept_map)
+            .expression_attribute_values(":kept", n(kept_units))
+            .expression_attribute_values(":oldheld", n(counter.stored_held))
+            .expression_attribute_values(":back", n(counter.used + counter.stored_held - kept_units))
             .expression_attribute_values(":now", n(now.timestamp()))
             .expression_attribute_names("#anchor", "anchor")
             .expression_attribute_names("#tz", "tz")
