@@ -26,7 +26,7 @@ const BUDGET: &[(&str, &[(&str, usize)])] = &[
     ("features read", &[("GetItem", 1)]),
     ("one feature read", &[("GetItem", 1)]),
     ("grant added (admin)", &[("GetItem", 1), ("TransactWriteItems", 1)]),
-    ("grant revoked (admin)", &[("Query", 1), ("TransactWriteItems", 1)]),
+    ("grant revoked (admin)", &[("GetItem", 1), ("Query", 1), ("TransactWriteItems", 1)]),
     ("daily job, 200 orgs: per org", &[("Query", 1)]),
 ];
 
