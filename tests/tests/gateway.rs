@@ -134,3 +134,41 @@ async fn a_client_cannot_set_the_headers_the_gateway_sets() {
         assert_eq!((r.status, r.body.clone()), (200, json!({ "status": "ok" })), "{name}: {value}");
     }
 }
+
+/// Reservations, grants and features end to end over HTTP, as a client of
+/// `quota-local` sees them: the gateway's scopes, then the functions.
+#[tokio::test]
+async fn reservations_grants_and_features_work_over_http() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("http", json!({ "plan": "free", "features": { "sso": true } })).await;
+    let local = app.serve_local().await;
+    let write = local.token_for("quota:write", json!({ "org_id": "http" }));
+    let read = local.token_for("quota:read", json!({ "org_id": "http" }));
+    let admin = local.token_for("quota:admin", json!({}));
+
+    let r =
+        local.send("POST", "/v1/orgs/http/usage/conversations/reserve", Some(r#"{"amount":90}"#), Some(&write)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["reservationId"].as_str().unwrap();
+    let over =
+        local.send("POST", "/v1/orgs/http/usage/conversations/consume", Some(r#"{"amount":11}"#), Some(&write)).await;
+    assert_eq!(over.status, 429, "{}", over.body);
+    let c = local
+        .send("POST", &format!("/v1/orgs/http/reservations/{id}/commit"), Some(r#"{"amount":60}"#), Some(&write))
+        .await;
+    assert_eq!((c.status, c.body["usage"]["used"].as_i64()), (200, Some(60)), "{}", c.body);
+
+    let grant = r#"{"resource":"conversations","amount":25,"reason":"over HTTP"}"#;
+    let denied = local.send("POST", "/v1/admin/orgs/http/grants", Some(grant), Some(&write)).await;
+    assert_eq!(denied.status, 403, "the gateway wants the admin scope: {}", denied.body);
+    let g = local.send("POST", "/v1/admin/orgs/http/grants", Some(grant), Some(&admin)).await;
+    assert_eq!((g.status, g.body["usage"]["limit"].as_i64()), (201, Some(125)), "{}", g.body);
+    let rest =
+        local.send("POST", "/v1/orgs/http/usage/conversations/consume", Some(r#"{"amount":65}"#), Some(&write)).await;
+    assert_eq!(rest.status, 200, "{}", rest.body);
+
+    let sso = local.send("GET", "/v1/orgs/http/features/sso", None, Some(&read)).await;
+    assert_eq!(sso.body, json!({ "feature": "sso", "enabled": true, "source": "override" }));
+    let cancel = local.send("DELETE", &format!("/v1/orgs/http/reservations/{id}"), None, Some(&read)).await;
+    assert_eq!(cancel.status, 403, "releasing takes the write scope: {}", cancel.body);
+}
