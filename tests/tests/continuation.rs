@@ -204,7 +204,11 @@ async fn a_slow_page_is_cut_short_and_the_rest_handed_over() {
     use quota_tests::{Fault, Rule};
     let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
     orgs(&app).await;
-    app.faults().dynamodb.inject(Rule::on("Query", Fault::Delay(std::time::Duration::from_millis(150))));
+    // Each org's Query outlasts the cutoff: each segment starts its first
+    // `ORG_CONCURRENCY` orgs (or, if its scan is slower than the cutoff, its
+    // first org) and no more, however fast the machine. (With 150 ms, two
+    // rounds of 15 orgs per segment fitted in the 400 ms on a fast run.)
+    app.faults().dynamodb.inject(Rule::on("Query", Fault::Delay(std::time::Duration::from_millis(500))));
     let options = usage_job::Options {
         deadline: None,
         cutoff: Some(Instant::now() + std::time::Duration::from_millis(400)),
