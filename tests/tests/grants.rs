@@ -320,3 +320,40 @@ async fn a_grant_cannot_lift_a_limit_past_the_largest_count() {
     assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "{}", r.body);
     assert_eq!(app.grant("huge", json!({ "resource": "users", "amount": max - 2, "reason": "r" })).await.status, 201);
 }
+
+/// Second review: a grant add that swept an expired grant and was then
+/// refused (too large, too many) dropped its GrantExpired.
+#[tokio::test]
+async fn a_refused_grant_still_reports_the_grants_it_found_expired() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("refgr", json!({ "plan": "free" })).await;
+    let body = json!({ "resource": "users", "amount": 10, "expiresAt": "2026-03-10T12:00:30Z", "reason": "r" });
+    assert_eq!(app.grant("refgr", body).await.status, 201);
+    app.set_now("2026-03-10T12:01:00Z");
+    let max = quota_shared::domain::org::MAX_COUNT;
+    let r = app.grant("refgr", json!({ "resource": "users", "amount": max - 1, "reason": "r" })).await;
+    assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")));
+    app.run_job().await;
+    assert_eq!(count(&app, "refgr", "GrantExpired"), 1);
+}
+
+/// Second review: a plan or override change could lift a limit with grants
+/// past 2^53 - 1, and so could grants kept while the plan was unlimited.
+#[tokio::test]
+async fn no_change_lifts_an_effective_limit_past_the_largest_count() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let max = quota_shared::domain::org::MAX_COUNT;
+    app.org("cap1", json!({ "plan": "free" })).await;
+    assert_eq!(app.grant("cap1", json!({ "resource": "users", "amount": 50, "reason": "r" })).await.status, 201);
+    let r = app.put("/v1/orgs/cap1", json!({ "limits": { "users": max } }), &ADMIN).await;
+    assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "{}", r.body);
+    assert_eq!(app.resource_usage("cap1", "users").await["limit"], 52);
+
+    app.org("cap2", json!({ "plan": "pro" })).await; // leads: unlimited
+    assert_eq!(app.grant("cap2", json!({ "resource": "leads", "amount": max, "reason": "r" })).await.status, 201);
+    let r = app.grant("cap2", json!({ "resource": "leads", "amount": 1, "reason": "r" })).await;
+    assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "grants kept for an unlimited plan count too");
+    let r = app.put("/v1/orgs/cap2", json!({ "limits": { "leads": 100 } }), &ADMIN).await;
+    assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "{}", r.body);
+    assert_eq!(app.resource_usage("cap2", "leads").await["limit"], json!(null));
+}

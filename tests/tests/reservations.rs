@@ -382,3 +382,26 @@ async fn a_commit_past_the_largest_count_is_refused_not_a_503() {
     assert_eq!(c.body["usage"]["held"], max, "still open, and shown");
     assert_eq!(app.commit("cap", &id, Some(5)).await.status, 200);
 }
+
+/// Second review: a carried-over hold committed after its (shortened)
+/// period ended, before anything closed it, either looped to 503 (above the
+/// hold) or landed its units in the ended period.
+#[tokio::test]
+async fn a_carried_hold_commits_into_the_new_period_even_before_the_rollover() {
+    for (actual, used) in [(50, 50), (30, 30)] {
+        let app = TestApp::new("2026-03-10T12:00:00Z").await;
+        free_org(&app, "carry").await;
+        assert_eq!(app.consume("carry", "conversations", 60).await.status, 200);
+        let r = app.reserve("carry", "conversations", json!({ "amount": 40, "ttlSeconds": 86_400 })).await;
+        let id = r.body["reservationId"].as_str().unwrap().to_string();
+        app.org("carry", json!({ "anchorDay": 11 })).await;
+        app.set_now("2026-03-11T06:00:00Z");
+        let c = app.commit("carry", &id, Some(actual)).await;
+        assert_eq!((c.status, c.body["usage"]["used"].as_i64()), (200, Some(used)), "{actual}: {}", c.body);
+        app.set_now("2026-03-12T00:15:00Z");
+        app.run_job().await;
+        let closed: Vec<_> = app.events("carry").into_iter().filter(|(k, _)| k == "UsagePeriodClosed").collect();
+        let conv = &closed[0].1["resources"][0];
+        assert_eq!((conv["resource"].as_str(), conv["used"].as_i64()), (Some("conversations"), Some(60)), "{closed:?}");
+    }
+}

@@ -15,7 +15,8 @@ use quota_shared::delivery;
 use quota_shared::domain::audit::AuditEntry;
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::events::{GrantAdded, GrantDetail, GrantRevoked, QuotaReset};
-use quota_shared::domain::grant::{Grant, GrantBody, GrantRequest};
+use quota_shared::domain::grant::{Grant, GrantBody, GrantRequest, MAX_GRANTS};
+use quota_shared::store::Granted;
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -114,14 +115,18 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
         .resource(&request.resource)
         .ok_or_else(|| ApiError::UnknownResource(request.resource.clone()))?;
     let actor = call.subject();
-    let (details, counter, expired) = api::bounded(async {
+    let (granted, expired) = api::bounded(async {
         Ok(deps.store.add_grant(call.org(), def.kind, &request, actor, deps.catalogue, now).await?)
     })
     .await?;
-    let counter = counter.at(now);
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
+    let (details, counter) = match granted {
+        Granted::Added(details, counter) => (details, counter.at(now)),
+        Granted::TooMany => return Err(ApiError::TooManyGrants(MAX_GRANTS)),
+        Granted::TooLarge => return Err(ApiError::limit_too_large()),
+    };
     let grant = &details.grant;
     tracing::info!(resource = request.resource, grant = grant.id, amount = grant.amount, actor, "grant added");
-    delivery::grants_expired(deps, call.org(), &expired, now).await;
     let detail = GrantDetail::new(call.org(), &request.resource, &details, actor, counter.limit, now);
     deps.events.publish_or_log(&GrantAdded(detail)).await;
     Ok(api::json(

@@ -49,6 +49,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A limit plus the grants kept for it would pass what JSON holds exactly.
+    pub fn limit_too_large() -> ApiError {
+        ApiError::InvalidRequest(format!(
+            "the effective limit (the plan's or the org's, plus live grants) would pass {}",
+            crate::domain::org::MAX_COUNT
+        ))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest(_) | ApiError::InvalidOrgId | ApiError::NotReleasable(_) => {
@@ -126,11 +134,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::OrgNotFound => ApiError::OrgNotFound,
             StoreError::KeyReused => ApiError::IdempotencyKeyReused,
-            StoreError::TooManyGrants => ApiError::TooManyGrants(crate::domain::grant::MAX_GRANTS),
-            StoreError::LimitTooLarge => ApiError::InvalidRequest(format!(
-                "amount: the effective limit would pass {}",
-                crate::domain::org::MAX_COUNT
-            )),
+            StoreError::LimitTooLarge => ApiError::limit_too_large(),
             other => {
                 // The cause is for operators, never for clients.
                 tracing::error!(error = %other, cause = ?std::error::Error::source(&other).map(ToString::to_string), "store unavailable");

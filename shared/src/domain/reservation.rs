@@ -63,7 +63,7 @@ impl ReservationId {
         let raw = String::from_utf8(raw).ok()?;
         let mut parts = raw.split('.');
         let (resource, amount, expiry, nonce) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let nonce_ok = nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit());
+        let nonce_ok = nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if parts.next().is_some() || resource.is_empty() || !nonce_ok {
             return None;
         }
@@ -164,6 +164,7 @@ mod tests {
             forged(&format!("conversations.5.x.{nonce}")),
             forged(&format!("conversations.05.1.{nonce}")),
             forged(&format!("conversations.+5.1.{nonce}")),
+            forged(&format!("conversations.5.1.{}", "AB".repeat(16))),
         ] {
             assert_eq!(ReservationId::decode(&bad), None, "{bad}");
         }

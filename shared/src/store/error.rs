@@ -16,8 +16,6 @@ pub enum StoreError {
     OrgNotFound,
     #[error("idempotency key reused with a different request")]
     KeyReused,
-    #[error("the counter keeps as many grants as it may")]
-    TooManyGrants,
     #[error("the effective limit would pass 2^53 - 1")]
     LimitTooLarge,
     /// No connection, or no answer within the client's time bounds.

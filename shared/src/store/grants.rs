@@ -34,6 +34,10 @@ struct Change<'a> {
     remove: Vec<&'a Grant>,
     /// Holds to free (expired ones: a sweep).
     free: Vec<&'a Hold>,
+    /// For an admin change at this instant: the counter's period must not
+    /// have ended (an ended one is closed first, on the grants it had), and
+    /// an added grant is pinned to the limit it was checked against.
+    at: Option<DateTime<Utc>>,
 }
 
 fn details_sk(id: &str) -> String {
@@ -69,10 +73,21 @@ fn details_from(grant: &Grant, item: Option<&Item>) -> GrantDetails {
     }
 }
 
+/// What adding a grant came to.
+#[derive(Debug)]
+pub enum Granted {
+    /// Added: the grant, and its counter after it.
+    Added(GrantDetails, Box<Counter>),
+    /// The counter keeps `MAX_GRANTS` live grants already.
+    TooMany,
+    /// The effective limit would pass `MAX_COUNT`.
+    TooLarge,
+}
+
 impl Store {
     /// Adds a grant to a resource's counter, with its item and audit entry
-    /// in the same transaction. Returns the grant, the counter after it, and
-    /// grants found expired on the way.
+    /// in the same transaction. Also returns grants found expired on the way
+    /// (whatever it came to: only this call can report them).
     #[allow(clippy::too_many_arguments)]
     pub async fn add_grant(
         &self,
@@ -82,7 +97,7 @@ impl Store {
         actor: &str,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<(GrantDetails, Counter, Vec<Expired>), StoreError> {
+    ) -> Result<(Granted, Vec<Expired>), StoreError> {
         let resource = request.resource.as_str();
         let mut expired = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
@@ -90,10 +105,13 @@ impl Store {
                 continue;
             };
             if counter.grants.len() >= MAX_GRANTS {
-                return Err(StoreError::TooManyGrants);
+                return Ok((Granted::TooMany, expired));
             }
-            if counter.limit.is_some_and(|l| l.saturating_add(request.amount) > MAX_COUNT) {
-                return Err(StoreError::LimitTooLarge);
+            // Unlimited on its plan, the counter's grants count once it has a limit.
+            let granted: i64 = counter.grants.iter().map(|g| g.amount).sum();
+            let plan = counter.plan_limit().unwrap_or(0);
+            if plan.saturating_add(granted).saturating_add(request.amount) > MAX_COUNT {
+                return Ok((Granted::TooLarge, expired));
             }
             let expires_at = request.expires_at.unwrap_or_else(|| {
                 counter
@@ -103,7 +121,7 @@ impl Store {
             let grant = Grant { id: Grant::new_id(), amount: request.amount, expires_at };
             let details =
                 GrantDetails { grant, reason: request.reason.clone(), created_by: actor.to_string(), created_at: now };
-            let change = Change { add: Some(&details.grant), remove: Vec::new(), free: Vec::new() };
+            let change = Change { add: Some(&details.grant), remove: Vec::new(), free: Vec::new(), at: Some(now) };
             let entry = AuditEntry::grant(now, actor, AuditAction::GrantAdded, &details, resource);
             let put = Put::builder()
                 .table_name(&self.table)
@@ -121,7 +139,7 @@ impl Store {
                     after.grants.push(details.grant.clone());
                     after.limit = after.limit.map(|l| l + details.grant.amount);
                     after.grant_version += 1;
-                    return Ok((details, after, expired));
+                    return Ok((Granted::Added(details, Box::new(after)), expired));
                 }
                 Transacted::Refused(reasons) => {
                     if reasons.first().and_then(|r| r.item()).is_some_and(|old| !old.contains_key(items::GRANTS)) {
@@ -175,7 +193,7 @@ impl Store {
                 .send()
                 .await?;
             let details = details_from(&grant, stored.item());
-            let change = Change { add: None, remove: vec![&grant], free: Vec::new() };
+            let change = Change { add: None, remove: vec![&grant], free: Vec::new(), at: Some(now) };
             let entry = AuditEntry::grant(now, actor, AuditAction::GrantRevoked, &details, &counter.resource);
             let delete =
                 Delete::builder().table_name(&self.table).set_key(Some(key(items::pk(org), details_sk(id)))).build()?;
@@ -239,6 +257,14 @@ impl Store {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))));
+        if let Some(at) = change.at {
+            condition.push("(attribute_not_exists(pend) OR pend > :at)".into());
+            update = update.expression_attribute_values(":at", n(at.timestamp()));
+            if let (Some(_), Some(limit)) = (change.add, counter.limit) {
+                condition.push("lim = :checked".into());
+                update = update.expression_attribute_values(":checked", n(limit));
+            }
+        }
         if grants_change {
             let first = counter
                 .grants
@@ -309,12 +335,31 @@ impl Store {
     /// `SWEEP_HOLDS` holds: an expression holds at most 4 KB). Returns the
     /// grants this call took off; none that another writer took first.
     pub async fn sweep(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<Vec<Expired>, StoreError> {
+        let mut taken = Vec::new();
+        match self.sweep_into(org, counter, now, &mut taken).await {
+            // What was taken off is reported even if the rest failed: no
+            // later write could (the next one finishes the sweep).
+            Err(err) if !taken.is_empty() => {
+                tracing::warn!(error = %err, "sweep stopped part way; the next write goes on");
+                Ok(taken)
+            }
+            Err(err) => Err(err),
+            Ok(()) => Ok(taken),
+        }
+    }
+
+    async fn sweep_into(
+        &self,
+        org: &OrgId,
+        counter: &Counter,
+        now: DateTime<Utc>,
+        taken: &mut Vec<Expired>,
+    ) -> Result<(), StoreError> {
         const SWEEP_HOLDS: usize = 40;
         let mut counter = counter.clone();
-        let mut taken = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             if !counter.lapsed(now) {
-                return Ok(taken);
+                return Ok(());
             }
             // A period that has ended is closed first, billed on the grants
             // that held through it; then they come off.
@@ -322,7 +367,7 @@ impl Store {
                 self.roll_over(org, &counter, now).await?;
                 match self.counter_item(org, &counter.resource).await? {
                     Some(fresh) => counter = fresh,
-                    None => return Ok(taken),
+                    None => return Ok(()),
                 }
                 continue;
             }
@@ -330,6 +375,7 @@ impl Store {
                 add: None,
                 remove: counter.grants.iter().filter(|g| g.expired(now)).collect(),
                 free: counter.holds.iter().filter(|h| h.expired(now)).take(SWEEP_HOLDS).collect(),
+                at: None,
             };
             let update = self.change_update(org, &counter, &change)?;
             let result = self
@@ -362,7 +408,7 @@ impl Store {
             }
             match self.counter_item(org, &counter.resource).await? {
                 Some(fresh) => counter = fresh,
-                None => return Ok(taken),
+                None => return Ok(()),
             }
             backoff(attempt).await;
         }

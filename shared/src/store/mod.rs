@@ -37,6 +37,7 @@ mod sdk;
 pub mod snapshots;
 
 pub use error::{BoxError, StoreError, root_cause};
+pub use grants::Granted;
 pub use lease::{Claim, Lease, Settled};
 pub use reservations::{End, Ended, Reserved};
 

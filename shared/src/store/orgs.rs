@@ -13,7 +13,7 @@ use super::sdk::{MAX_ATTEMPTS, Query, SortKeys, Transacted, backoff, transact};
 use super::{Store, StoreError};
 use crate::domain::audit;
 use crate::domain::catalogue::Catalogue;
-use crate::domain::org::{OrgId, OrgPatch, OrgProfile, OrgState};
+use crate::domain::org::{MAX_COUNT, OrgId, OrgPatch, OrgProfile, OrgState};
 use crate::domain::period::Period;
 use crate::domain::usage::{Counter, CounterSettings};
 
@@ -175,6 +175,9 @@ impl Store {
         // The effective limit keeps the counter's grants; `rem` moves by as
         // much as it does, pinned to the limit (and held units) it was read with.
         let granted: i64 = counter.grants.iter().map(|g| g.amount).sum();
+        if to.limit.is_some_and(|l| l.saturating_add(granted) > MAX_COUNT) {
+            return Err(StoreError::LimitTooLarge);
+        }
         match (to.limit.map(|l| l + granted), counter.limit) {
             (Some(limit), Some(old)) => {
                 set.extend(["lim = :lim", "rem = rem + :delta"]);
@@ -189,8 +192,8 @@ impl Store {
                 condition.push("attribute_not_exists(lim) AND (held = :held OR attribute_not_exists(held))");
                 update = update
                     .expression_attribute_values(":lim", n(limit))
-                    .expression_attribute_values(":room", n(limit - counter.held()))
-                    .expression_attribute_values(":held", n(counter.held()));
+                    .expression_attribute_values(":room", n(limit - counter.stored_held))
+                    .expression_attribute_values(":held", n(counter.stored_held));
             }
             (None, _) => remove.push("lim"),
         }

@@ -140,6 +140,7 @@ impl Store {
                 // Our own hold: the write was applied, and this was the SDK's
                 // retry of it after its answer was lost.
                 if counter.holds.iter().any(|h| h.nonce == id.nonce) {
+                    expired.extend(self.sweep_after(org, &counter, now).await);
                     return Ok((Reserved::Held { id, counter: counter.at(now) }, expired));
                 }
                 if !counter.lapsed(now) && !counter.period_ended(now) {
@@ -203,6 +204,10 @@ impl Store {
                 expired.extend(self.sweep(org, &counter, now).await?);
                 continue;
             }
+            if counter.period_ended(now) {
+                self.roll_over(org, &counter, now).await?;
+                continue;
+            }
             if let End::Commit(actual) = end {
                 let actual = actual.unwrap_or(id.amount);
                 let mut rest = counter.at(now);
@@ -257,7 +262,10 @@ impl Store {
         if let End::Commit(_) = end {
             // Committed while live; the units held are the org's to use, and
             // any above them are a consume under the usual conditions.
-            condition.push_str(" AND #holds.#n.e > :now AND used <= :cap");
+            // Into the period that holds now: a hold carried over from one an
+            // anchor change shortened is committed after its rollover.
+            condition
+                .push_str(" AND #holds.#n.e > :now AND used <= :cap AND (attribute_not_exists(pend) OR pend > :now)");
             update = update
                 .expression_attribute_values(":now", n(now.timestamp()))
                 .expression_attribute_values(":cap", n(MAX_COUNT - used));
