@@ -385,6 +385,28 @@ impl TestApp {
         self.send(Method::DELETE, &format!("/v1/admin/orgs/{org}/grants/{id}"), None, &[], &ADMIN).await
     }
 
+    /// A counter's item as the table holds it, attribute by attribute.
+    pub async fn counter_item(
+        &self,
+        org: &str,
+        resource: &str,
+    ) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let out = self
+            .direct
+            .store
+            .client()
+            .get_item()
+            .table_name(self.direct.store.table())
+            .key("pk", AttributeValue::S(format!("ORG#{org}")))
+            .key("sk", AttributeValue::S(format!("STATE#USAGE#{resource}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem");
+        out.item().cloned().expect("the counter's item")
+    }
+
     /// A counter as stored (expired holds and grants included until taken off).
     pub async fn stored_counter(&self, org: &str, resource: &str) -> quota_shared::domain::usage::Counter {
         let org = quota_shared::domain::org::OrgId::parse(org).expect("org id");

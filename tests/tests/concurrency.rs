@@ -109,7 +109,6 @@ async fn concurrent_rollover_closes_the_old_period_once() {
 
 /// `(used, overage)` of every closed-period record of an org.
 async fn closed_periods(app: &TestApp, org: &str) -> Vec<(i64, i64)> {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let out = app
         .deps
         .store
@@ -130,19 +129,7 @@ async fn closed_periods(app: &TestApp, org: &str) -> Vec<(i64, i64)> {
 
 /// `rem` as stored, beside what it must equal: `lim - used - held`.
 async fn stored_rem(app: &TestApp, org: &str, resource: &str) -> (i64, i64) {
-    let out = app
-        .direct
-        .store
-        .client()
-        .get_item()
-        .table_name(app.direct.store.table())
-        .key("pk", AttributeValue::S(format!("ORG#{org}")))
-        .key("sk", AttributeValue::S(format!("STATE#USAGE#{resource}")))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    let item = out.item().unwrap();
+    let item = app.counter_item(org, resource).await;
     let num = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).map_or(0, |v| v.parse::<i64>().unwrap());
     (num("rem"), num("lim") - num("used") - num("held"))
 }

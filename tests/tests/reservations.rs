@@ -1,26 +1,13 @@
 //! Reservations: units held against the limit, then committed or released;
 //! expiry; repeats; every error with its code.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::Method;
 use quota_shared::domain::reservation::ReservationId;
 use quota_tests::{APP, Fault, Rule, TestApp, json};
 
 /// (stored `held`, the sum of the `holds` map) of a counter item.
 async fn held_vs_holds(app: &TestApp, org: &str, resource: &str) -> (i64, i64) {
-    let out = app
-        .direct
-        .store
-        .client()
-        .get_item()
-        .table_name(app.direct.store.table())
-        .key("pk", AttributeValue::S(format!("ORG#{org}")))
-        .key("sk", AttributeValue::S(format!("STATE#USAGE#{resource}")))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    let item = out.item().unwrap();
+    let item = app.counter_item(org, resource).await;
     let held = item["held"].as_n().unwrap().parse().unwrap();
     let holds = item["holds"].as_m().unwrap().values();
     (held, holds.map(|h| h.as_m().unwrap()["a"].as_n().unwrap().parse::<i64>().unwrap()).sum())

@@ -59,14 +59,7 @@ impl Grant {
 
     /// A new grant id: `grt_` and 96 random bits.
     pub fn new_id() -> String {
-        let mut bytes = [0u8; 12];
-        if getrandom::getrandom(&mut bytes).is_err() {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_i64(Utc::now().timestamp_nanos_opt().unwrap_or_default());
-            bytes[..8].copy_from_slice(&h.finish().to_le_bytes());
-        }
-        format!("{PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        format!("{PREFIX}{}", super::random_hex(12))
     }
 
     /// Whether `id` has the shape of a grant id (so it can name a map key).

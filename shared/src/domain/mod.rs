@@ -21,6 +21,22 @@ pub mod usage;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
+/// `bytes` random bytes as lower-case hex, for ids: from the OS's generator;
+/// failing that (no entropy source at all), the time through a per-process
+/// keyed hasher keeps them unique, if guessable.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if getrandom::getrandom(&mut buf).is_err() {
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in buf.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_i64(Utc::now().timestamp_nanos_opt().unwrap_or_default());
+            chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The one date-time format of the API: RFC 3339, UTC, whole seconds.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

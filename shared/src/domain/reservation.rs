@@ -37,17 +37,7 @@ pub struct ReservationId {
 impl ReservationId {
     /// A new id: 128 random bits name the hold.
     pub fn new(resource: &str, amount: i64, expires_at: DateTime<Utc>) -> ReservationId {
-        let mut bytes = [0u8; 16];
-        // The OS's generator; failing that (no entropy source at all), the
-        // time and a per-process hasher keep ids unique, if guessable.
-        if getrandom::getrandom(&mut bytes).is_err() {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_i64(Utc::now().timestamp_nanos_opt().unwrap_or_default());
-            bytes[..8].copy_from_slice(&h.finish().to_le_bytes());
-        }
-        let nonce = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        ReservationId { resource: resource.to_string(), amount, expires_at, nonce }
+        ReservationId { resource: resource.to_string(), amount, expires_at, nonce: super::random_hex(16) }
     }
 
     /// `rsv_` and the base64url of `resource.amount.expiry.nonce`: opaque to
