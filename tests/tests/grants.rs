@@ -357,3 +357,30 @@ async fn no_change_lifts_an_effective_limit_past_the_largest_count() {
     assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "{}", r.body);
     assert_eq!(app.resource_usage("cap2", "leads").await["limit"], json!(null));
 }
+
+/// An admin's retry (after a 503, say) with the same `Idempotency-Key` adds
+/// the grant once, and answers with the first one.
+#[tokio::test]
+async fn a_keyed_grant_is_added_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("keyg", json!({ "plan": "free" })).await;
+    let send = |key: &'static str, amount: i64| {
+        let body = json!({ "resource": "users", "amount": amount, "reason": "ticket 7" }).to_string();
+        let app = &app;
+        async move {
+            app.send(Method::POST, "/v1/admin/orgs/keyg/grants", Some(&body), &[("idempotency-key", key)], &ADMIN).await
+        }
+    };
+    let (first, second) = tokio::join!(send("t-7", 5), send("t-7", 5));
+    assert_eq!((first.status, second.status), (201, 201), "{} {}", first.body, second.body);
+    assert_eq!(first.body["grant"], second.body["grant"], "the same grant");
+    let replayed = [&first, &second].iter().filter(|r| r.headers.contains_key("idempotent-replayed")).count();
+    assert_eq!(replayed, 1);
+    assert_eq!(app.resource_usage("keyg", "users").await["limit"], 7, "2 + 5, once");
+    assert_eq!(count(&app, "keyg", "GrantAdded"), 1);
+    let again = send("t-7", 5).await;
+    assert_eq!((again.status, again.body["grant"]["id"].clone()), (201, first.body["grant"]["id"].clone()));
+    let other = send("t-7", 6).await;
+    assert_eq!((other.status, other.code()), (422, Some("IDEMPOTENCY_KEY_REUSED")));
+    assert_eq!(app.resource_usage("keyg", "users").await["limit"], 7);
+}

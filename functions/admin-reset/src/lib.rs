@@ -16,6 +16,7 @@ use quota_shared::domain::audit::AuditEntry;
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::events::{GrantAdded, GrantDetail, GrantRevoked, QuotaReset};
 use quota_shared::domain::grant::{Grant, GrantBody, GrantRequest, MAX_GRANTS};
+use quota_shared::domain::idempotency::IdempotencyKey;
 use quota_shared::store::Granted;
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
@@ -115,13 +116,31 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
         .resource(&request.resource)
         .ok_or_else(|| ApiError::UnknownResource(request.resource.clone()))?;
     let actor = call.subject();
+    let idempotency = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(|k| IdempotencyKey::for_grant(k, &request)).ok_or_else(|| {
+            ApiError::InvalidRequest("Idempotency-Key must be 1-255 visible ASCII characters".into())
+        })?),
+    };
     let (granted, expired) = api::bounded(async {
-        Ok(deps.store.add_grant(call.org(), def.kind, &request, actor, deps.catalogue, now).await?)
+        let store = &deps.store;
+        Ok(store.add_grant(call.org(), def.kind, &request, idempotency.as_ref(), actor, deps.catalogue, now).await?)
     })
     .await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
     let (details, counter) = match granted {
         Granted::Added(details, counter) => (details, counter.at(now)),
+        Granted::Replayed(details, counter) => {
+            let body = serde_json::json!({
+                "orgId": call.org(),
+                "resource": request.resource,
+                "grant": details,
+                "usage": counter.at(now).usage(now),
+            });
+            let mut response = api::json(StatusCode::CREATED, &body);
+            response.headers_mut().insert("idempotent-replayed", "true".parse().expect("static header"));
+            return Ok(response);
+        }
         Granted::TooMany => return Err(ApiError::TooManyGrants(MAX_GRANTS)),
         Granted::TooLarge => return Err(ApiError::limit_too_large()),
     };

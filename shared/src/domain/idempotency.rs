@@ -27,6 +27,13 @@ impl IdempotencyKey {
         Self::naming(key, format!("reserve\n{resource}\n{amount}\n{ttl_seconds}"))
     }
 
+    /// A grant's key (an admin's retry must not add it twice).
+    pub fn for_grant(key: &str, request: &super::grant::GrantRequest) -> Option<Self> {
+        let expiry = request.expires_at.map(super::rfc3339).unwrap_or_default();
+        let r = request;
+        Self::naming(key, format!("grant\n{}\n{}\n{expiry}\n{}", r.resource, r.amount, r.reason))
+    }
+
     fn naming(key: &str, request: String) -> Option<Self> {
         let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| {

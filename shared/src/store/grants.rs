@@ -20,10 +20,15 @@ use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::catalogue::{Catalogue, ResourceKind};
 use crate::domain::grant::{Expired, Grant, GrantDetails, GrantRequest, MAX_GRANTS};
+use crate::domain::idempotency::{IDEMPOTENCY_TTL_HOURS, IdempotencyKey};
 use crate::domain::org::{MAX_COUNT, OrgId};
 use crate::domain::period::Period;
 use crate::domain::reservation::Hold;
 use crate::domain::usage::Counter;
+
+/// The namespace of grants' `Idempotency-Key` records (`IDEM#GRANT#<key>`;
+/// resources are lower case).
+const GRANT_KEYS: &str = "GRANT";
 
 /// How long a grant's item outlives its expiry (then TTL removes it).
 const DETAILS_KEPT_DAYS: i64 = 30;
@@ -78,6 +83,9 @@ fn details_from(grant: &Grant, item: Option<&Item>) -> GrantDetails {
 pub enum Granted {
     /// Added: the grant, and its counter after it.
     Added(GrantDetails, Box<Counter>),
+    /// A retry with the same `Idempotency-Key`: the grant it added, and the
+    /// counter as it stands.
+    Replayed(GrantDetails, Box<Counter>),
     /// The counter keeps `MAX_GRANTS` live grants already.
     TooMany,
     /// The effective limit would pass `MAX_COUNT`.
@@ -94,6 +102,7 @@ impl Store {
         org: &OrgId,
         kind: ResourceKind,
         request: &GrantRequest,
+        idempotency: Option<&IdempotencyKey>,
         actor: &str,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
@@ -101,6 +110,12 @@ impl Store {
         let resource = request.resource.as_str();
         let mut expired = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
+            if let Some(idem) = idempotency
+                && let Some(first) = self.granted_under(org, idem, now).await?
+            {
+                let counter = self.counter(org, resource, kind, catalogue, now).await?;
+                return Ok((Granted::Replayed(first, Box::new(counter)), expired));
+            }
             let Some(counter) = self.ready_counter(org, resource, kind, catalogue, now, &mut expired).await? else {
                 continue;
             };
@@ -128,11 +143,14 @@ impl Store {
                 .set_item(Some(details_item(org, resource, &details)))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()?;
-            let writes = vec![
+            let mut writes = vec![
                 TransactWriteItem::builder().update(self.change_update(org, &counter, &change)?).build(),
                 TransactWriteItem::builder().put(put).build(),
                 self.audit_put(org, &entry)?,
             ];
+            if let Some(idem) = idempotency {
+                writes.push(self.grant_key_put(org, idem, &details.grant.id, now)?);
+            }
             match transact(&self.client, "grant", writes).await? {
                 Transacted::Committed => {
                     let mut after = counter.clone();
@@ -214,6 +232,70 @@ impl Store {
             }
         }
         Err(StoreError::Contended("grant revoke"))
+    }
+
+    /// The key's record, put with the grant only if the key is new (or its
+    /// record has lapsed): a concurrent retry is refused on it, or on `gv`.
+    fn grant_key_put(
+        &self,
+        org: &OrgId,
+        idem: &IdempotencyKey,
+        grant: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut record = key(items::pk(org), items::idempotency_sk(GRANT_KEYS, &idem.key));
+        record.insert("type".into(), s("idempotency"));
+        record.insert("fingerprint".into(), s(&idem.fingerprint));
+        record.insert("grantId".into(), s(grant));
+        record.insert("ttl".into(), n((now + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp()));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The grant a live key added, if it added one; `KeyReused` when the key
+    /// named another request.
+    async fn granted_under(
+        &self,
+        org: &OrgId,
+        idem: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<GrantDetails>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), items::idempotency_sk(GRANT_KEYS, &idem.key))))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let Some(record) = out.item().filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp())) else {
+            return Ok(None);
+        };
+        if get_s(record, "fingerprint") != Some(idem.fingerprint.as_str()) {
+            return Err(StoreError::KeyReused);
+        }
+        let id = get_s(record, "grantId").unwrap_or_default();
+        let details = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), details_sk(id))))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let stored = details.item().ok_or(StoreError::Contended("grant replay"))?;
+        let grant = Grant {
+            id: id.to_string(),
+            amount: get_n(stored, "amount").unwrap_or_default(),
+            expires_at: get_n(stored, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or(now),
+        };
+        Ok(Some(details_from(&grant, Some(stored))))
     }
 
     /// A counter as stored, ready for an admin change: written, in its
