@@ -332,6 +332,34 @@ mod tests {
     }
 
     #[test]
+    fn expired_holds_and_grants_count_for_nothing_from_their_expiry() {
+        use crate::domain::grant::Grant;
+        use crate::domain::reservation::Hold;
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut c = counter(90, Some(150), Enforcement::Hard);
+        c.grants = vec![
+            Grant { id: "grt_a".into(), amount: 30, expires_at: at("2026-03-20T00:00:00Z") },
+            Grant { id: "grt_b".into(), amount: 20, expires_at: at("2026-04-01T00:00:00Z") },
+        ];
+        c.holds = vec![Hold { nonce: "n".into(), amount: 40, expires_at: at("2026-03-15T10:10:00Z") }];
+        assert_eq!((c.plan_limit(), c.held()), (Some(100), 40));
+        assert!(c.would_exceed(21), "90 used + 40 held + 21 > 150");
+        assert!(!c.would_exceed(20));
+
+        let later = c.at(at("2026-03-15T10:10:00Z"));
+        assert_eq!((later.held(), later.limit, later.grants.len()), (0, Some(150), 2), "the hold ended");
+        let after_a = c.at(at("2026-03-20T00:00:00Z"));
+        assert_eq!((after_a.limit, after_a.plan_limit(), after_a.grants.len()), (Some(120), Some(100), 1));
+        assert!(c.lapsed(at("2026-03-15T10:10:00Z")) && !c.lapsed(at("2026-03-15T10:09:59Z")));
+
+        // Billed on the limit that held through the period's end: a grant
+        // that ends with the period counts, one that ended before does not.
+        assert_eq!(c.limit_through(at("2026-04-01T00:00:00Z")), Some(120));
+        let usage = after_a.usage(at("2026-03-20T00:00:00Z"));
+        assert_eq!((usage.limit, usage.plan_limit, usage.remaining, usage.held), (Some(120), Some(100), Some(30), 0));
+    }
+
+    #[test]
     fn forecast_extrapolates_this_periods_rate() {
         // 15 March 10:00 is 14 days 10 hours into March; 50 of 100 used.
         let c = counter(50, Some(100), Enforcement::Hard);
