@@ -138,7 +138,7 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
                 "usage": counter.at(now).usage(now),
             });
             let mut response = api::json(StatusCode::CREATED, &body);
-            response.headers_mut().insert("idempotent-replayed", "true".parse().expect("static header"));
+            response.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
             return Ok(response);
         }
         Granted::TooMany => return Err(ApiError::TooManyGrants(MAX_GRANTS)),

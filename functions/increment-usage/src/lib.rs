@@ -73,7 +73,7 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         }
         Consumed::Replayed { counter } => {
             let mut response = api::ok(&Decision::with_reason(&counter, None, deps.catalogue, now));
-            response.headers_mut().insert(REPLAYED_HEADER, "true".parse().expect("static header"));
+            response.headers_mut().insert(REPLAYED_HEADER, lambda_http::http::HeaderValue::from_static("true"));
             response
         }
         Consumed::Refused { counter, reason } => {
@@ -152,7 +152,7 @@ async fn reserve(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         Reserved::Held { id, counter } => api::json(StatusCode::CREATED, &answer(&id, &counter)),
         Reserved::Replayed { id, counter } => {
             let mut response = api::json(StatusCode::CREATED, &answer(&id, &counter));
-            response.headers_mut().insert(REPLAYED_HEADER, "true".parse().expect("static header"));
+            response.headers_mut().insert(REPLAYED_HEADER, lambda_http::http::HeaderValue::from_static("true"));
             response
         }
         Reserved::Refused { counter, reason } => {

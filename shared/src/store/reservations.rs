@@ -194,18 +194,18 @@ impl Store {
                 return Ok((Ended::Before(first), expired));
             }
             let old = reasons[COUNTER].item().map(items::counter_from_item).transpose()?;
-            let hold = old.as_ref().and_then(|c| c.holds.iter().find(|h| h.nonce == id.nonce).cloned());
-            let Some(hold) = hold.filter(|h| h.amount == id.amount && h.expires_at == id.expires_at) else {
+            let ours = |h: &&Hold| h.nonce == id.nonce && h.amount == id.amount && h.expires_at == id.expires_at;
+            let found = old.as_ref().and_then(|c| c.holds.iter().find(ours).cloned().map(|h| (c, h)));
+            let Some((counter, hold)) = found else {
                 // Gone (or never there): how it ended, if it did.
                 return Ok((self.ended_without_hold(org, id, old.as_ref(), now).await?, expired));
             };
-            let counter = old.expect("a hold was found on it");
             if hold.expired(now) {
-                expired.extend(self.sweep(org, &counter, now).await?);
+                expired.extend(self.sweep(org, counter, now).await?);
                 continue;
             }
             if counter.period_ended(now) {
-                self.roll_over(org, &counter, now).await?;
+                self.roll_over(org, counter, now).await?;
                 continue;
             }
             if let End::Commit(actual) = end {
@@ -223,7 +223,7 @@ impl Store {
                     return Ok((Ended::Refused { counter: counter.at(now), reason }, expired));
                 }
                 if counter.lapsed(now) {
-                    expired.extend(self.sweep(org, &counter, now).await?);
+                    expired.extend(self.sweep(org, counter, now).await?);
                 }
             }
             backoff(attempt).await;
