@@ -392,3 +392,29 @@ async fn a_carried_hold_commits_into_the_new_period_even_before_the_rollover() {
         assert_eq!((conv["resource"].as_str(), conv["used"].as_i64()), (Some("conversations"), Some(60)), "{closed:?}");
     }
 }
+
+/// The rollover pinned the holds by their stored sum alone: a release and a
+/// reserve of the same amount between its read and its write kept the sum,
+/// and it wrote back the hold it had read (released, so never freed again
+/// before its expiry). It pins the holds' version now.
+#[tokio::test]
+async fn a_rollover_writes_the_holds_as_they_are_not_as_it_read_them() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "aba").await;
+    let a = app.reserve("aba", "conversations", json!({ "amount": 40, "ttlSeconds": 86_400 })).await;
+    let a = a.body["reservationId"].as_str().unwrap().to_string();
+    app.org("aba", json!({ "anchorDay": 11 })).await; // A now outlives its period
+    let stale = app.stored_counter("aba", "conversations").await;
+    assert_eq!(stale.holds.len(), 1);
+    assert_eq!(app.cancel("aba", &a).await.status, 200);
+    let b = app.reserve("aba", "conversations", json!({ "amount": 40, "ttlSeconds": 86_400 })).await;
+    assert_eq!(b.body["expiresAt"], "2026-03-11T00:00:00Z", "B ends with the shortened period");
+
+    app.set_now("2026-03-11T06:00:00Z");
+    let org = quota_shared::domain::org::OrgId::parse("aba").unwrap();
+    app.direct.store.roll_over(&org, &stale, app.now()).await.unwrap();
+    assert_eq!(held_vs_holds(&app, "aba", "conversations").await, (0, 0), "neither A (released) nor B (expired)");
+    assert_eq!(app.consume("aba", "conversations", 100).await.status, 200);
+    let late = app.commit("aba", &a, None).await;
+    assert_eq!((late.status, late.code()), (409, Some("RESERVATION_RELEASED")));
+}

@@ -33,6 +33,7 @@ pub(crate) fn counter(used: i64, limit: Option<i64>, enforcement: Enforcement) -
         notice: None,
         holds: vec![],
         stored_held: 0,
+        hold_version: 0,
         grants: vec![],
         grant_version: 0,
     }

@@ -70,6 +70,9 @@ pub struct Counter {
     /// `held` as the item stores it: the sum of `holds`, unless a write went
     /// wrong. What a write that resets it pins.
     pub stored_held: i64,
+    /// Changes with every change to `holds`: what a write that rewrites
+    /// them pins.
+    pub hold_version: i64,
     /// Grants `limit` includes.
     pub grants: Vec<Grant>,
     /// Changes with every change to `grants`: what a write of the limit pins.
@@ -104,6 +107,7 @@ impl Counter {
             notice: None,
             holds: Vec::new(),
             stored_held: 0,
+            hold_version: 0,
             grants: Vec::new(),
             grant_version: 0,
         }

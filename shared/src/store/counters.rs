@@ -393,7 +393,7 @@ impl ConsumeUpdate {
         let add = match self.hold {
             Some(_) => {
                 sets.insert(0, "#holds.#hold = :hold");
-                "ADD held :amt, rem :neg"
+                "ADD held :amt, rem :neg, hv :one"
             }
             None => "ADD used :amt, rem :neg",
         };
@@ -427,6 +427,7 @@ impl ConsumeUpdate {
             values.push((":hold", items::hold_value(hold)));
             values.push((":open", n(MAX_OPEN as i64)));
             values.push((":exp", n(hold.expires_at.timestamp())));
+            values.push((":one", n(1)));
         }
         values
     }

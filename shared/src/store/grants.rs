@@ -394,7 +394,11 @@ impl Store {
                 update = update.expression_attribute_names(format!("#h{i}"), &hold.nonce);
             }
             set.push("held = held - :freed".into());
-            update = update.expression_attribute_values(":freed", n(freed));
+            set.push("hv = if_not_exists(hv, :hzero) + :hone".into());
+            update = update
+                .expression_attribute_values(":freed", n(freed))
+                .expression_attribute_values(":hzero", n(0))
+                .expression_attribute_values(":hone", n(1));
         }
         let room = freed + if limited { granted } else { 0 };
         if room != 0 {

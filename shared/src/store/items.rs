@@ -24,7 +24,8 @@
 //! A counter carries everything a consume needs to decide alone: the
 //! effective limit `lim` (absent when unlimited; the plan's limit plus the
 //! `grants` the counter keeps, `gexp` the first of their expiries), `held`
-//! (the units its open reservations' `holds` keep), `rem`
+//! (the units its open reservations' `holds` keep; `hv` moves with every
+//! change to them), `rem`
 //! (= `lim - used - held`, maintained by every write), `enf`, the trial end `trialEnd` while the org
 //! is on a plan with a trial, and the period bounds `pstart`/`pend` (epoch
 //! seconds) for `period` resources. A plan change rewrites them on every
@@ -455,6 +456,7 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         notified,
         notice: super::lease::THRESHOLD.read(item),
         stored_held: get_n(item, "held").unwrap_or(0),
+        hold_version: get_n(item, "hv").unwrap_or(0),
         holds: holds_from(item)?,
         grants: grants_from(item)?,
         grant_version: get_n(item, "gv").unwrap_or(0),

@@ -282,7 +282,10 @@ impl Store {
             }
         }
         update = update
-            .update_expression("REMOVE #holds.#n SET used = used + :used, held = held - :held, rem = rem + :room")
+            .update_expression(
+                "REMOVE #holds.#n SET used = used + :used, held = held - :held, rem = rem + :room ADD hv :one",
+            )
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":used", n(used))
             .expression_attribute_values(":room", n(id.amount - used))
             .condition_expression(condition);
