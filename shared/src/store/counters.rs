@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::idempotency::Idem;
 use super::items::{self, Item, get_n, key, n, s};
+use super::sdk::get_consistent;
 use super::sdk::put_if_absent;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
 use super::{Store, StoreError};
@@ -50,15 +51,8 @@ impl Store {
 
     /// A counter as stored (consistent read), if it has been written.
     pub(super) async fn counter_item(&self, org: &OrgId, resource: &str) -> Result<Option<Counter>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out.item().map(items::counter_from_item).transpose()?)
+        let item = get_consistent(&self.client, &self.table, key(items::pk(org), items::counter_sk(resource))).await?;
+        Ok(item.as_ref().map(items::counter_from_item).transpose()?)
     }
 
     // ---- usage -------------------------------------------------------------

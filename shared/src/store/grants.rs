@@ -15,20 +15,22 @@ use aws_sdk_dynamodb::types::{Delete, Put, ReturnValuesOnConditionCheckFailure, 
 use chrono::{DateTime, Duration, Utc};
 
 use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, transact};
+use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, get_consistent, transact};
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::catalogue::{Catalogue, ResourceKind};
 use crate::domain::grant::{Expired, Grant, GrantDetails, GrantRequest, MAX_GRANTS};
-use crate::domain::idempotency::{IDEMPOTENCY_TTL_HOURS, IdempotencyKey};
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{MAX_COUNT, OrgId};
 use crate::domain::period::Period;
 use crate::domain::reservation::Hold;
 use crate::domain::usage::Counter;
 
-/// The namespace of grants' `Idempotency-Key` records (`IDEM#GRANT#<key>`;
-/// resources are lower case).
-const GRANT_KEYS: &str = "GRANT";
+/// Where a grant's `Idempotency-Key` record is: `IDEM#GRANT#<key>`
+/// (resources, the other keys' namespace, are lower case).
+fn grant_key_sk(idem: &IdempotencyKey) -> String {
+    items::idempotency_sk("GRANT", &idem.key)
+}
 
 /// How long a grant's item outlives its expiry (then TTL removes it).
 const DETAILS_KEPT_DAYS: i64 = 30;
@@ -149,7 +151,9 @@ impl Store {
                 self.audit_put(org, &entry)?,
             ];
             if let Some(idem) = idempotency {
-                writes.push(self.grant_key_put(org, idem, &details.grant.id, now)?);
+                let grant_id = Item::from([("grantId".to_string(), s(&details.grant.id))]);
+                let put = self.key_record_put(org, grant_key_sk(idem), idem, grant_id, now)?;
+                writes.push(TransactWriteItem::builder().put(put).build());
             }
             match transact(&self.client, "grant", writes).await? {
                 Transacted::Committed => {
@@ -202,15 +206,7 @@ impl Store {
                 continue;
             }
             let grant = counter.grants.iter().find(|g| g.id == id).cloned().ok_or(StoreError::Contended("revoke"))?;
-            let stored = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key(items::pk(org), details_sk(id))))
-                .consistent_read(true)
-                .send()
-                .await?;
-            let details = details_from(&grant, stored.item());
+            let details = details_from(&grant, self.grant_item(org, id).await?.as_ref());
             let change = Change { add: None, remove: vec![&grant], free: Vec::new(), at: Some(now) };
             let entry = AuditEntry::grant(now, actor, AuditAction::GrantRevoked, &details, &counter.resource);
             let delete =
@@ -234,30 +230,6 @@ impl Store {
         Err(StoreError::Contended("grant revoke"))
     }
 
-    /// The key's record, put with the grant only if the key is new (or its
-    /// record has lapsed): a concurrent retry is refused on it, or on `gv`.
-    fn grant_key_put(
-        &self,
-        org: &OrgId,
-        idem: &IdempotencyKey,
-        grant: &str,
-        now: DateTime<Utc>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut record = key(items::pk(org), items::idempotency_sk(GRANT_KEYS, &idem.key));
-        record.insert("type".into(), s("idempotency"));
-        record.insert("fingerprint".into(), s(&idem.fingerprint));
-        record.insert("grantId".into(), s(grant));
-        record.insert("ttl".into(), n((now + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp()));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(record))
-            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":now", n(now.timestamp()))
-            .build()?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
     /// The grant a live key added, if it added one; `KeyReused` when the key
     /// named another request.
     async fn granted_under(
@@ -266,36 +238,25 @@ impl Store {
         idem: &IdempotencyKey,
         now: DateTime<Utc>,
     ) -> Result<Option<GrantDetails>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), items::idempotency_sk(GRANT_KEYS, &idem.key))))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let Some(record) = out.item().filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp())) else {
+        let Some(record) = self.live_key_record(org, grant_key_sk(idem), now).await? else {
             return Ok(None);
         };
-        if get_s(record, "fingerprint") != Some(idem.fingerprint.as_str()) {
+        if get_s(&record, "fingerprint") != Some(idem.fingerprint.as_str()) {
             return Err(StoreError::KeyReused);
         }
-        let id = get_s(record, "grantId").unwrap_or_default();
-        let details = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), details_sk(id))))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let stored = details.item().ok_or(StoreError::Contended("grant replay"))?;
+        let id = get_s(&record, "grantId").unwrap_or_default();
+        let stored = self.grant_item(org, id).await?.ok_or(StoreError::Contended("grant replay"))?;
         let grant = Grant {
             id: id.to_string(),
-            amount: get_n(stored, "amount").unwrap_or_default(),
-            expires_at: get_n(stored, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or(now),
+            amount: get_n(&stored, "amount").unwrap_or_default(),
+            expires_at: get_n(&stored, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or(now),
         };
-        Ok(Some(details_from(&grant, Some(stored))))
+        Ok(Some(details_from(&grant, Some(&stored))))
+    }
+
+    /// A grant's own item (its reason and author).
+    async fn grant_item(&self, org: &OrgId, id: &str) -> Result<Option<Item>, StoreError> {
+        get_consistent(&self.client, &self.table, key(items::pk(org), details_sk(id))).await
     }
 
     /// A counter as stored, ready for an admin change: written, in its

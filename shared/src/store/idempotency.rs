@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::counters::ConsumeUpdate;
 use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::sdk::{Transacted, reason, transact};
+use super::sdk::{Transacted, get_consistent, reason, transact};
 use super::{Store, StoreError};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_HOURS, IdempotencyKey};
 use crate::domain::org::OrgId;
@@ -22,6 +22,44 @@ pub(super) enum Idem {
 }
 
 impl Store {
+    /// The put of a key's record (at `sk`: a consume's or reserve's, or a
+    /// grant's), with `extra` attributes; it holds if the key is new or its
+    /// record has lapsed, and gives the record back when it does not.
+    pub(super) fn key_record_put(
+        &self,
+        org: &OrgId,
+        sk: String,
+        idem: &IdempotencyKey,
+        extra: Item,
+        now: DateTime<Utc>,
+    ) -> Result<Put, StoreError> {
+        let mut record = key(items::pk(org), sk);
+        record.extend(extra);
+        record.insert("type".into(), s("idempotency"));
+        record.insert("fingerprint".into(), s(&idem.fingerprint));
+        record.insert("createdAt".into(), s(rfc3339(now)));
+        record.insert("ttl".into(), n((now + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp()));
+        Ok(Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?)
+    }
+
+    /// A key's record, if it is there and has not lapsed.
+    pub(super) async fn live_key_record(
+        &self,
+        org: &OrgId,
+        sk: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Item>, StoreError> {
+        let record = get_consistent(&self.client, &self.table, key(items::pk(org), sk)).await?;
+        Ok(record.filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp())))
+    }
+
     /// `write` (a consume or a reserve) under `idem`; `extra` goes on the
     /// key's record (a reservation's id, for its replays).
     pub(super) async fn keyed(
@@ -33,20 +71,7 @@ impl Store {
         extra: Item,
         now: DateTime<Utc>,
     ) -> Result<Idem, StoreError> {
-        let mut record = key(items::pk(org), items::idempotency_sk(resource, &idem.key));
-        record.extend(extra);
-        record.insert("type".into(), s("idempotency"));
-        record.insert("fingerprint".into(), s(&idem.fingerprint));
-        record.insert("createdAt".into(), s(rfc3339(now)));
-        record.insert("ttl".into(), n((now + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp()));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(record))
-            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":now", n(now.timestamp()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?;
+        let put = self.key_record_put(org, items::idempotency_sk(resource, &idem.key), idem, extra, now)?;
         let update = write.transact(&idem.guard)?;
         // The record first: a retry or duplicate is cancelled on it at once.
         // A concurrent duplicate that got past it (see `ConsumeUpdate::transact`)
@@ -80,17 +105,9 @@ impl Store {
             if !guarded {
                 return Ok(Idem::CounterRefused(old));
             }
-            let record = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key(items::pk(org), items::idempotency_sk(resource, &idem.key))))
-                .consistent_read(true)
-                .send()
-                .await?;
-            let live = record.item().filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp()));
-            return match live.and_then(|r| get_s(r, "fingerprint")) {
-                Some(f) if f == idem.fingerprint => Ok(Idem::Replay(live.cloned())),
+            let live = self.live_key_record(org, items::idempotency_sk(resource, &idem.key), now).await?;
+            return match live.as_ref().and_then(|r| get_s(r, "fingerprint")) {
+                Some(f) if f == idem.fingerprint => Ok(Idem::Replay(live.clone())),
                 Some(_) => Err(StoreError::KeyReused),
                 // The counter shows a transaction with this key committed
                 // within the guard's window, but its record is not visible

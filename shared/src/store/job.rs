@@ -16,6 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::items::{self, Item, JOB_INDEX, JOB_ORG, get_n, get_s, key, n, s};
 use super::lease::{EMIT, THRESHOLD};
+use super::sdk::get_consistent;
 use super::sdk::{Query, SortKeys, applied};
 use super::{Store, StoreError};
 use crate::domain::org::OrgId;
@@ -192,15 +193,7 @@ impl Store {
 
     /// The record of a continued run (a consistent read).
     pub async fn job_run(&self, id: &str) -> Result<Option<JobRun>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(run_key(id)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = get_consistent(&self.client, &self.table, run_key(id)).await? else { return Ok(None) };
         let malformed = || StoreError::from(items::malformed("job run"));
         let cursors = match item.get("cursors") {
             Some(AttributeValue::M(map)) => map

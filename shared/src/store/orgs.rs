@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use super::items::{self, Item, get_s, key, n, s};
+use super::sdk::get_consistent;
 use super::sdk::put_if_absent_in;
 use super::sdk::{MAX_ATTEMPTS, Query, SortKeys, Transacted, backoff, transact};
 use super::{Store, StoreError};
@@ -46,15 +47,9 @@ impl Store {
 
     /// The org's profile alone (one consistent GetItem).
     pub async fn profile(&self, org: &OrgId) -> Result<Option<OrgProfile>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), items::PROFILE_SK.to_string())))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out.item().map(items::profile_from_item).transpose()?.map(|(p, _)| p))
+        let item =
+            get_consistent(&self.client, &self.table, key(items::pk(org), items::PROFILE_SK.to_string())).await?;
+        Ok(item.as_ref().map(items::profile_from_item).transpose()?.map(|(p, _)| p))
     }
 
     // ---- orgs --------------------------------------------------------------

@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::counters::{Next, condition_failed_item};
 use super::idempotency::Idem;
 use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::sdk::get_consistent;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, reason, transact};
 use super::{Store, StoreError};
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
@@ -334,15 +335,9 @@ impl Store {
         counter: Option<&Counter>,
         now: DateTime<Utc>,
     ) -> Result<Ended, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), items::outcome_sk(&id.nonce))))
-            .consistent_read(true)
-            .send()
-            .await?;
-        if let Some(first) = out.item().and_then(outcome_from_item) {
+        let record =
+            get_consistent(&self.client, &self.table, key(items::pk(org), items::outcome_sk(&id.nonce))).await?;
+        if let Some(first) = record.as_ref().and_then(outcome_from_item) {
             return Ok(Ended::Before(first));
         }
         let period_moved_on = counter.and_then(|c| c.period).is_some_and(|p| p.start >= id.expires_at);

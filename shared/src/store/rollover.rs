@@ -47,16 +47,15 @@ impl Store {
         // Pinned to what is copied: the count, the notice marks (which only
         // grow within a period) and the lease, and to the anchor and zone the
         // new period was computed from.
-        // Holds go with the period, pinned by `hv` (the holds as read) and
-        // the stored `held` (which this write makes the sum of what stays
-        // again), and their units come back to `rem`. One that outlives it
-        // (an anchor change shortened the period) stays: its work is still
-        // running, and ends in the next.
+        // Holds go with the period, pinned by `hv` (the holds, and so the
+        // stored `held`, as read; this write makes `held` the sum of what
+        // stays again), and their units come back to `rem`. One that
+        // outlives it (an anchor change shortened the period) stays: its
+        // work is still running, and ends in the next.
         let kept: Vec<&Hold> = counter.holds.iter().filter(|h| !h.expired(now)).collect();
         let kept_units: i64 = kept.iter().map(|h| h.amount).sum();
         let kept_map = AttributeValue::M(kept.iter().map(|h| (h.nonce.clone(), items::hold_value(h))).collect());
         let mut condition = "pend = :oldpe AND pend <= :now AND used = :oldused AND #anchor = :anchor AND #tz = :tz \
-             AND (held = :oldheld OR (attribute_not_exists(held) AND :oldheld = :zero)) \
              AND (hv = :hv OR (attribute_not_exists(hv) AND :hv = :zero))"
             .to_string();
         let mut update = Update::builder()
@@ -72,7 +71,6 @@ impl Store {
             .expression_attribute_names("#holds", items::HOLDS)
             .expression_attribute_values(":holds", kept_map)
             .expression_attribute_values(":kept", n(kept_units))
-            .expression_attribute_values(":oldheld", n(counter.stored_held))
             .expression_attribute_values(":back", n(counter.used + counter.stored_held - kept_units))
             .expression_attribute_values(":now", n(now.timestamp()))
             .expression_attribute_names("#anchor", "anchor")

@@ -40,6 +40,12 @@ where
     }
 }
 
+/// One item by its key, read consistently: what a write decided on is there.
+pub(crate) async fn get_consistent(client: &Client, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
+    let out = client.get_item().table_name(table).set_key(Some(key)).consistent_read(true).send().await?;
+    Ok(out.item)
+}
+
 /// Puts `item` unless an item with its key exists: `Ok(false)` when one did.
 pub(crate) async fn put_if_absent(client: &Client, table: &str, item: Item) -> Result<bool, StoreError> {
     let result = client
