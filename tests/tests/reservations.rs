@@ -418,3 +418,33 @@ async fn a_rollover_writes_the_holds_as_they_are_not_as_it_read_them() {
     let late = app.commit("aba", &a, None).await;
     assert_eq!((late.status, late.code()), (409, Some("RESERVATION_RELEASED")));
 }
+
+/// A counter written before reservations and grants (no `holds`, `grants`,
+/// `held` or versions) takes both: the first reserve or grant gives it the
+/// maps, and it rolls over as any other.
+#[tokio::test]
+async fn a_counter_from_before_reservations_and_grants_takes_both() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "legacy").await;
+    assert_eq!(app.consume("legacy", "conversations", 10).await.status, 200);
+    app.direct
+        .store
+        .client()
+        .update_item()
+        .table_name(app.direct.store.table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("ORG#legacy".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("STATE#USAGE#conversations".into()))
+        .update_expression("REMOVE holds, grants, held, gv, hv")
+        .send()
+        .await
+        .unwrap();
+    let id = app.reserved("legacy", "conversations", 20).await;
+    let g = app.grant("legacy", json!({ "resource": "conversations", "amount": 5, "reason": "r" })).await;
+    assert_eq!((g.status, g.body["usage"]["limit"].as_i64()), (201, Some(105)), "{}", g.body);
+    assert_eq!(app.commit("legacy", &id, Some(15)).await.status, 200);
+    assert_eq!(app.consume("legacy", "conversations", 81).await.status, 429);
+    assert_eq!(app.consume("legacy", "conversations", 80).await.status, 200);
+    app.set_now("2026-04-01T00:05:00Z");
+    assert_eq!(app.consume("legacy", "conversations", 100).await.status, 200, "April, on the plan's 100");
+    assert_eq!(held_vs_holds(&app, "legacy", "conversations").await, (0, 0));
+}
