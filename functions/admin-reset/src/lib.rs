@@ -15,8 +15,9 @@ use quota_shared::delivery;
 use quota_shared::domain::audit::AuditEntry;
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::events::{GrantAdded, GrantDetail, GrantRevoked, QuotaReset};
-use quota_shared::domain::grant::{Grant, GrantBody, GrantRequest, MAX_GRANTS};
+use quota_shared::domain::grant::{Grant, GrantBody, GrantDetails, GrantRequest, MAX_GRANTS};
 use quota_shared::domain::idempotency::IdempotencyKey;
+use quota_shared::domain::usage::Counter;
 use quota_shared::store::Granted;
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
@@ -116,31 +117,25 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
         .resource(&request.resource)
         .ok_or_else(|| ApiError::UnknownResource(request.resource.clone()))?;
     let actor = call.subject();
-    let idempotency = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => Some(v.to_str().ok().and_then(|k| IdempotencyKey::for_grant(k, &request)).ok_or_else(|| {
-            ApiError::InvalidRequest("Idempotency-Key must be 1-255 visible ASCII characters".into())
-        })?),
-    };
+    let idempotency = api::idempotency_key(req, |k| IdempotencyKey::for_grant(k, &request))?;
     let (granted, expired) = api::bounded(async {
         let store = &deps.store;
         Ok(store.add_grant(call.org(), def.kind, &request, idempotency.as_ref(), actor, deps.catalogue, now).await?)
     })
     .await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
+    let answer = |details: &GrantDetails, counter: &Counter| {
+        let body = serde_json::json!({
+            "orgId": call.org(),
+            "resource": request.resource,
+            "grant": details,
+            "usage": counter.usage(now),
+        });
+        api::json(StatusCode::CREATED, &body)
+    };
     let (details, counter) = match granted {
         Granted::Added(details, counter) => (details, counter.at(now)),
-        Granted::Replayed(details, counter) => {
-            let body = serde_json::json!({
-                "orgId": call.org(),
-                "resource": request.resource,
-                "grant": details,
-                "usage": counter.at(now).usage(now),
-            });
-            let mut response = api::json(StatusCode::CREATED, &body);
-            response.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
-            return Ok(response);
-        }
+        Granted::Replayed(details, counter) => return Ok(api::replayed(answer(&details, &counter.at(now)))),
         Granted::TooMany => return Err(ApiError::TooManyGrants(MAX_GRANTS)),
         Granted::TooLarge => return Err(ApiError::limit_too_large()),
     };
@@ -148,15 +143,7 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
     tracing::info!(resource = request.resource, grant = grant.id, amount = grant.amount, actor, "grant added");
     let detail = GrantDetail::new(call.org(), &request.resource, &details, actor, counter.limit, now);
     deps.events.publish_or_log(&GrantAdded(detail)).await;
-    Ok(api::json(
-        StatusCode::CREATED,
-        &serde_json::json!({
-            "orgId": call.org(),
-            "resource": request.resource,
-            "grant": details,
-            "usage": counter.usage(now),
-        }),
-    ))
+    Ok(answer(&details, &counter))
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]

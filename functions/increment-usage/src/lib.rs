@@ -21,7 +21,7 @@ use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
 /// Set on a response that repeats an earlier consume with the same key.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+pub use quota_shared::api::REPLAYED_HEADER;
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let result = match Call::prepare(&req, Function::IncrementUsage) {
@@ -51,12 +51,7 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     let (resource, def) = call.resource(deps.catalogue)?;
     let body: AmountBody = api::body(req)?.unwrap_or_default();
     let amount = api::amount(body.amount.as_ref(), 1, 1, "amount")?;
-    let idempotency = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => Some(v.to_str().ok().and_then(|k| IdempotencyKey::parse(k, resource, amount)).ok_or_else(|| {
-            ApiError::InvalidRequest("Idempotency-Key must be 1-255 visible ASCII characters".into())
-        })?),
-    };
+    let idempotency = api::idempotency_key(req, |k| IdempotencyKey::parse(k, resource, amount))?;
     let now = deps.clock.now();
     let (consumed, expired) = api::bounded(async {
         Ok(deps
@@ -72,9 +67,7 @@ async fn consume(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
             api::ok(&Decision::with_reason(&counter, None, deps.catalogue, now))
         }
         Consumed::Replayed { counter } => {
-            let mut response = api::ok(&Decision::with_reason(&counter, None, deps.catalogue, now));
-            response.headers_mut().insert(REPLAYED_HEADER, lambda_http::http::HeaderValue::from_static("true"));
-            response
+            api::replayed(api::ok(&Decision::with_reason(&counter, None, deps.catalogue, now)))
         }
         Consumed::Refused { counter, reason } => {
             let status = refusal_status(reason);
@@ -113,23 +106,9 @@ async fn reserve(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
         .and_then(|a| api::amount(Some(a), 1, 1, "amount"))?;
     let ttl = match body.ttl_seconds.as_ref() {
         None => reservation::DEFAULT_TTL_SECONDS,
-        Some(v) => quota_shared::domain::json_integer(v)
-            .filter(|s| (1..=reservation::MAX_TTL_SECONDS).contains(s))
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "ttlSeconds must be an integer from 1 to {}",
-                    reservation::MAX_TTL_SECONDS
-                ))
-            })?,
+        Some(v) => api::integer(v, 1, reservation::MAX_TTL_SECONDS, "ttlSeconds")?,
     };
-    let idempotency = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            Some(v.to_str().ok().and_then(|k| IdempotencyKey::for_reserve(k, resource, amount, ttl)).ok_or_else(
-                || ApiError::InvalidRequest("Idempotency-Key must be 1-255 visible ASCII characters".into()),
-            )?)
-        }
-    };
+    let idempotency = api::idempotency_key(req, |k| IdempotencyKey::for_reserve(k, resource, amount, ttl))?;
     let now = deps.clock.now();
     let (reserved, expired) = api::bounded(async {
         Ok(deps
@@ -150,11 +129,7 @@ async fn reserve(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     delivery::grants_expired(deps, call.org(), &expired, now).await;
     Ok(match reserved {
         Reserved::Held { id, counter } => api::json(StatusCode::CREATED, &answer(&id, &counter)),
-        Reserved::Replayed { id, counter } => {
-            let mut response = api::json(StatusCode::CREATED, &answer(&id, &counter));
-            response.headers_mut().insert(REPLAYED_HEADER, lambda_http::http::HeaderValue::from_static("true"));
-            response
-        }
+        Reserved::Replayed { id, counter } => api::replayed(api::json(StatusCode::CREATED, &answer(&id, &counter))),
         Reserved::Refused { counter, reason } => {
             tracing::info!(reason = reason.as_str(), "reserve refused");
             let status = refusal_status(reason);

@@ -96,13 +96,43 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
 
 /// An amount as the API takes it: a JSON integer in `min..=MAX_COUNT`.
 pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: &str) -> Result<i64, ApiError> {
-    let max = crate::domain::org::MAX_COUNT;
-    match value {
-        None => Ok(default),
-        Some(v) => crate::domain::json_integer(v)
-            .filter(|a| (min..=max).contains(a))
-            .ok_or_else(|| ApiError::InvalidRequest(format!("{field} must be an integer from {min} to {max}"))),
-    }
+    value.map_or(Ok(default), |v| integer(v, min, crate::domain::org::MAX_COUNT, field))
+}
+
+/// A JSON integer in `min..=max` (`5.0` too, as JSON Schema reads it); 400
+/// naming `field` otherwise.
+pub fn integer(value: &serde_json::Value, min: i64, max: i64, field: &str) -> Result<i64, ApiError> {
+    crate::domain::json_integer(value)
+        .filter(|a| (min..=max).contains(a))
+        .ok_or_else(|| ApiError::InvalidRequest(format!("{field} must be an integer from {min} to {max}")))
+}
+
+/// The header a response carries when it repeats an earlier request's
+/// outcome under the same `Idempotency-Key`.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The request's `Idempotency-Key`, if it sent one, checked and named by
+/// `naming` (which says what request the key stands for); 400 when the key
+/// is not 1–255 visible ASCII characters.
+pub fn idempotency_key(
+    req: &Request,
+    naming: impl FnOnce(&str) -> Option<crate::domain::idempotency::IdempotencyKey>,
+) -> Result<Option<crate::domain::idempotency::IdempotencyKey>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(naming)
+        .map(Some)
+        .ok_or_else(|| ApiError::InvalidRequest("Idempotency-Key must be 1-255 visible ASCII characters".into()))
+}
+
+/// Marks `response` as the replay of an earlier request's outcome.
+pub fn replayed(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(REPLAYED_HEADER, header::HeaderValue::from_static("true"));
+    response
 }
 
 /// Runs a request's store work within `timeouts::STORE_BUDGET`; past it,

@@ -377,37 +377,27 @@ pub fn grant_value(g: &Grant) -> AttributeValue {
     AttributeValue::M(HashMap::from([("a".to_string(), n(g.amount)), ("e".to_string(), n(g.expires_at.timestamp()))]))
 }
 
-fn holds_from(item: &Item) -> Result<Vec<Hold>, Malformed> {
-    let Some(map) = item.get(HOLDS).and_then(|v| v.as_m().ok()) else {
+/// The entries of a map attribute of a counter (`holds`, `grants`), each
+/// read by `read` from its key and its own map; absent is empty.
+fn entries<T>(item: &Item, name: &'static str, read: impl Fn(&str, &Item) -> Option<T>) -> Result<Vec<T>, Malformed> {
+    let Some(map) = item.get(name).and_then(|v| v.as_m().ok()) else {
         return Ok(Vec::new());
     };
-    let mut holds = map
-        .iter()
-        .map(|(nonce, v)| {
-            let m = v.as_m().ok();
-            let hold = m.and_then(|m| {
-                Some(Hold { nonce: nonce.clone(), amount: get_n(m, "a")?, expires_at: get_time(m, "e")? })
-            });
-            need(hold, "counter", "holds")
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    map.iter().map(|(id, v)| need(v.as_m().ok().and_then(|m| read(id, m)), "counter", name)).collect()
+}
+
+fn holds_from(item: &Item) -> Result<Vec<Hold>, Malformed> {
+    let mut holds = entries(item, HOLDS, |nonce, m| {
+        Some(Hold { nonce: nonce.to_string(), amount: get_n(m, "a")?, expires_at: get_time(m, "e")? })
+    })?;
     holds.sort_by(|a, b| (a.expires_at, &a.nonce).cmp(&(b.expires_at, &b.nonce)));
     Ok(holds)
 }
 
 fn grants_from(item: &Item) -> Result<Vec<Grant>, Malformed> {
-    let Some(map) = item.get(GRANTS).and_then(|v| v.as_m().ok()) else {
-        return Ok(Vec::new());
-    };
-    let mut grants = map
-        .iter()
-        .map(|(id, v)| {
-            let m = v.as_m().ok();
-            let grant =
-                m.and_then(|m| Some(Grant { id: id.clone(), amount: get_n(m, "a")?, expires_at: get_time(m, "e")? }));
-            need(grant, "counter", "grants")
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut grants = entries(item, GRANTS, |id, m| {
+        Some(Grant { id: id.to_string(), amount: get_n(m, "a")?, expires_at: get_time(m, "e")? })
+    })?;
     grants.sort_by(|a, b| (a.expires_at, &a.id).cmp(&(b.expires_at, &b.id)));
     Ok(grants)
 }
