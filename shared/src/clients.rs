@@ -135,19 +135,62 @@ impl ClassifyRetry for TransactionConflictRetry {
     }
 }
 
+/// Single-item writes are never sent again once DynamoDB may have applied
+/// them: an attempt that timed out, a connection lost after the request
+/// left, an answer that could not be read, or a 5xx. The SDK would retry
+/// all of those, and a conditional `ADD` resent after it was applied counts
+/// twice, or fails its condition and reads as a refusal. What certainly was
+/// not applied (throttling, a transaction in the way, no connection made)
+/// is still retried. Runs after the SDK's own classifiers and overrides
+/// them. Writes that recognise their own repeat (transactions, by their
+/// `ClientRequestToken`; a reserve, by its hold) go through a client
+/// without it (`store::Store`).
+#[derive(Debug)]
+pub struct SentOnce;
+
+impl ClassifyRetry for SentOnce {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let server_side = ctx.response().is_some_and(|r| r.status().as_u16() >= 500);
+        let ambiguous = if err.is_timeout_error() || err.is_response_error() {
+            true
+        } else if let Some(connector) = err.as_connector_error() {
+            !never_connected(connector)
+        } else {
+            err.as_operation_error().is_some() && server_side
+        };
+        if ambiguous { RetryAction::RetryForbidden } else { RetryAction::NoActionIndicated }
+    }
+
+    fn name(&self) -> &'static str {
+        "SentOnce"
+    }
+
+    fn priority(&self) -> aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority {
+        use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
 /// Whether a failed call may still have been carried out: the request may
 /// have reached the service (a timeout, a connection lost after sending, an
-/// answer that could not be read). `false` when it certainly was not: the
-/// service answered with an error, the request was never built, or no
+/// answer that could not be read, a 5xx). `false` when it certainly was
+/// not: the service refused it (4xx), the request was never built, or no
 /// connection was made.
-pub fn outcome_unknown<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+pub fn outcome_unknown<E>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool
 where
     E: std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     use aws_sdk_dynamodb::error::SdkError;
     match err {
-        SdkError::ConstructionFailure(_) | SdkError::ServiceError(_) => false,
+        SdkError::ConstructionFailure(_) => false,
+        // DynamoDB: "an error occurred on the server side"; the request may
+        // have been carried out.
+        SdkError::ServiceError(service) => service.raw().status().as_u16() >= 500,
         SdkError::DispatchFailure(_) => !never_connected(err),
         _ => true,
     }
@@ -165,7 +208,7 @@ fn never_connected(err: &(dyn std::error::Error + 'static)) -> bool {
             }
         }
         let text = e.to_string();
-        if text.contains("tcp connect error") || text.contains("dns error") {
+        if text.contains("tcp connect error") || text.contains("dns error") || text.contains("HTTP connect timeout") {
             return true;
         }
         cause = e.source();

@@ -65,6 +65,12 @@ pub const EVENTBRIDGE: ClientTimeouts = ClientTimeouts {
 /// `503 STORE_UNAVAILABLE` (with `Retry-After`), within 3 s in all.
 pub const STORE_BUDGET: Duration = Duration::from_millis(2800);
 
+/// All the store work of an admin's write (a grant, a revoke, a reset, a
+/// plan change): time to retry, jittered, through a burst of transactions
+/// on the same counter (on DynamoDB, every keyed consume in flight cancels
+/// an admin's transaction on that counter).
+pub const ADMIN_STORE_BUDGET: Duration = Duration::from_secs(6);
+
 /// A consume's notification work before its calls, after its write
 /// committed: reading the profile, claiming the notice and recording that
 /// it is sending. Past it the notice stays owed and the daily job sends it.
@@ -88,6 +94,14 @@ pub const WORST_CASE_REQUEST: Duration = Duration::from_millis(
         + EVENTBRIDGE.operation.as_millis() as u64
         + SES.operation.as_millis() as u64
         + MARK_BUDGET.as_millis() as u64,
+);
+
+/// The longest an admin's write can take: its store work, the
+/// `GrantExpired` events of grants its write took off, and its own event.
+pub const WORST_CASE_ADMIN_REQUEST: Duration = Duration::from_millis(
+    ADMIN_STORE_BUDGET.as_millis() as u64
+        + EXPIRED_GRANTS_BUDGET.as_millis() as u64
+        + EVENTBRIDGE.operation.as_millis() as u64,
 );
 
 /// Runs `work` for at most `budget`; `None` when the budget ran out first
@@ -119,5 +133,6 @@ mod tests {
             STORE_BUDGET + EXPIRED_GRANTS_BUDGET + NOTIFY_BUDGET + EVENTBRIDGE.operation + SES.operation + MARK_BUDGET;
         assert_eq!(WORST_CASE_REQUEST, parts);
         assert!(WORST_CASE_REQUEST < Duration::from_secs(10), "{WORST_CASE_REQUEST:?} leaves room in 11 s");
+        assert_eq!(WORST_CASE_ADMIN_REQUEST, ADMIN_STORE_BUDGET + EXPIRED_GRANTS_BUDGET + EVENTBRIDGE.operation);
     }
 }

@@ -107,6 +107,7 @@ fn the_spec_names_every_error_code() {
         ApiError::PayloadTooLarge,
         ApiError::IdempotencyKeyReused,
         ApiError::StoreUnavailable,
+        ApiError::OutcomeUnknown,
         ApiError::ReservationNotFound,
         ApiError::ReservationEnded(Status::Committed),
         ApiError::ReservationEnded(Status::Released),
@@ -131,6 +132,7 @@ fn the_spec_names_every_error_code() {
             | ApiError::PayloadTooLarge
             | ApiError::IdempotencyKeyReused
             | ApiError::StoreUnavailable
+            | ApiError::OutcomeUnknown
             | ApiError::ReservationNotFound
             | ApiError::TooManyReservations(_)
             | ApiError::GrantNotFound

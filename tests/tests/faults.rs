@@ -54,6 +54,12 @@ async fn transactions_cancelled_by_a_conflict_are_sent_again() {
     assert_eq!(closed[0].1["resources"][0]["used"], 7);
 }
 
+/// Throttling says the write was not applied: it is retried. A 500 says
+/// nothing of the kind (DynamoDB: "an error occurred on the server side";
+/// the write may have been carried out): a plain write that met one is not
+/// sent again and its answer says its outcome is unknown, while a
+/// transaction is sent again under its `ClientRequestToken`, which makes
+/// the repeat change nothing.
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_and_count_once() {
     let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
@@ -61,11 +67,21 @@ async fn throttling_and_server_errors_are_retried_and_count_once() {
     let proxy = &app.faults().dynamodb;
     proxy.inject(Rule::on("UpdateItem", Fault::Throttling).times(1));
     proxy.inject(Rule::on("UpdateItem", Fault::ProvisionedThroughputExceeded).times(1));
-    proxy.inject(Rule::on("UpdateItem", Fault::InternalError).times(1));
     let r = app.consume("throttle", "conversations", 1).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(proxy.injected().values().sum::<usize>(), 3);
+    assert_eq!(proxy.injected().values().sum::<usize>(), 2);
     assert_eq!(app.resource_usage("throttle", "conversations").await["used"], 1);
+
+    proxy.inject(Rule::on("UpdateItem", Fault::InternalError).times(1));
+    let r = app.consume("throttle", "conversations", 1).await;
+    assert_eq!((r.status, r.code()), (503, Some("OUTCOME_UNKNOWN")), "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(proxy.injected()["InternalError"], 1, "sent once, not again");
+
+    proxy.inject(Rule::on("TransactWriteItems", Fault::InternalError).times(2));
+    let r = app.consume_with_key("throttle", "conversations", 2, "after-500").await;
+    assert_eq!((r.status, r.used()), (200, 3), "keyed, sent again with its token: {}", r.body);
+    assert_eq!(proxy.injected()["InternalError"], 3);
 }
 
 #[tokio::test]
@@ -97,10 +113,13 @@ async fn a_stalled_store_answers_503_within_3_seconds_and_recovers_at_once() {
         assert_eq!((r.status, r.code()), (503, Some("STORE_UNAVAILABLE")), "{path}: {}", r.body);
         assert!(took < Duration::from_secs(3), "{path} took {took:?}");
     }
+    // The consume's write was sent and never answered: it may have been
+    // applied (here the proxy held it back; a DynamoDB that stalls may
+    // have carried it out), and the answer says so.
     let started = Instant::now();
     let r = bounded(app.consume("stall", "conversations", 1)).await;
     let took = started.elapsed();
-    assert_eq!((r.status, r.code()), (503, Some("STORE_UNAVAILABLE")), "{}", r.body);
+    assert_eq!((r.status, r.code()), (503, Some("OUTCOME_UNKNOWN")), "{}", r.body);
     assert_eq!(r.headers["retry-after"], "1");
     assert!(took < Duration::from_secs(3), "consume took {took:?}");
 
@@ -109,7 +128,7 @@ async fn a_stalled_store_answers_503_within_3_seconds_and_recovers_at_once() {
     let r = app.consume("stall", "conversations", 1).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(started.elapsed() < Duration::from_millis(500), "recovered at once: {:?}", started.elapsed());
-    // The stalled consume never reached the store; its caller was told 503.
+    // The stalled consume never reached DynamoDB Local: one unit.
     assert_eq!(r.used(), 1);
 }
 
@@ -118,6 +137,12 @@ async fn refused_connections_answer_503_and_recovery_is_immediate() {
     let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
     app.org("refused", json!({ "plan": "basic" })).await;
     app.faults().dynamodb.refuse();
+    // The open connections were dropped too: a request sent on one of them
+    // is reset, and a write that was reset may have been applied, for all
+    // its sender can tell. A read retries, and leaves no such connection.
+    let r = app.get("/v1/orgs/refused/usage", &quota_tests::APP).await;
+    assert_eq!((r.status, r.code()), (503, Some("STORE_UNAVAILABLE")), "{}", r.body);
+    // No connection can be made: the consume certainly recorded nothing.
     let started = Instant::now();
     let r = app.consume("refused", "conversations", 1).await;
     assert_eq!((r.status, r.code()), (503, Some("STORE_UNAVAILABLE")), "{}", r.body);

@@ -73,7 +73,7 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
     };
     let now = deps.clock.now();
     let actor = call.subject();
-    let resets = api::bounded(async {
+    let resets = api::bounded_admin(async {
         let mut done = Vec::new();
         for (resource, kind) in resources {
             let change = deps
@@ -118,7 +118,7 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
         .ok_or_else(|| ApiError::UnknownResource(request.resource.clone()))?;
     let actor = call.subject();
     let idempotency = api::idempotency_key(req, |k| IdempotencyKey::for_grant(k, &request))?;
-    let (granted, expired) = api::bounded(async {
+    let (granted, expired) = api::bounded_admin(async {
         let store = &deps.store;
         Ok(store.add_grant(call.org(), def.kind, &request, idempotency.as_ref(), actor, deps.catalogue, now).await?)
     })
@@ -155,7 +155,7 @@ async fn revoke_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Respons
     let now = deps.clock.now();
     let actor = call.subject();
     let (revoked, counter, expired) =
-        api::bounded(async { Ok(deps.store.revoke_grant(call.org(), id, actor, now).await?) }).await?;
+        api::bounded_admin(async { Ok(deps.store.revoke_grant(call.org(), id, actor, now).await?) }).await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
     let (Some(details), Some(counter)) = (revoked, counter.map(|c| c.at(now))) else {
         return Err(ApiError::GrantNotFound);

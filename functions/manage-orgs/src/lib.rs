@@ -27,9 +27,10 @@ async fn put_org(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     let body: OrgPatchBody = api::body(req)?.unwrap_or_default();
     let patch = OrgPatch::parse(body, deps.catalogue).map_err(ApiError::InvalidRequest)?;
     let now = deps.clock.now();
-    let (profile, previous) =
-        api::bounded(async { Ok(deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?) })
-            .await?;
+    let (profile, previous) = api::bounded_admin(async {
+        Ok(deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?)
+    })
+    .await?;
     if let Some(before) = previous.as_ref().filter(|b| b.plan != profile.plan) {
         let event = PlanChanged {
             org_id: profile.org_id.clone(),

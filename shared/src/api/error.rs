@@ -32,8 +32,13 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
-    #[error("the quota store is unavailable; retry shortly")]
+    #[error("the quota store is unavailable; nothing was recorded; retry shortly")]
     StoreUnavailable,
+    #[error(
+        "the write was sent but no answer came in time: it may have been recorded; retry with the same \
+         Idempotency-Key to get its outcome (without one, a retry may count it twice)"
+    )]
+    OutcomeUnknown,
     #[error("no such reservation")]
     ReservationNotFound,
     #[error("the reservation was already {}", .0.as_str())]
@@ -76,7 +81,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -94,6 +99,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ApiError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ApiError::StoreUnavailable => "STORE_UNAVAILABLE",
+            ApiError::OutcomeUnknown => "OUTCOME_UNKNOWN",
             ApiError::ReservationNotFound => "RESERVATION_NOT_FOUND",
             ApiError::ReservationEnded(status) => match status {
                 crate::domain::reservation::Status::Committed => "RESERVATION_COMMITTED",
@@ -112,7 +118,7 @@ impl ApiError {
         let mut response = super::json(self.status(), &body);
         let headers = response.headers_mut();
         match &self {
-            ApiError::StoreUnavailable => {
+            ApiError::StoreUnavailable | ApiError::OutcomeUnknown => {
                 headers.insert("retry-after", RETRY_AFTER_SECS.into());
             }
             ApiError::MethodNotAllowed(allow) => {

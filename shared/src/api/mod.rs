@@ -135,16 +135,48 @@ pub fn replayed(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-/// Runs a request's store work within `timeouts::STORE_BUDGET`; past it,
-/// the request answers `503 STORE_UNAVAILABLE`. Only for work that may be
-/// abandoned: what follows a committed write (events, emails) runs outside.
-pub async fn bounded<T>(work: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+/// Runs a request's store work within `timeouts::STORE_BUDGET`. Past it,
+/// or when the store fails, the request answers `503 STORE_UNAVAILABLE`
+/// if its own write (the consume, the grant, …) was never sent, and
+/// `503 OUTCOME_UNKNOWN` if it was: it may have been recorded. Only for
+/// work that may be abandoned: what follows a committed write (events,
+/// emails) runs outside.
+pub fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> impl std::future::Future<Output = Result<T, ApiError>> {
+    bounded_for(crate::timeouts::STORE_BUDGET, work)
+}
+
+/// [`bounded`] with the budget of an admin's write
+/// (`timeouts::ADMIN_STORE_BUDGET`): seconds of retries, so that a grant,
+/// a reset or a plan change gets through a burst of consumes on the same
+/// counter.
+pub fn bounded_admin<T>(
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> impl std::future::Future<Output = Result<T, ApiError>> {
+    bounded_for(crate::timeouts::ADMIN_STORE_BUDGET, work)
+}
+
+async fn bounded_for<T>(
+    budget: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let store_work = crate::store::Work::within(budget);
     // Boxed: store work nests the SDK's deep futures; on the heap they do
     // not pile up in every caller's frame (debug builds run out of stack).
-    crate::timeouts::within(crate::timeouts::STORE_BUDGET, Box::pin(work)).await.unwrap_or_else(|| {
-        tracing::error!(error = %crate::store::StoreError::TimedOut, "store unavailable");
-        Err(ApiError::StoreUnavailable)
-    })
+    let result = store_work.run(Box::pin(work)).await.ok();
+    let sent = store_work.own_write_sent();
+    match result {
+        Some(Err(ApiError::StoreUnavailable)) if sent => {
+            tracing::error!("the request's write may have been applied: its outcome is unknown");
+            Err(ApiError::OutcomeUnknown)
+        }
+        Some(result) => result,
+        None => {
+            tracing::error!(error = %crate::store::StoreError::TimedOut, own_write_sent = sent, "store unavailable");
+            Err(if sent { ApiError::OutcomeUnknown } else { ApiError::StoreUnavailable })
+        }
+    }
 }
 
 pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {

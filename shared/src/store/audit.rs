@@ -62,7 +62,7 @@ impl Store {
             limit: Some(limit),
             ..Query::new(items::pk(org), SortKeys::Prefix("AUDIT#".into()))
         };
-        let found = query.items(&self.client, &self.table).await?;
+        let found = query.items(&self.retrying, &self.table).await?;
         Ok(found.iter().filter_map(from_item).collect())
     }
 }

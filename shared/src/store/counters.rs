@@ -10,7 +10,7 @@ use super::idempotency::Idem;
 use super::items::{self, Item, get_n, key, n, s};
 use super::sdk::get_consistent;
 use super::sdk::put_if_absent;
-use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
+use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, own, transact};
 use super::{Store, StoreError};
 use crate::domain::audit::AuditEntry;
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
@@ -51,7 +51,8 @@ impl Store {
 
     /// A counter as stored (consistent read), if it has been written.
     pub(super) async fn counter_item(&self, org: &OrgId, resource: &str) -> Result<Option<Counter>, StoreError> {
-        let item = get_consistent(&self.client, &self.table, key(items::pk(org), items::counter_sk(resource))).await?;
+        let item =
+            get_consistent(&self.retrying, &self.table, key(items::pk(org), items::counter_sk(resource))).await?;
         Ok(item.as_ref().map(items::counter_from_item).transpose()?)
     }
 
@@ -77,7 +78,7 @@ impl Store {
             let update = self.consume_update(org, resource, amount, None, now);
             let old = match idempotency {
                 None => {
-                    let result = update.send_with(&self.client).await;
+                    let result = own(update.send_with(&self.once)).await;
                     match result {
                         Ok(out) => {
                             let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
@@ -203,7 +204,7 @@ impl Store {
         })?;
         let fresh = Counter::fresh(org, resource, kind, &settings, now);
         // Not applied: someone else wrote it first, which is as good.
-        put_if_absent(&self.client, &self.table, items::counter_to_item(&fresh)).await.map(|_| ())
+        put_if_absent(&self.retrying, &self.table, items::counter_to_item(&fresh)).await.map(|_| ())
     }
 
     /// Gives back `amount` units of a `total` resource; never below 0.
@@ -218,8 +219,8 @@ impl Store {
     ) -> Result<Counter, StoreError> {
         for _ in 0..MAX_ATTEMPTS {
             let counter_key = key(items::pk(org), items::counter_sk(resource));
-            let result = self
-                .client
+            let release = self
+                .once
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(counter_key.clone()))
@@ -229,9 +230,8 @@ impl Store {
                 .expression_attribute_values(":amt", n(amount))
                 .return_values(ReturnValue::AllNew)
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .send()
-                .await;
-            let old = match result {
+                .send();
+            let old = match own(release).await {
                 Ok(out) => {
                     return Ok(items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?);
                 }
@@ -245,8 +245,8 @@ impl Store {
                 continue;
             };
             // Fewer in use than released: clamp to 0, if nobody moved it since.
-            let result = self
-                .client
+            let clamp = self
+                .once
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(counter_key))
@@ -255,9 +255,8 @@ impl Store {
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":old", n(get_n(&old, "used").unwrap_or_default()))
                 .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
-            match result {
+                .send();
+            match own(clamp).await {
                 Ok(out) => {
                     return Ok(items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?);
                 }
@@ -330,7 +329,7 @@ impl Store {
             let writes =
                 vec![TransactWriteItem::builder().update(update.build()?).build(), self.audit_put(org, &entry)?];
             // Refused: the count moved since it was read; read it again.
-            match transact(&self.client, "count update", writes).await? {
+            match own(transact(&self.retrying, "count update", writes)).await? {
                 Transacted::Committed => {
                     let mut after = before.clone();
                     after.used = value;

@@ -2,8 +2,7 @@
 //! but `OrgNotFound` and `KeyReused` mean the store cannot do the work
 //! right now: the API answers them with 503 and never shows their text.
 
-use std::fmt::Debug;
-
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use super::items::Malformed;
@@ -18,9 +17,19 @@ pub enum StoreError {
     KeyReused,
     #[error("the effective limit would pass 2^53 - 1")]
     LimitTooLarge,
-    /// No connection, or no answer within the client's time bounds.
+    /// No connection was made: the request never reached DynamoDB.
     #[error("DynamoDB unreachable: {summary}")]
     Unreachable {
+        summary: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The request was sent and no answer said what became of it: the
+    /// attempt timed out, the connection was lost after it left, the answer
+    /// could not be read, or DynamoDB answered 5xx. A write may have been
+    /// applied.
+    #[error("DynamoDB gave no usable answer: {summary}")]
+    NoAnswer {
         summary: String,
         #[source]
         source: BoxError,
@@ -48,21 +57,29 @@ pub enum StoreError {
     Build(#[from] aws_sdk_dynamodb::error::BuildError),
 }
 
-impl<E, R> From<SdkError<E, R>> for StoreError
+impl StoreError {
+    /// Whether a write that failed so may still have been applied.
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, StoreError::NoAnswer { .. } | StoreError::TimedOut)
+    }
+}
+
+impl<E> From<SdkError<E, HttpResponse>> for StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug + Send + Sync + 'static,
 {
-    fn from(err: SdkError<E, R>) -> Self {
+    fn from(err: SdkError<E, HttpResponse>) -> Self {
+        let unknown = crate::clients::outcome_unknown(&err);
         match &err {
-            SdkError::ServiceError(service) => StoreError::Rejected {
+            SdkError::ServiceError(service) if !unknown => StoreError::Rejected {
                 code: service.err().code().unwrap_or("unknown").to_string(),
                 message: service.err().message().unwrap_or_default().to_string(),
                 source: Box::new(err),
             },
             SdkError::TimeoutError(_) => {
-                StoreError::Unreachable { summary: "no answer within the time bounds".into(), source: Box::new(err) }
+                StoreError::NoAnswer { summary: "no answer within the time bounds".into(), source: Box::new(err) }
             }
+            _ if unknown => StoreError::NoAnswer { summary: root_cause(&err), source: Box::new(err) },
             _ => StoreError::Unreachable { summary: root_cause(&err), source: Box::new(err) },
         }
     }

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, ReturnValuesOnConditionCheckFailure, 
 use chrono::{DateTime, Duration, Utc};
 
 use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, get_consistent, transact};
+use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, get_consistent, own, transact};
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::catalogue::{Catalogue, ResourceKind};
@@ -155,7 +155,7 @@ impl Store {
                 let put = self.key_record_put(org, grant_key_sk(idem), idem, grant_id, now)?;
                 writes.push(TransactWriteItem::builder().put(put).build());
             }
-            match transact(&self.client, "grant", writes).await? {
+            match own(transact(&self.retrying, "grant", writes)).await? {
                 Transacted::Committed => {
                     let mut after = counter.clone();
                     after.grants.push(details.grant.clone());
@@ -216,7 +216,7 @@ impl Store {
                 TransactWriteItem::builder().delete(delete).build(),
                 self.audit_put(org, &entry)?,
             ];
-            match transact(&self.client, "grant revoke", writes).await? {
+            match own(transact(&self.retrying, "grant revoke", writes)).await? {
                 Transacted::Committed => {
                     let mut after = counter.clone();
                     after.grants.retain(|g| g.id != id);
@@ -256,7 +256,7 @@ impl Store {
 
     /// A grant's own item (its reason and author).
     async fn grant_item(&self, org: &OrgId, id: &str) -> Result<Option<Item>, StoreError> {
-        get_consistent(&self.client, &self.table, key(items::pk(org), details_sk(id))).await
+        get_consistent(&self.retrying, &self.table, key(items::pk(org), details_sk(id))).await
     }
 
     /// A counter as stored, ready for an admin change: written, in its
@@ -426,7 +426,7 @@ impl Store {
             };
             let update = self.change_update(org, &counter, &change)?;
             let result = self
-                .client
+                .once
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(update.key().clone()))

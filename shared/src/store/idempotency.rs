@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::counters::ConsumeUpdate;
 use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::sdk::{Transacted, get_consistent, reason, transact};
+use super::sdk::{Transacted, get_consistent, own, reason, transact};
 use super::{Store, StoreError};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_HOURS, IdempotencyKey};
 use crate::domain::org::OrgId;
@@ -56,7 +56,7 @@ impl Store {
         sk: String,
         now: DateTime<Utc>,
     ) -> Result<Option<Item>, StoreError> {
-        let record = get_consistent(&self.client, &self.table, key(items::pk(org), sk)).await?;
+        let record = get_consistent(&self.retrying, &self.table, key(items::pk(org), sk)).await?;
         Ok(record.filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp())))
     }
 
@@ -80,7 +80,7 @@ impl Store {
         const COUNTER: usize = 1;
         let writes =
             vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(update).build()];
-        let reasons = match transact(&self.client, "keyed consume", writes).await? {
+        let reasons = match own(transact(&self.retrying, "keyed consume", writes)).await? {
             Transacted::Committed => return Ok(Idem::Done),
             Transacted::Refused(reasons) => reasons,
         };

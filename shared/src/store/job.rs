@@ -126,7 +126,7 @@ impl Store {
         page_size: i32,
     ) -> Result<ScanPage, StoreError> {
         let out = self
-            .client
+            .retrying
             .scan()
             .table_name(&self.table)
             .index_name(JOB_INDEX)
@@ -163,7 +163,7 @@ impl Store {
             consistent: true,
             ..Query::new(items::pk(org), SortKeys::Prefix(items::CLOSED_PREFIX.into()))
         };
-        Ok(query.items(&self.client, &self.table).await?.iter().filter_map(items::closed_from_item).collect())
+        Ok(query.items(&self.retrying, &self.table).await?.iter().filter_map(items::closed_from_item).collect())
     }
 
     /// Takes out of the index the closed records it lists for `entry` that
@@ -174,7 +174,7 @@ impl Store {
         let mut forgotten = 0;
         for sk in entry.closed.iter().filter(|sk| !open.contains(sk)) {
             let result = self
-                .client
+                .retrying
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(items::pk(&entry.org), sk.clone())))
@@ -193,7 +193,7 @@ impl Store {
 
     /// The record of a continued run (a consistent read).
     pub async fn job_run(&self, id: &str) -> Result<Option<JobRun>, StoreError> {
-        let Some(item) = get_consistent(&self.client, &self.table, run_key(id)).await? else { return Ok(None) };
+        let Some(item) = get_consistent(&self.retrying, &self.table, run_key(id)).await? else { return Ok(None) };
         let malformed = || StoreError::from(items::malformed("job run"));
         let cursors = match item.get("cursors") {
             Some(AttributeValue::M(map)) => map
@@ -225,7 +225,7 @@ impl Store {
         let cursors = run.cursors.iter().map(|(segment, c)| (segment.to_string(), cursor_to_value(c))).collect();
         item.insert("cursors".into(), AttributeValue::M(cursors));
         item.insert("ttl".into(), n((now + Duration::days(RUN_RETENTION_DAYS)).timestamp()));
-        let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let mut put = self.once.put_item().table_name(&self.table).set_item(Some(item));
         put = if run.part <= 2 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
@@ -256,7 +256,7 @@ impl Store {
     /// A change to run `id`'s record, with `:part` (the part it must be at)
     /// and `:one` (a flag's value) bound.
     fn run_update(&self, id: &str, part: u32) -> UpdateItemFluentBuilder {
-        self.client
+        self.once
             .update_item()
             .table_name(&self.table)
             .set_key(Some(run_key(id)))

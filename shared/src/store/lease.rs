@@ -160,7 +160,7 @@ impl Store {
     /// condition did not hold; the item as written when asked for.
     pub(crate) async fn lease_write(&self, w: LeaseWrite<'_>) -> Result<Option<Item>, StoreError> {
         let mut req = self
-            .client
+            .once
             .update_item()
             .table_name(&self.table)
             .set_key(Some(w.key))

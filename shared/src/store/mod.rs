@@ -40,22 +40,37 @@ pub use error::{BoxError, StoreError, root_cause};
 pub use grants::Granted;
 pub use lease::{Claim, Lease, Settled};
 pub use reservations::{End, Ended, Reserved};
+pub use sdk::Work;
 
 use aws_sdk_dynamodb::Client;
 
+/// The table, through two clients built from one configuration:
+///
+/// - `once`, for single-item writes: a write is never sent again once
+///   DynamoDB may have applied it ([`crate::clients::SentOnce`]); its
+///   outcome is then unknown, and an API request says so;
+/// - `retrying`, with every retry the SDK makes: reads, transactions (sent
+///   under a `ClientRequestToken`, so a repeat changes nothing), batches of
+///   puts that overwrite, and writes that recognise their own repeat (a
+///   reserve finds its hold already there).
 #[derive(Clone, Debug)]
 pub struct Store {
-    client: Client,
+    once: Client,
+    retrying: Client,
     table: String,
 }
 
 impl Store {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Store { client, table: table.into() }
+    /// `retrying` is the client as configured (`crate::clients::dynamodb`);
+    /// the single-item writes' client is derived from it.
+    pub fn new(retrying: Client, table: impl Into<String>) -> Self {
+        let once = retrying.config().to_builder().retry_classifier(crate::clients::SentOnce).build();
+        Store { once: Client::from_conf(once), retrying, table: table.into() }
     }
 
+    /// The client as configured, with the SDK's retries.
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.retrying
     }
 
     pub fn table(&self) -> &str {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::items::{self, Item, get_s, key, n, s};
 use super::sdk::get_consistent;
 use super::sdk::put_if_absent_in;
-use super::sdk::{MAX_ATTEMPTS, Query, SortKeys, Transacted, backoff, transact};
+use super::sdk::{MAX_ATTEMPTS, Query, SortKeys, Transacted, backoff, own, transact};
 use super::{Store, StoreError};
 use crate::domain::audit;
 use crate::domain::catalogue::Catalogue;
@@ -42,13 +42,13 @@ impl Store {
     pub async fn org_state(&self, org: &OrgId) -> Result<Option<OrgState>, StoreError> {
         let query =
             Query { consistent: true, ..Query::new(items::pk(org), SortKeys::Prefix(items::STATE_PREFIX.into())) };
-        state_from_items(&query.items(&self.client, &self.table).await?)
+        state_from_items(&query.items(&self.retrying, &self.table).await?)
     }
 
     /// The org's profile alone (one consistent GetItem).
     pub async fn profile(&self, org: &OrgId) -> Result<Option<OrgProfile>, StoreError> {
         let item =
-            get_consistent(&self.client, &self.table, key(items::pk(org), items::PROFILE_SK.to_string())).await?;
+            get_consistent(&self.retrying, &self.table, key(items::pk(org), items::PROFILE_SK.to_string())).await?;
         Ok(item.as_ref().map(items::profile_from_item).transpose()?.map(|(p, _)| p))
     }
 
@@ -125,7 +125,7 @@ impl Store {
             }
 
             // Refused: the profile or a counter changed since it was read.
-            match transact(&self.client, "org update", writes).await? {
+            match own(transact(&self.retrying, "org update", writes)).await? {
                 Transacted::Committed => return Ok((profile, existing.cloned())),
                 Transacted::Refused(_) => backoff(attempt).await,
             }

@@ -15,7 +15,7 @@ use super::counters::{Next, condition_failed_item};
 use super::idempotency::Idem;
 use super::items::{self, Item, get_n, get_s, key, n, s};
 use super::sdk::get_consistent;
-use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, reason, transact};
+use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, own, reason, transact};
 use super::{Store, StoreError};
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
 use crate::domain::decision::Reason;
@@ -91,7 +91,7 @@ impl Store {
             let hold = Hold { nonce: id.nonce.clone(), amount, expires_at };
             let update = self.consume_update(org, resource, amount, Some(hold), now);
             let old = match idempotency {
-                None => match update.send_with(&self.client).await {
+                None => match own(update.send_with(&self.retrying)).await {
                     Ok(out) => {
                         let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
                         expired.extend(self.sweep_after(org, &counter, now).await);
@@ -185,7 +185,7 @@ impl Store {
                 TransactWriteItem::builder().update(update).build(),
                 TransactWriteItem::builder().put(record).build(),
             ];
-            let reasons = match transact(&self.client, "reservation end", writes).await? {
+            let reasons = match own(transact(&self.retrying, "reservation end", writes)).await? {
                 Transacted::Committed => return Ok((Ended::Done(outcome), expired)),
                 Transacted::Refused(reasons) => reasons,
             };
@@ -336,7 +336,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Ended, StoreError> {
         let record =
-            get_consistent(&self.client, &self.table, key(items::pk(org), items::outcome_sk(&id.nonce))).await?;
+            get_consistent(&self.retrying, &self.table, key(items::pk(org), items::outcome_sk(&id.nonce))).await?;
         if let Some(first) = record.as_ref().and_then(outcome_from_item) {
             return Ok(Ended::Before(first));
         }
@@ -358,7 +358,7 @@ impl Store {
     /// Gives a counter written before reservations and grants their maps.
     pub(super) async fn add_maps(&self, org: &OrgId, resource: &str) -> Result<(), StoreError> {
         let empty = aws_sdk_dynamodb::types::AttributeValue::M(Default::default());
-        self.client
+        self.retrying
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), items::counter_sk(resource))))

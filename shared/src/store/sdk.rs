@@ -5,11 +5,14 @@
 //! Single-item writes that meet a transaction are retried by the client
 //! itself (`crate::clients`).
 
-use std::fmt::Debug;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
@@ -20,16 +23,93 @@ use super::items::Item;
 
 use super::StoreError;
 
+tokio::task_local! {
+    static WORK: Work;
+}
+
+/// One API request's store work: when it must be done by, and whether the
+/// write its caller asked for (its *own* write: the consume, the grant, …)
+/// has been sent. A request cut short, or failed, after its own write was
+/// sent cannot say "nothing was recorded": its outcome is unknown.
+#[derive(Debug, Clone)]
+pub struct Work {
+    deadline: Instant,
+    own_write_sent: Arc<AtomicBool>,
+}
+
+impl Work {
+    /// Store work that must end within `budget`.
+    pub fn within(budget: Duration) -> Work {
+        Work { deadline: Instant::now() + budget, own_write_sent: Arc::default() }
+    }
+
+    /// Runs `work` as this request's store work, cut short at the deadline
+    /// (`None`).
+    pub fn run<F: Future>(&self, work: F) -> tokio::time::Timeout<tokio::task::futures::TaskLocalFuture<Work, F>> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, WORK.scope(self.clone(), work))
+    }
+
+    /// Whether the request's own write was sent and not certainly refused:
+    /// it may have been applied.
+    pub fn own_write_sent(&self) -> bool {
+        self.own_write_sent.load(Ordering::SeqCst)
+    }
+
+    /// Whether the current request's work has time for one more DynamoDB
+    /// attempt after waiting `pause`; outside a request, whether `attempt`
+    /// is below [`MAX_ATTEMPTS`].
+    fn time_for_another(attempt: u32, pause: Duration) -> bool {
+        WORK.try_with(|w| Instant::now() + pause + crate::timeouts::DYNAMODB.attempt < w.deadline)
+            .unwrap_or(attempt + 1 < MAX_ATTEMPTS)
+    }
+}
+
+/// A failed write that may still have been applied.
+pub(crate) trait MayHaveApplied {
+    fn may_have_applied(&self) -> bool;
+}
+
+impl MayHaveApplied for StoreError {
+    fn may_have_applied(&self) -> bool {
+        StoreError::may_have_applied(self)
+    }
+}
+
+impl<E: std::error::Error + 'static> MayHaveApplied for SdkError<E, HttpResponse> {
+    fn may_have_applied(&self) -> bool {
+        crate::clients::outcome_unknown(self)
+    }
+}
+
+/// Sends the request's own write (see [`Work`]): it counts as sent from
+/// now, and as not sent again only if it certainly was not applied.
+pub(crate) async fn own<T, E: MayHaveApplied>(write: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    let mark = |sent: bool| {
+        let _ = WORK.try_with(|w| w.own_write_sent.store(sent, Ordering::SeqCst));
+    };
+    mark(true);
+    // Boxed, as `api::bounded` boxes its work: this wraps the deepest
+    // futures of the store (the SDK's), which would otherwise sit in every
+    // caller's frame.
+    let result = Box::pin(write).await;
+    if let Err(err) = &result
+        && !err.may_have_applied()
+    {
+        mark(false);
+    }
+    result
+}
+
 /// Attempts of a read-decide-write loop, or of a transaction that keeps
 /// meeting others, before the store gives up (and the request answers 503).
 pub(crate) const MAX_ATTEMPTS: u32 = 10;
 
 /// A conditional write's outcome: `Ok(true)` when it was applied,
 /// `Ok(false)` when its condition did not hold; other errors stay errors.
-pub(crate) fn applied<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+pub(crate) fn applied<O, E>(result: Result<O, SdkError<E, HttpResponse>>) -> Result<bool, StoreError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(true),
@@ -80,36 +160,65 @@ pub(crate) enum Transacted {
 /// Cancellation reasons that only say another request stood in the way.
 const TRANSIENT_REASONS: &[&str] = &["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
 
-/// Sends a transaction. One cancelled only because other transactions (or
-/// throttling) stood in the way was not applied, and is sent again after a
-/// jittered backoff, up to [`MAX_ATTEMPTS`] times.
+/// Sends a transaction under a `ClientRequestToken`, so that sending it
+/// again is safe: DynamoDB answers a repeat of a transaction it carried out
+/// with success, and changes nothing. So a transaction whose answer never
+/// came (a timeout, a lost connection, a 5xx), or that is still in
+/// progress, is sent again with the same token until its outcome is known.
+/// One cancelled only because other transactions (or throttling) stood in
+/// the way was not applied, and is sent again with a new token after a
+/// jittered backoff. Either goes on while the request's budget leaves time
+/// for another attempt (outside a request, up to [`MAX_ATTEMPTS`] times):
+/// an admin's request, with a budget of seconds, outlasts a burst of
+/// transactions on a hot counter.
 pub(crate) async fn transact(
     client: &Client,
     operation: &'static str,
     items: Vec<TransactWriteItem>,
 ) -> Result<Transacted, StoreError> {
-    for attempt in 0..MAX_ATTEMPTS {
-        let err = match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+    let mut token = crate::domain::random_hex(16);
+    let mut attempt = 0;
+    loop {
+        let sent = client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .client_request_token(&token)
+            .send()
+            .await;
+        let err = match sent {
             Ok(_) => return Ok(Transacted::Committed),
             Err(err) => err,
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() else {
-            return Err(err.into());
-        };
-        let reasons = cancelled.cancellation_reasons();
-        let code = |r: &CancellationReason| r.code().unwrap_or("None").to_string();
-        if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
-            return Ok(Transacted::Refused(reasons.to_vec()));
+        let pause = backoff_for(attempt);
+        match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                let reasons = cancelled.cancellation_reasons();
+                let code = |r: &CancellationReason| r.code().unwrap_or("None").to_string();
+                if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
+                    return Ok(Transacted::Refused(reasons.to_vec()));
+                }
+                let transient = reasons.iter().any(|r| TRANSIENT_REASONS.contains(&code(r).as_str()))
+                    && reasons.iter().all(|r| code(r) == "None" || TRANSIENT_REASONS.contains(&code(r).as_str()));
+                if !transient || !Work::time_for_another(attempt, pause) {
+                    return Err(if transient { StoreError::Contended(operation) } else { err.into() });
+                }
+                tracing::debug!(operation, attempt, "transaction met another; retrying");
+                token = crate::domain::random_hex(16);
+            }
+            Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                if !Work::time_for_another(attempt, pause) {
+                    return Err(err.into());
+                }
+                tracing::debug!(operation, attempt, "transaction still in progress; asking again");
+            }
+            _ if crate::clients::outcome_unknown(&err) && Work::time_for_another(attempt, pause) => {
+                tracing::debug!(operation, attempt, "transaction's outcome unknown; sending it again with its token");
+            }
+            _ => return Err(err.into()),
         }
-        let transient = reasons.iter().any(|r| TRANSIENT_REASONS.contains(&code(r).as_str()))
-            && reasons.iter().all(|r| code(r) == "None" || TRANSIENT_REASONS.contains(&code(r).as_str()));
-        if !transient {
-            return Err(err.into());
-        }
-        tracing::debug!(operation, attempt, "transaction met another; retrying");
-        backoff(attempt).await;
+        tokio::time::sleep(pause).await;
+        attempt += 1;
     }
-    Err(StoreError::Contended(operation))
 }
 
 /// The reason code of item `index` of a refused transaction (`"None"` when
@@ -120,9 +229,13 @@ pub(crate) fn reason(reasons: &[CancellationReason], index: usize) -> &str {
 
 /// Jittered exponential backoff: about 5 ms, 10 ms, … up to 320 ms.
 pub(crate) async fn backoff(attempt: u32) {
+    tokio::time::sleep(backoff_for(attempt)).await;
+}
+
+fn backoff_for(attempt: u32) -> Duration {
     let base = 5u64 << attempt.min(6);
     let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() % base.max(1);
-    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+    Duration::from_millis(base / 2 + jitter)
 }
 
 /// Which items of one partition a [`Query`] reads, by sort key.

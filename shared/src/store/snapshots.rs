@@ -62,7 +62,7 @@ impl Store {
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         let mut pending = HashMap::from([(self.table.clone(), requests)]);
         for attempt in 0..5u32 {
-            let out = self.client.batch_write_item().set_request_items(Some(pending)).send().await?;
+            let out = self.retrying.batch_write_item().set_request_items(Some(pending)).send().await?;
             match out.unprocessed_items {
                 Some(left) if left.values().any(|v| !v.is_empty()) => {
                     pending = left;
@@ -86,7 +86,7 @@ impl Store {
             projection: Some(("#d, used.#r, lim.#r", vec![("#d", "date".into()), ("#r", resource.into())])),
             ..Query::new(items::pk(org), SortKeys::Between(snapshot_sk(from), snapshot_sk(to)))
         };
-        let found = query.items(&self.client, &self.table).await?;
+        let found = query.items(&self.retrying, &self.table).await?;
         let figure = |item: &Item, name: &str| match item.get(name) {
             Some(AttributeValue::M(map)) => map.get(resource).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
             _ => None,

@@ -78,7 +78,8 @@ fn continue_job(deps: &Deps, response: &Response<Body>) {
 /// A failure is one line naming the service and where it was looked for.
 pub async fn ensure_local_resources(deps: &Deps) -> anyhow::Result<()> {
     quota_shared::store::schema::ensure_table(deps.store.client(), deps.store.table()).await.map_err(|e| match e {
-        quota_shared::store::StoreError::Unreachable { summary, .. } => {
+        quota_shared::store::StoreError::Unreachable { summary, .. }
+        | quota_shared::store::StoreError::NoAnswer { summary, .. } => {
             anyhow::anyhow!("cannot reach DynamoDB at {}: {summary}", endpoint("DYNAMODB"))
         }
         other => {
