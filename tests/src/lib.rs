@@ -18,6 +18,7 @@ use quota_shared::store::Store;
 use quota_shared::{Clock, Deps};
 pub use serde_json::{Value, json};
 
+pub mod aws;
 pub mod proxy;
 
 pub use proxy::{Fault, FaultProxy, Rule};

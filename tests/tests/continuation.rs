@@ -140,11 +140,14 @@ fn today(app: &TestApp) -> chrono::NaiveDate {
     app.now().date_naive()
 }
 
-/// The scheduled event, as Lambda delivers it (and delivers it again when
-/// the invocation fails).
+/// What the deployed schedule sends (built from `template.yaml`): the first
+/// attempt at the invocation scheduled for 00:15 on 11 March. Lambda
+/// delivers the same event again when the invocation fails.
 fn scheduled() -> Value {
-    serde_json::from_str(include_str!("../../events/scheduled-daily.json")).unwrap()
+    quota_tests::aws::scheduled(SCHEDULED_FOR)
 }
+
+const SCHEDULED_FOR: &str = "2026-03-11T00:15:00Z";
 
 /// Every org of [`orgs`] without today's snapshot.
 async fn unsnapped(app: &TestApp) -> Vec<usize> {
@@ -160,7 +163,9 @@ async fn unsnapped(app: &TestApp) -> Vec<usize> {
 
 /// Review defect: Lambda's retry of a scheduled invocation that had handed
 /// over (and then failed, or timed out) started a second run beside the
-/// first one's parts.
+/// first one's parts. A retry is either Lambda's (the same event again) or
+/// Scheduler's (a new execution id and attempt number): the scheduled time,
+/// which both keep, names the run.
 #[tokio::test]
 async fn a_retried_scheduled_event_leaves_the_run_to_its_announced_parts() {
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
@@ -168,10 +173,31 @@ async fn a_retried_scheduled_event_leaves_the_run_to_its_announced_parts() {
     let first = usage_job::handle_event(&app.deps, scheduled(), spent(5)).await.expect("part 1");
     let first: usage_job::Summary = serde_json::from_value(first).unwrap();
     assert!(first.run.continued, "{first:?}");
-    assert_eq!(first.run.id, "20261126-53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "named after the event");
-    let again = usage_job::handle_event(&app.deps, scheduled(), spent(5)).await.expect("a no-op");
-    assert_eq!(again, json!({ "resumed": false, "run": first.run.id }));
+    assert_eq!(first.run.id, "sched-20260311T001500Z", "named after the scheduled time");
+    let schedulers_retry = quota_tests::aws::scheduled_invocation(&quota_tests::aws::Attempt {
+        scheduled_time: SCHEDULED_FOR,
+        number: 2,
+        execution_id: "7a1f0c2e9b3d4c55",
+    });
+    for retry in [scheduled(), schedulers_retry] {
+        let again = usage_job::handle_event(&app.deps, retry, spent(5)).await.expect("a no-op");
+        assert_eq!(again, json!({ "resumed": false, "run": first.run.id }));
+    }
     assert_eq!(continued(&app).len(), 1, "no second chain of parts");
+}
+
+/// Review defect: the template scheduled the job with EventBridge
+/// Scheduler, whose event the job did not recognise ("not an event it runs
+/// on"): deployed, it never ran, and nothing failed. The schedule's event,
+/// as the template makes Scheduler send it, runs the job over every org.
+#[tokio::test]
+async fn the_deployed_schedules_event_runs_the_job() {
+    let app = TestApp::new("2026-03-11T00:15:04Z").await;
+    orgs(&app).await;
+    let reply = usage_job::handle_event(&app.deps, scheduled(), Default::default()).await.expect("a complete run");
+    let summary: usage_job::Summary = serde_json::from_value(reply).expect("a summary, not \"ignored\"");
+    assert_eq!((summary.orgs_seen, summary.run.id.as_str()), (ORGS, "sched-20260311T001500Z"), "{summary:?}");
+    assert_eq!(unsnapped(&app).await, Vec::<usize>::new());
 }
 
 /// Review defect: a part whose scan segments failed dropped them, marked
@@ -238,7 +264,12 @@ async fn only_the_schedules_event_starts_a_run() {
     hand_over["detail-type"] = json!("DailyJobContinued");
     let mut other = scheduled();
     other["source"] = json!("quota-service");
-    for event in [hand_over, other] {
+    // An EventBridge rule's schedule event (`aws.events`): not what the
+    // template deploys.
+    let mut rule = scheduled();
+    rule["source"] = json!("aws.events");
+    rule["detail"] = json!({});
+    for event in [hand_over, other, rule] {
         let reply = usage_job::handle_event(&app.deps, event, Default::default()).await.expect("ignored");
         assert_eq!(reply, json!({ "ignored": true }));
     }

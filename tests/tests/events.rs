@@ -143,6 +143,21 @@ async fn sample_events_replay_through_their_functions() {
     assert_eq!((storage["used"].as_i64(), storage["held"].as_i64()), (Some(4_194_304), Some(0)));
 }
 
+/// `events/scheduled-daily.json` is what the deployed schedule sends: the
+/// schedule's `Input` in `template.yaml`, filled in as Scheduler fills it.
+#[test]
+fn the_schedules_fixture_is_what_the_template_makes_scheduler_send() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/scheduled-daily.json")).unwrap()).unwrap();
+    let sent = quota_tests::aws::scheduled_invocation(&quota_tests::aws::Attempt {
+        scheduled_time: "2026-11-26T00:15:00Z",
+        number: 1,
+        execution_id: "d32c5kddcf5bb8c3",
+    });
+    assert_eq!(fixture, sent);
+}
+
 /// The usage-job Lambda takes both the schedule's event and the admin route's
 /// API Gateway event.
 #[tokio::test]

@@ -190,8 +190,7 @@ async fn a_plan_change_after_the_period_ended_bills_the_old_period_under_the_old
 async fn an_incomplete_scheduled_run_fails_its_invocation_with_its_summary() {
     use quota_tests::{Fault, Rule};
     let app = TestApp::with_faults("2026-03-02T09:00:00Z").await;
-    let scheduled: quota_tests::Value =
-        serde_json::from_str(include_str!("../../events/scheduled-daily.json")).expect("fixture");
+    let scheduled = quota_tests::aws::scheduled("2026-03-02T00:15:00Z");
     let failing = app.unique("sched-fail");
     app.org(&failing, json!({ "plan": "free", "contacts": app.contacts(&failing) })).await;
     app.org(&app.unique("sched-ok"), json!({ "plan": "basic" })).await;

@@ -22,6 +22,8 @@
 //! event, which resumes it there: a table of any size is finished, part by
 //! part, and no org starves.
 
+pub mod event;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -686,28 +688,29 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
 }
 
-/// The Lambda's event: an API Gateway v2 request (the admin route), which
-/// gets an API Gateway response; the schedule's event, which starts a run;
-/// or `DailyJobContinued`, which resumes one. Those two get the summary, or
-/// [`Incomplete`] as the invocation's error (so Lambda retries it); they are
-/// bounded by `options`.
+/// The Lambda's event ([`event::Invocation`]): an API Gateway v2 request
+/// (the admin route), which gets an API Gateway response; the schedule's
+/// event, which starts a run (or continues the one a retry of it began);
+/// or `DailyJobContinued`, which resumes one. Those two get the summary,
+/// or [`Incomplete`] as the invocation's error (so Lambda retries it); they
+/// are bounded by `options`.
 pub async fn handle_event(
     deps: &Deps,
     event: serde_json::Value,
     options: Options,
 ) -> Result<serde_json::Value, Incomplete> {
-    if event.get("requestContext").is_some() {
-        let response = match lambda_http::request::from_str(&event.to_string()) {
-            Ok(req) => handle(deps, req).await,
-            Err(_) => ApiError::InvalidRequest("unreadable request".into()).into_response(),
-        };
-        return Ok(gateway_response(response));
-    }
-    let (found, run) = match JobEvent::of(&event) {
-        Some(JobEvent::Scheduled { run }) => (run_scheduled(deps, &run, deps.clock.now(), options).await, run),
-        Some(JobEvent::Continued { run, part }) => (resume(deps, &run, Some(part), options).await, run),
-        None => {
-            tracing::warn!(source = %event["source"], kind = %event["detail-type"], "daily job: not an event it runs on");
+    let (found, run) = match event::Invocation::parse(event) {
+        event::Invocation::Http(request) => {
+            let response = event::gateway_response(handle(deps, *request).await);
+            return Ok(serde_json::to_value(response).unwrap_or_default());
+        }
+        event::Invocation::Scheduled(scheduled) => {
+            tracing::info!(run = scheduled.run, attempt = scheduled.attempt, "daily job: scheduled");
+            (run_scheduled(deps, &scheduled.run, deps.clock.now(), options).await, scheduled.run)
+        }
+        event::Invocation::Continued { run, part } => (resume(deps, &run, Some(part), options).await, run),
+        event::Invocation::Other { source, detail_type } => {
+            tracing::warn!(?source, ?detail_type, "daily job: not an event it runs on");
             return Ok(serde_json::json!({ "ignored": true }));
         }
     };
@@ -725,45 +728,4 @@ pub async fn handle_event(
         }
     };
     if summary.complete() { Ok(serde_json::to_value(summary).unwrap_or_default()) } else { Err(Incomplete(summary)) }
-}
-
-/// The events the job runs on besides its HTTP route: the schedule's, which
-/// starts a run named after the event, and `DailyJobContinued`, which
-/// resumes one. Any other event starts nothing.
-enum JobEvent {
-    Scheduled { run: String },
-    Continued { run: String, part: u32 },
-}
-
-impl JobEvent {
-    fn of(event: &serde_json::Value) -> Option<JobEvent> {
-        let kind = quota_shared::bus::EventKind::DailyJobContinued;
-        if event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event" {
-            let id = event["id"].as_str().filter(|id| !id.is_empty() && id.len() <= 64)?;
-            let day = event["time"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok())?;
-            return Some(JobEvent::Scheduled { run: format!("{}-{id}", day.format("%Y%m%d")) });
-        }
-        if event["source"] == kind.source() && event["detail-type"] == kind.detail_type() {
-            let run = event["detail"]["runId"].as_str()?.to_string();
-            let part = event["detail"]["part"].as_u64().and_then(|p| u32::try_from(p).ok())?;
-            return Some(JobEvent::Continued { run, part });
-        }
-        None
-    }
-}
-
-/// An API Gateway HTTP API (payload 2.0) response.
-fn gateway_response(response: Response<Body>) -> serde_json::Value {
-    let headers: serde_json::Map<String, serde_json::Value> = response
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.into())))
-        .collect();
-    let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
-    serde_json::json!({
-        "statusCode": response.status().as_u16(),
-        "headers": headers,
-        "body": body,
-        "isBase64Encoded": false,
-    })
 }
