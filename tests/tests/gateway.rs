@@ -172,3 +172,30 @@ async fn reservations_grants_and_features_work_over_http() {
     let cancel = local.send("DELETE", &format!("/v1/orgs/http/reservations/{id}"), None, Some(&read)).await;
     assert_eq!(cancel.status, 403, "releasing takes the write scope: {}", cancel.body);
 }
+
+/// Review defect: API Gateway's authorizer reads the scopes from `scope` or
+/// `scp`, as a string or an array; the functions read only `scope`, so a
+/// token that passed the gateway got 403 everywhere. And a `sub` that is
+/// JSON `null` (the gateway passes `"null"`) was taken for an actor's name.
+#[tokio::test]
+async fn scopes_in_scp_or_as_an_array_pass_and_a_null_sub_names_nobody() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.org("scp", json!({ "plan": "basic" })).await;
+    let local = app.serve_local().await;
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let tokens = [
+        local.token(json!({ "sub": "okta-app", "scp": ["quota:read", "quota:write"], "exp": exp })),
+        local.token(json!({ "sub": "azure-app", "scp": "quota:write", "exp": exp })),
+        local.token(json!({ "sub": "array-app", "scope": ["quota:write"], "exp": exp })),
+    ];
+    for token in &tokens {
+        let r = local.send("POST", "/v1/orgs/scp/usage/tasks/consume", Some(r#"{"amount":1}"#), Some(token)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(app.resource_usage("scp", "tasks").await["used"], 3);
+    for sub in [json!(null), json!(["a", "b"]), json!(true)] {
+        let token = local.token(json!({ "sub": sub, "scope": "quota:write", "exp": exp }));
+        let r = local.send("POST", "/v1/orgs/scp/usage/tasks/consume", Some(r#"{"amount":1}"#), Some(&token)).await;
+        assert_eq!((r.status, r.code()), (401, Some("UNAUTHORIZED")), "sub {sub}: {}", r.body);
+    }
+}

@@ -61,6 +61,36 @@ impl Binding {
     }
 }
 
+/// Claim values that are a JSON non-string as API Gateway renders it.
+const NOT_A_NAME: &[&str] = &["null", "true", "false", "undefined"];
+
+/// The scopes a token grants, read as API Gateway's JWT authorizer reads
+/// them: from `scope` (space-separated, RFC 8693) and `scp` (as Okta and
+/// Azure AD send them), either of which may be a JSON array, which the
+/// gateway passes on as `[a b]`. A scope may carry its resource server's
+/// prefix, as Cognito's do (`quota/quota:read`): the issuer, checked by the
+/// gateway, owns it.
+fn scopes_of(claims: &std::collections::HashMap<String, String>) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    for claim in ["scope", "scp"].iter().filter_map(|name| claims.get(*name)) {
+        let text = claim.trim();
+        let text = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+        for word in text.split(|c: char| c.is_whitespace() || c == ',') {
+            let word = word.trim_matches('"');
+            let scope = match word.rsplit('/').next().unwrap_or(word) {
+                "quota:read" => Scope::Read,
+                "quota:write" => Scope::Write,
+                "quota:admin" => Scope::Admin,
+                _ => continue,
+            };
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+    }
+    scopes
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The token's `sub`: who acts, as written to the audit log.
@@ -81,23 +111,17 @@ impl Principal {
             .and_then(|a| a.jwt.as_ref())
             .map(|jwt| &jwt.claims)
             .ok_or(ApiError::Unauthorized)?;
-        let subject = claims.get("sub").filter(|s| !s.is_empty()).ok_or(ApiError::Unauthorized)?;
-        // A scope may carry its resource server's prefix, as Cognito's do
-        // (`quota/quota:read`): the issuer, checked by the gateway, owns it.
-        let scopes = claims
-            .get("scope")
-            .map(|s| {
-                s.split_whitespace()
-                    .filter_map(|s| match s.rsplit('/').next().unwrap_or(s) {
-                        "quota:read" => Some(Scope::Read),
-                        "quota:write" => Some(Scope::Write),
-                        "quota:admin" => Some(Scope::Admin),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Principal { subject: subject.clone(), scopes, binding: Binding::from_claim(claims.get("org_id")) })
+        // The gateway renders a JSON null (or a non-string) as text: such a
+        // `sub` names nobody.
+        let subject = claims
+            .get("sub")
+            .filter(|s| !s.is_empty() && !NOT_A_NAME.contains(&s.as_str()) && !s.starts_with('['))
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Principal {
+            subject: subject.clone(),
+            scopes: scopes_of(claims),
+            binding: Binding::from_claim(claims.get("org_id")),
+        })
     }
 
     /// `quota:admin` implies the others.
@@ -170,6 +194,8 @@ mod tests {
             Principal::from_request(&req).unwrap().scopes
         };
         assert_eq!(scopes("quota/quota:read quota/quota:write"), vec![Scope::Read, Scope::Write]);
+        // An array-valued claim, as the gateway passes it on.
+        assert_eq!(scopes("[quota:read quota:write]"), vec![Scope::Read, Scope::Write]);
         assert_eq!(scopes("https://api.example.com/quota:admin"), vec![Scope::Admin]);
         assert_eq!(scopes("quota:read openid"), vec![Scope::Read]);
         assert_eq!(scopes("quota/read quota:reader"), vec![]);
