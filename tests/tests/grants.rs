@@ -384,3 +384,80 @@ async fn a_keyed_grant_is_added_once() {
     assert_eq!((other.status, other.code()), (422, Some("IDEMPOTENCY_KEY_REUSED")));
     assert_eq!(app.resource_usage("keyg", "users").await["limit"], 7);
 }
+
+/// Review defect: release, set and reset answered (and set emailed) with
+/// grants that had expired still counted: "80 % of 200" while the org was at
+/// 170 % of its real limit, and blocked. Each answers on the limit in force,
+/// and takes the expired grant off (reporting `GrantExpired` once).
+#[tokio::test]
+async fn release_set_and_reset_answer_on_the_limit_in_force_not_an_expired_grant() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("lapsed-answers");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    for resource in ["conversations", "contacts"] {
+        let body = json!({ "resource": resource, "amount": 100, "expiresAt": "2026-03-10T13:00:00Z", "reason": "r" });
+        assert_eq!(app.grant(&org, body).await.status, 201);
+    }
+    assert_eq!(app.consume(&org, "contacts", 300).await.status, 200, "250 of the plan, 50 of the grant");
+    app.set_now("2026-03-10T13:00:00Z");
+
+    // Release: 300 - 10 = 290 contacts, of the plan's 250.
+    let released = app.release(&org, "contacts", 10).await;
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert_eq!(released.body["usage"]["limit"], 250, "no expired grant in the limit: {}", released.body);
+    assert_eq!(released.body["usage"]["grants"], json!([]));
+    assert_eq!(released.body["usage"]["blocked"], true);
+
+    // Set: 170 of 100 conversations: the 100 % email, not "80 % of 200".
+    let set = app.put(&format!("/v1/orgs/{org}/usage/conversations"), json!({ "value": 170 }), &APP).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(
+        (
+            set.body["usage"]["limit"].clone(),
+            set.body["usage"]["percentage"].clone(),
+            set.body["usage"]["status"].clone()
+        ),
+        (json!(100), json!(170.0), json!("exceeded")),
+        "{}",
+        set.body
+    );
+    let subjects: Vec<String> =
+        app.emails(&org).await.into_iter().map(|e| e.subject).filter(|s| s.contains("conversations")).collect();
+    assert_eq!(subjects, ["Monthly quota reached: conversations are paused"]);
+
+    // Reset: back to 0 of 100.
+    let reset = app
+        .post(&format!("/v1/admin/orgs/{org}/reset"), json!({ "resource": "conversations", "reason": "r" }), &ADMIN)
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert_eq!(
+        (reset.body["reset"][0]["used"].clone(), reset.body["reset"][0]["limit"].clone()),
+        (json!(0), json!(100))
+    );
+
+    let expired = app.events(&org).into_iter().filter(|(k, _)| k == "GrantExpired").count();
+    assert_eq!(expired, 2, "each expired grant reported once");
+}
+
+/// Review defect: a commit that crossed a threshold left its email to the
+/// daily job while an expired grant was still on the counter (the claim is
+/// pinned to the limit the table holds). The commit brings the counter up
+/// to date first: the email goes out at once, on the limit in force.
+#[tokio::test]
+async fn a_commit_past_an_expired_grant_sends_its_threshold_email_at_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("lapsed-commit");
+    app.org(&org, json!({ "plan": "free", "contacts": app.contacts(&org) })).await;
+    let body =
+        json!({ "resource": "conversations", "amount": 100, "expiresAt": "2026-03-10T13:00:00Z", "reason": "r" });
+    assert_eq!(app.grant(&org, body).await.status, 201);
+    let reserved = app.reserve(&org, "conversations", json!({ "amount": 85, "ttlSeconds": 7200 })).await;
+    assert_eq!(reserved.status, 201, "{}", reserved.body);
+    let id = reserved.body["reservationId"].as_str().unwrap().to_string();
+    app.set_now("2026-03-10T13:30:00Z");
+    let c = app.commit(&org, &id, None).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!((c.body["usage"]["used"].clone(), c.body["usage"]["limit"].clone()), (json!(85), json!(100)));
+    let subjects: Vec<String> = app.emails(&org).await.into_iter().map(|e| e.subject).collect();
+    assert_eq!(subjects, ["You have used 80% of your monthly conversations"], "sent by the commit itself");
+}

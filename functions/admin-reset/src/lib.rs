@@ -73,20 +73,23 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
     };
     let now = deps.clock.now();
     let actor = call.subject();
-    let resets = api::bounded_admin(async {
+    let (resets, expired) = api::bounded_admin(async {
         let mut done = Vec::new();
+        let mut expired = Vec::new();
         for (resource, kind) in resources {
-            let change = deps
+            let (before, after, swept) = deps
                 .store
                 .replace_count(call.org(), resource, kind, deps.catalogue, now, |before| {
                     (0, true, AuditEntry::reset(now, actor, resource, before.used, reason))
                 })
                 .await?;
-            done.push((resource, change));
+            expired.extend(swept);
+            done.push((resource, (before, after)));
         }
-        Ok(done)
+        Ok((done, expired))
     })
     .await?;
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
     let mut usages = Vec::new();
     for (resource, (before, after)) in resets {
         tracing::info!(resource, before = before.used, actor, "quota reset");

@@ -162,12 +162,17 @@ async fn end(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, 
     // recorded units, the read of the counter it left (for the threshold
     // check, and the usage the answer shows).
     let (ended, expired, counter) = api::bounded(async {
-        let (ended, expired) = deps.store.end_reservation(call.org(), &id, end, now).await?;
+        let (ended, mut expired) = deps.store.end_reservation(call.org(), &id, end, now).await?;
         // A commit's answer, first or repeated, shows the usage its units are in.
         let committed = |o: &Outcome| matches!(end, End::Commit(_)) && o.status == Status::Committed && o.used > 0;
         let counter = match &ended {
             Ended::Done(outcome) | Ended::Before(outcome) if committed(outcome) => {
-                Some(deps.store.counter(call.org(), &id.resource, def.kind, deps.catalogue, now).await?.at(now))
+                // Up to date, so that a threshold notice it owes is claimed
+                // on the limit the table holds.
+                let (counter, swept) =
+                    deps.store.current(call.org(), &id.resource, def.kind, deps.catalogue, now).await?;
+                expired.extend(swept);
+                Some(counter.at(now))
             }
             Ended::Refused { counter, .. } => Some(counter.clone()),
             _ => None,
@@ -211,10 +216,11 @@ async fn release(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     let body: AmountBody = api::body(req)?.unwrap_or_default();
     let amount = api::amount(body.amount.as_ref(), 1, 1, "amount")?;
     let now = deps.clock.now();
-    let counter = api::bounded(async {
+    let (counter, expired) = api::bounded(async {
         Ok(deps.store.release(call.org(), resource, def.kind, amount, deps.catalogue, now).await?)
     })
     .await?;
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
     Ok(api::ok(&serde_json::json!({ "usage": counter.usage(now) })))
 }
 
@@ -238,10 +244,11 @@ async fn set_usage(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
         api::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"value\": n} is required".into()))?;
     let value = api::amount(Some(&body.value), 0, 0, "value")?;
     let now = deps.clock.now();
-    let (before, after) = api::bounded(async {
+    let (before, after, expired) = api::bounded(async {
         Ok(deps.store.set_usage(call.org(), resource, def.kind, value, call.subject(), deps.catalogue, now).await?)
     })
     .await?;
+    delivery::grants_expired(deps, call.org(), &expired, now).await;
     delivery::after_increase(deps, &after, Some(before.used), now).await;
     Ok(api::ok(&serde_json::json!({ "usage": after.usage(now) })))
 }

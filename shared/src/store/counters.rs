@@ -119,6 +119,25 @@ impl Store {
         Err(StoreError::Contended("consume"))
     }
 
+    /// A counter brought up to date: read, and if holds or grants have
+    /// expired on it, those taken off first (an ended period is closed
+    /// before its grants come off). Returns the grants taken off.
+    pub async fn current(
+        &self,
+        org: &OrgId,
+        resource: &str,
+        kind: ResourceKind,
+        catalogue: &Catalogue,
+        now: DateTime<Utc>,
+    ) -> Result<(Counter, Vec<Expired>), StoreError> {
+        let counter = self.counter(org, resource, kind, catalogue, now).await?;
+        if !counter.lapsed(now) {
+            return Ok((counter, Vec::new()));
+        }
+        let expired = self.sweep(org, &counter, now).await?;
+        Ok((self.counter(org, resource, kind, catalogue, now).await?, expired))
+    }
+
     /// After a write that went through: takes off what has expired on the
     /// counter, if anything has. The write stands whatever this comes to.
     pub(super) async fn sweep_after(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Vec<Expired> {
@@ -208,6 +227,8 @@ impl Store {
     }
 
     /// Gives back `amount` units of a `total` resource; never below 0.
+    /// Returns the counter as it then is (holds and grants that had expired
+    /// taken off, the grants among them returned).
     pub async fn release(
         &self,
         org: &OrgId,
@@ -216,7 +237,7 @@ impl Store {
         amount: i64,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<Counter, StoreError> {
+    ) -> Result<(Counter, Vec<Expired>), StoreError> {
         for _ in 0..MAX_ATTEMPTS {
             let counter_key = key(items::pk(org), items::counter_sk(resource));
             let release = self
@@ -233,7 +254,9 @@ impl Store {
                 .send();
             let old = match own(release).await {
                 Ok(out) => {
-                    return Ok(items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?);
+                    let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
+                    let expired = self.sweep_after(org, &counter, now).await;
+                    return Ok((counter.at(now), expired));
                 }
                 Err(err) => match condition_failed_item(&err) {
                     Some(old) => old,
@@ -258,7 +281,9 @@ impl Store {
                 .send();
             match own(clamp).await {
                 Ok(out) => {
-                    return Ok(items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?);
+                    let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
+                    let expired = self.sweep_after(org, &counter, now).await;
+                    return Ok((counter.at(now), expired));
                 }
                 Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
                 Err(err) => return Err(err.into()),
@@ -268,7 +293,8 @@ impl Store {
     }
 
     /// Sets the current count (reconciliation), audited in the same
-    /// transaction. Returns the counter before and after.
+    /// transaction. Returns the counter before and after, and the grants
+    /// found expired (and taken off) on the way.
     #[allow(clippy::too_many_arguments)]
     pub async fn set_usage(
         &self,
@@ -279,17 +305,20 @@ impl Store {
         actor: &str,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<(Counter, Counter), StoreError> {
+    ) -> Result<(Counter, Counter, Vec<Expired>), StoreError> {
         self.replace_count(org, resource, kind, catalogue, now, |before| {
             (value, false, AuditEntry::usage_set(now, actor, resource, before.used, value))
         })
         .await
     }
 
-    /// Compare-and-set of a counter's count: reads it, then writes the new
-    /// count and the audit entry in one transaction that holds only if the
-    /// count (and period) are still what was read. `change` gives the new
-    /// count, whether to re-arm thresholds, and the audit entry.
+    /// Compare-and-set of a counter's count: reads it, brings it up to date
+    /// (expired holds and grants off, an ended period closed), then writes
+    /// the new count and the audit entry in one transaction that holds only
+    /// if the count (and period) are still what was read. `change` gives the
+    /// new count, whether to re-arm thresholds, and the audit entry. So the
+    /// counter after is what the table holds: its answer, and the claim of
+    /// a threshold notice it owes, are computed on the limit in force.
     pub async fn replace_count(
         &self,
         org: &OrgId,
@@ -298,12 +327,17 @@ impl Store {
         catalogue: &Catalogue,
         now: DateTime<Utc>,
         change: impl Fn(&Counter) -> (i64, bool, AuditEntry),
-    ) -> Result<(Counter, Counter), StoreError> {
+    ) -> Result<(Counter, Counter, Vec<Expired>), StoreError> {
+        let mut expired = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             let Some(before) = self.counter_item(org, resource).await? else {
                 self.materialize(org, resource, kind, catalogue, now).await?;
                 continue;
             };
+            if before.lapsed(now) {
+                expired.extend(self.sweep(org, &before, now).await?);
+                continue;
+            }
             if before.period_ended(now) {
                 self.roll_over(org, &before, now).await?;
                 continue;
@@ -336,7 +370,7 @@ impl Store {
                     if rearm {
                         after.notified.clear();
                     }
-                    return Ok((before, after));
+                    return Ok((before, after, expired));
                 }
                 Transacted::Refused(_) => backoff(attempt).await,
             }
