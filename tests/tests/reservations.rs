@@ -448,3 +448,34 @@ async fn a_counter_from_before_reservations_and_grants_takes_both() {
     assert_eq!(app.consume("legacy", "conversations", 100).await.status, 200, "April, on the plan's 100");
     assert_eq!(held_vs_holds(&app, "legacy", "conversations").await, (0, 0));
 }
+
+/// Review defect: an id whose expiry had passed answered `200 expired` (or
+/// `409 RESERVATION_EXPIRED` to a commit) whether or not it was ever issued
+/// to this org. Once its hold is gone, only an id issued to the org, as
+/// issued, is "expired"; any other is not found.
+#[tokio::test]
+async fn an_expired_id_is_expired_only_for_the_org_it_was_issued_to() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "mine").await;
+    free_org(&app, "theirs").await;
+    let r = app.reserve("mine", "conversations", json!({ "amount": 5, "ttlSeconds": 60 })).await;
+    let id = r.body["reservationId"].as_str().expect("reserved").to_string();
+    app.advance(chrono::Duration::seconds(61));
+    // A consume sweeps the expired hold off the counter.
+    assert_eq!(app.consume("mine", "conversations", 1).await.status, 200);
+    assert_eq!(app.stored_counter("mine", "conversations").await.holds.len(), 0);
+
+    let issued = ReservationId::decode(&id).expect("an issued id decodes");
+    let made_up = ReservationId { nonce: "ab".repeat(16), ..issued.clone() }.encode();
+    let altered = ReservationId { amount: 4, ..issued.clone() }.encode();
+    for (org, other) in [("mine", made_up.as_str()), ("mine", altered.as_str()), ("theirs", id.as_str())] {
+        let r = app.cancel(org, other).await;
+        assert_eq!((r.status, r.code()), (404, Some("RESERVATION_NOT_FOUND")), "release {org}/{other}: {}", r.body);
+        let r = app.commit(org, other, None).await;
+        assert_eq!((r.status, r.code()), (404, Some("RESERVATION_NOT_FOUND")), "commit {org}/{other}: {}", r.body);
+    }
+    let r = app.cancel("mine", &id).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (200, Some("expired")), "{}", r.body);
+    let r = app.commit("mine", &id, None).await;
+    assert_eq!((r.status, r.code()), (409, Some("RESERVATION_EXPIRED")), "{}", r.body);
+}

@@ -5,12 +5,19 @@
 //! A reservation's id names everything a commit or release needs to write
 //! in one request without reading first: the resource (which counter), the
 //! amount held and when it expires. The write checks them against the hold
-//! the counter keeps, so an id that was not issued names nothing.
+//! the counter keeps, so an id that was not issued names nothing. The last
+//! 8 hex digits of its nonce check the rest against the org it was issued
+//! to (a SHA-256 of them all; a check value, not a secret): once its hold
+//! is gone, an id issued to this org can be told "expired" and any other
+//! (forged, altered, another org's) "not found".
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::org::OrgId;
 
 /// Default time a reservation holds its units.
 pub const DEFAULT_TTL_SECONDS: i64 = 600;
@@ -35,9 +42,17 @@ pub struct ReservationId {
 }
 
 impl ReservationId {
-    /// A new id: 128 random bits name the hold.
-    pub fn new(resource: &str, amount: i64, expires_at: DateTime<Utc>) -> ReservationId {
-        ReservationId { resource: resource.to_string(), amount, expires_at, nonce: super::random_hex(16) }
+    /// A new id for `org`: 96 random bits name the hold, 32 more check it.
+    pub fn new(org: &OrgId, resource: &str, amount: i64, expires_at: DateTime<Utc>) -> ReservationId {
+        let random = super::random_hex(12);
+        let check = check(org, resource, amount, expires_at, &random);
+        ReservationId { resource: resource.to_string(), amount, expires_at, nonce: format!("{random}{check}") }
+    }
+
+    /// Whether this id was issued to `org`, as it is: its check holds.
+    pub fn issued_to(&self, org: &OrgId) -> bool {
+        let (random, tail) = self.nonce.split_at(self.nonce.len().min(24));
+        tail == check(org, &self.resource, self.amount, self.expires_at, random)
     }
 
     /// `rsv_` and the base64url of `resource.amount.expiry.nonce`: opaque to
@@ -66,6 +81,12 @@ impl ReservationId {
         // One id per reservation: `+5` or `05` for 5 is not it.
         (decoded.encode() == id).then_some(decoded)
     }
+}
+
+/// 8 hex digits of SHA-256 over an id's parts and the org it is issued to.
+fn check(org: &OrgId, resource: &str, amount: i64, expires_at: DateTime<Utc>, random: &str) -> String {
+    let digest = Sha256::digest(format!("{org}\n{resource}\n{amount}\n{}\n{random}", expires_at.timestamp()));
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Units a counter holds for one open reservation.
@@ -134,11 +155,12 @@ mod tests {
     #[test]
     fn ids_round_trip_and_anything_else_is_not_one() {
         let at: DateTime<Utc> = "2026-03-15T10:10:00Z".parse().unwrap();
-        let id = ReservationId::new("conversations", 2000, at);
+        let acme = OrgId::parse("acme").unwrap();
+        let id = ReservationId::new(&acme, "conversations", 2000, at);
         let text = id.encode();
         assert!(text.starts_with("rsv_") && !text.contains('/') && !text.contains('.'), "{text}");
         assert_eq!(ReservationId::decode(&text), Some(id.clone()));
-        assert_ne!(ReservationId::new("conversations", 2000, at).nonce, id.nonce);
+        assert_ne!(ReservationId::new(&acme, "conversations", 2000, at).nonce, id.nonce);
         let forged = |raw: &str| format!("rsv_{}", URL_SAFE_NO_PAD.encode(raw));
         let nonce = "0".repeat(32);
         for bad in [
@@ -158,6 +180,19 @@ mod tests {
         ] {
             assert_eq!(ReservationId::decode(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_id_is_checked_against_the_org_it_was_issued_to() {
+        let at: DateTime<Utc> = "2026-03-15T10:10:00Z".parse().unwrap();
+        let (acme, other) = (OrgId::parse("acme").unwrap(), OrgId::parse("other").unwrap());
+        let id = ReservationId::new(&acme, "conversations", 20, at);
+        assert!(id.issued_to(&acme));
+        assert!(!id.issued_to(&other), "another org's");
+        assert!(!ReservationId { amount: 21, ..id.clone() }.issued_to(&acme), "altered amount");
+        assert!(!ReservationId { expires_at: at + Duration::seconds(1), ..id.clone() }.issued_to(&acme));
+        assert!(!ReservationId { resource: "contacts".into(), ..id.clone() }.issued_to(&acme));
+        assert!(!ReservationId { nonce: "ab".repeat(16), ..id }.issued_to(&acme), "made up");
     }
 
     #[test]

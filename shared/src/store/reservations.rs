@@ -87,7 +87,7 @@ impl Store {
         let mut expired = Vec::new();
         let mut expires_at = reservation::expiry(now, ttl_seconds, None);
         for attempt in 0..MAX_ATTEMPTS {
-            let id = ReservationId::new(resource, amount, expires_at);
+            let id = ReservationId::new(org, resource, amount, expires_at);
             let hold = Hold { nonce: id.nonce.clone(), amount, expires_at };
             let update = self.consume_update(org, resource, amount, Some(hold), now);
             let old = match idempotency {
@@ -339,6 +339,10 @@ impl Store {
             get_consistent(&self.retrying, &self.table, key(items::pk(org), items::outcome_sk(&id.nonce))).await?;
         if let Some(first) = record.as_ref().and_then(outcome_from_item) {
             return Ok(Ended::Before(first));
+        }
+        // Forged, altered, or another org's: nothing to say about it.
+        if !id.issued_to(org) {
+            return Ok(Ended::NotFound);
         }
         let period_moved_on = counter.and_then(|c| c.period).is_some_and(|p| p.start >= id.expires_at);
         if id.expires_at <= now || period_moved_on {
