@@ -7,6 +7,8 @@
 //! - `POST /v1/admin/orgs/{orgId}/grants` `{"resource", "amount", "expiresAt"?, "reason"}`:
 //!   `amount` more units until `expiresAt` (default: the end of the current period)
 //! - `DELETE /v1/admin/orgs/{orgId}/grants/{grantId}`: revokes a live grant
+//! - `GET /v1/admin/orgs?limit=n&cursor=c&filter=f`: the orgs, a page at a
+//!   time, each with how much it is at risk
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -34,6 +36,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             Endpoint::AdminAudit => api::bounded(audit(deps, &call, &req)).await,
             Endpoint::AddGrant => add_grant(deps, &call, &req).await,
             Endpoint::RevokeGrant => revoke_grant(deps, &call, &req).await,
+            Endpoint::ListOrgs => api::bounded(list_orgs(deps, &req)).await,
             _ => Err(ApiError::NotFound),
         },
         Err(e) => Err(e),
@@ -208,4 +211,53 @@ async fn audit(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
         })
         .collect();
     Ok(api::ok(&serde_json::json!({ "entries": entries })))
+}
+
+/// Most orgs one page of the list holds.
+pub const MAX_ORGS_PAGE: usize = 100;
+/// Orgs whose state is read at once for a page of the list.
+const LIST_CONCURRENCY: usize = 8;
+
+/// `GET /v1/admin/orgs`: a page of the `job` index (never the table's
+/// history), each org's state read with one `Query`, the page ordered most
+/// at risk first; `filter` keeps those at risk, blocked, or whose trial
+/// ends within a week.
+#[tracing::instrument(skip_all)]
+async fn list_orgs(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    use futures::{StreamExt, TryStreamExt};
+    use quota_shared::domain::report::{OrgFilter, OrgSummary, org_usage};
+    use quota_shared::store::job::OrgCursor;
+    let limit =
+        match api::query(req, "limit") {
+            None => 50,
+            Some(text) => text.parse::<usize>().ok().filter(|l| (1..=MAX_ORGS_PAGE).contains(l)).ok_or_else(|| {
+                ApiError::InvalidRequest(format!("limit must be an integer from 1 to {MAX_ORGS_PAGE}"))
+            })?,
+        };
+    let filter = match api::query(req, "filter") {
+        None => OrgFilter::All,
+        Some(text) => OrgFilter::parse(&text).ok_or_else(|| {
+            ApiError::InvalidRequest("filter must be one of all, at_risk, blocked, trial_ending".into())
+        })?,
+    };
+    let cursor = api::query(req, "cursor")
+        .map(|text| {
+            OrgCursor::decode(&text).ok_or_else(|| ApiError::InvalidRequest("cursor is not one this API gave".into()))
+        })
+        .transpose()?;
+    let now = deps.clock.now();
+    let (orgs, next) = deps.store.list_orgs(limit, cursor).await?;
+    let store = &deps.store;
+    let reads = orgs.into_iter().map(|org| async move { store.org_state(&org).await });
+    let states: Vec<_> = futures::stream::iter(reads).buffered(LIST_CONCURRENCY).try_collect().await?;
+    let mut summaries: Vec<OrgSummary> = states
+        .into_iter()
+        .flatten()
+        .map(|state| {
+            OrgSummary::of(&org_usage(&state.profile, &state.counters_at(deps.catalogue, now), deps.catalogue, now))
+        })
+        .filter(|s| s.shown(filter, now))
+        .collect();
+    summaries.sort_by(OrgSummary::riskier);
+    Ok(api::ok(&serde_json::json!({ "orgs": summaries, "nextCursor": next.map(|c| c.encode()) })))
 }

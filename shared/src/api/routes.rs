@@ -54,6 +54,7 @@ pub enum Endpoint {
     RevokeGrant,
     Features,
     Feature,
+    ListOrgs,
 }
 
 impl Endpoint {
@@ -65,9 +66,11 @@ impl Endpoint {
             | Endpoint::History
             | Endpoint::Features
             | Endpoint::Feature => Function::GetUsage,
-            Endpoint::AdminReset | Endpoint::AdminAudit | Endpoint::AddGrant | Endpoint::RevokeGrant => {
-                Function::AdminReset
-            }
+            Endpoint::AdminReset
+            | Endpoint::AdminAudit
+            | Endpoint::AddGrant
+            | Endpoint::RevokeGrant
+            | Endpoint::ListOrgs => Function::AdminReset,
             Endpoint::DailyJob => Function::UsageJob,
             Endpoint::PutOrg | Endpoint::GetOrg => Function::ManageOrgs,
             Endpoint::Consume
@@ -103,7 +106,8 @@ impl Endpoint {
             | Endpoint::AdminAudit
             | Endpoint::DailyJob
             | Endpoint::AddGrant
-            | Endpoint::RevokeGrant => Some(Scope::Admin),
+            | Endpoint::RevokeGrant
+            | Endpoint::ListOrgs => Some(Scope::Admin),
         }
     }
 }
@@ -132,6 +136,7 @@ pub const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::DELETE, "/v1/admin/orgs/{org}/grants/{grantId}", Endpoint::RevokeGrant),
     (Method::POST, "/v1/admin/orgs/{org}/reset", Endpoint::AdminReset),
     (Method::GET, "/v1/admin/orgs/{org}/audit", Endpoint::AdminAudit),
+    (Method::GET, "/v1/admin/orgs", Endpoint::ListOrgs),
     (Method::POST, "/v1/admin/jobs/daily", Endpoint::DailyJob),
 ];
 

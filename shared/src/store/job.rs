@@ -64,6 +64,41 @@ pub struct ScanPage {
     pub next: Option<ScanCursor>,
 }
 
+/// Where a list of orgs goes on: the `job` index's position, as an opaque
+/// text for a client (`encode`, `decode`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgCursor(Item);
+
+impl OrgCursor {
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let mut map = serde_json::Map::new();
+        for (name, value) in &self.0 {
+            if let Ok(text) = value.as_s() {
+                map.insert(name.clone(), text.clone().into());
+            }
+        }
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::Value::Object(map).to_string())
+    }
+
+    /// `None` for anything [`encode`](Self::encode) did not make.
+    pub fn decode(text: &str) -> Option<OrgCursor> {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&raw).ok()?;
+        let names: Vec<&str> = map.keys().map(String::as_str).collect();
+        if names.len() != 3 || !["pk", "sk", JOB_ORG].iter().all(|n| names.contains(n)) {
+            return None;
+        }
+        let pk = map["pk"].as_str()?;
+        OrgId::parse(pk.strip_prefix("ORG#")?)?;
+        map.iter()
+            .map(|(name, value)| Some((name.clone(), s(value.as_str()?))))
+            .collect::<Option<Item>>()
+            .map(OrgCursor)
+    }
+}
+
 /// A run of the daily job that goes on in another invocation: the `now` it
 /// started with, the part that comes next, where each unfinished segment
 /// stands, whether that part was announced (its `DailyJobContinued` is out)
@@ -153,6 +188,44 @@ impl Store {
             }
         };
         Ok(ScanPage { orgs: groups.iter().filter_map(|g| org_entry(g)).collect(), next })
+    }
+
+    /// Up to `limit` orgs, in the `job` index's order, from `after` (a
+    /// cursor this returned; `None` from the start), and where the next
+    /// page starts (`None` at the end). Reads the index only: one small
+    /// entry per org, and one per closed period with work left.
+    pub async fn list_orgs(
+        &self,
+        limit: usize,
+        after: Option<OrgCursor>,
+    ) -> Result<(Vec<OrgId>, Option<OrgCursor>), StoreError> {
+        let mut orgs = Vec::new();
+        let mut start = after.map(|c| c.0);
+        loop {
+            // Never more entries than orgs still wanted: the page ends on an
+            // entry read, so the next starts right after it.
+            let want = i32::try_from(limit - orgs.len()).unwrap_or(i32::MAX);
+            let out = self
+                .retrying
+                .scan()
+                .table_name(&self.table)
+                .index_name(JOB_INDEX)
+                .limit(want)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for entry in out.items.unwrap_or_default() {
+                if get_s(&entry, "sk") == Some(items::PROFILE_SK)
+                    && let Some(org) = get_s(&entry, JOB_ORG).and_then(OrgId::parse)
+                {
+                    orgs.push(org);
+                }
+            }
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() || orgs.len() >= limit {
+                return Ok((orgs, start.map(OrgCursor)));
+            }
+        }
     }
 
     /// Closed periods of an org that still have work: their event has not

@@ -536,6 +536,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The orgs, a page at a time, most at risk first
+         * @description Reads the daily job's index (one small entry per org) and each listed org's state, never the table's history. Pages follow the index's order; each page is sorted most at risk first (blocked, then by the highest percentage of any limit). A filter may leave a page with fewer orgs than `limit`, or none, while `nextCursor` still goes on.
+         */
+        get: operations["listOrgs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/jobs/daily": {
         parameters: {
             query?: never;
@@ -740,6 +760,7 @@ export interface components {
         OrgUsage: {
             orgId: string;
             plan: string;
+            locale: components["schemas"]["Locale"];
             period: {
                 start: components["schemas"]["Timestamp"];
                 end: components["schemas"]["Timestamp"];
@@ -768,6 +789,29 @@ export interface components {
             /** @description Every feature of the catalogue for the org, by name */
             features: {
                 [key: string]: components["schemas"]["Entitlement"];
+            };
+        };
+        OrgList: {
+            orgs: components["schemas"]["OrgSummary"][];
+            nextCursor: string | null;
+        };
+        OrgSummary: {
+            orgId: string;
+            plan: string;
+            locale: components["schemas"]["Locale"];
+            trialEndsAt: components["schemas"]["Timestamp"] | null;
+            blocked: boolean;
+            blockedReason: components["schemas"]["Reason"] | null;
+            /** @description Resources at 80 % of their limit or more */
+            atRisk: string[];
+            /** @description The resource nearest its limit, if any resource is limited */
+            worst: null | {
+                resource: string;
+                used: components["schemas"]["Count"];
+                limit: components["schemas"]["Count"] | null;
+                percentage: number | null;
+                /** @enum {string} */
+                status: "ok" | "warning" | "exceeded";
             };
         };
         History: {
@@ -2321,6 +2365,62 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    listOrgs: {
+        parameters: {
+            query?: {
+                /** @description At most this many orgs (default 50) */
+                limit?: number;
+                /** @description Where the previous page's `nextCursor` said the list goes on */
+                cursor?: string;
+                /** @description `at_risk`: some resource at 80 % or more, or blocked; `blocked`; `trial_ending`: a trial that ends within 7 days; `all` (default) */
+                filter?: "all" | "at_risk" | "blocked" | "trial_ending";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of orgs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "orgs": [
+                     *         {
+                     *           "orgId": "acme",
+                     *           "plan": "free",
+                     *           "locale": "da",
+                     *           "trialEndsAt": "2026-12-10T09:00:00Z",
+                     *           "blocked": true,
+                     *           "blockedReason": "quota_exceeded",
+                     *           "atRisk": [
+                     *             "conversations"
+                     *           ],
+                     *           "worst": {
+                     *             "resource": "conversations",
+                     *             "used": 100,
+                     *             "limit": 100,
+                     *             "percentage": 100,
+                     *             "status": "exceeded"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OrgList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             503: components["responses"]["StoreUnavailable"];
         };
     };
