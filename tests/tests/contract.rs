@@ -65,6 +65,9 @@ fn template_routes(template: &Value) -> BTreeSet<Route> {
             let (Some(method), Some(path)) = (props["Method"].as_str(), props["Path"].as_str()) else {
                 continue; // the $default route
             };
+            if console::serves(path) {
+                continue; // the console's files, not the API (tests/template.rs)
+            }
             let scopes = props["Auth"]["AuthorizationScopes"]
                 .as_sequence()
                 .into_iter()

@@ -65,8 +65,11 @@ fn declared_routes(template: &Value) -> Vec<Declared> {
 #[test]
 fn template_routes_match_the_route_table() {
     let template = template();
-    let declared: BTreeSet<(String, String, String)> =
-        declared_routes(&template).into_iter().filter_map(|d| Some((d.binary, d.method?, d.path?))).collect();
+    let declared: BTreeSet<(String, String, String)> = declared_routes(&template)
+        .into_iter()
+        .filter(|d| d.binary != "console")
+        .filter_map(|d| Some((d.binary, d.method?, d.path?)))
+        .collect();
     let code: BTreeSet<(String, String, String)> = ROUTES
         .iter()
         .map(|(method, pattern, endpoint)| {
@@ -101,10 +104,32 @@ fn one_default_route_on_the_function_quota_local_sends_it_to_open_like_health() 
     assert_eq!(defaults.len(), 1, "{routes:?}");
     assert_eq!(defaults[0].binary, quota_local::DEFAULT_ROUTE_FUNCTION.name());
     assert_eq!(defaults[0].authorizer.as_deref(), Some("NONE"));
-    // Only health and $default are open; every other route has the authorizer.
+    // Only health, $default and the console's files are open; every other
+    // route has the authorizer.
     let open: BTreeSet<Option<&str>> =
         routes.iter().filter(|d| d.authorizer.as_deref() == Some("NONE")).map(|d| d.path.as_deref()).collect();
-    assert_eq!(open, BTreeSet::from([None, Some("/v1/health")]));
+    assert_eq!(open, BTreeSet::from([None, Some("/v1/health"), Some("/console"), Some("/console/{proxy+}")]));
+}
+
+/// The console's two routes go to its function, GET only and open (the
+/// page signs in; the API it calls checks the token), and quota-local
+/// serves the same paths.
+#[test]
+fn the_console_is_served_at_its_routes() {
+    let routes = declared_routes(&template());
+    let console: BTreeSet<(Option<&str>, Option<&str>, Option<&str>)> = routes
+        .iter()
+        .filter(|d| d.binary == "console")
+        .map(|d| (d.method.as_deref(), d.path.as_deref(), d.authorizer.as_deref()))
+        .collect();
+    assert_eq!(
+        console,
+        BTreeSet::from([
+            (Some("GET"), Some("/console"), Some("NONE")),
+            (Some("GET"), Some("/console/{proxy+}"), Some("NONE"))
+        ])
+    );
+    assert!(console::serves("/console") && console::serves("/console/orgs/acme"));
 }
 
 #[test]

@@ -36,6 +36,12 @@ pub const DEFAULT_ROUTE_FUNCTION: Function = Function::GetUsage;
 /// Routes a request to the function that owns it, as API Gateway does;
 /// what no route matches goes to the `$default` route's function.
 pub async fn dispatch(deps: &Deps, req: Request) -> Response<Body> {
+    // The console's routes (`GET /console`, `GET /console/{proxy+}`, no
+    // authorizer) go to its function; locally it signs in with a token in
+    // its URL's fragment, so it has no OIDC settings.
+    if console::serves(req.uri().path()) {
+        return console::handle(&console::Config::default(), &req);
+    }
     let function = match Route::parse(req.method(), req.uri().path()) {
         Ok(route) => route.endpoint.function(),
         Err(_) => DEFAULT_ROUTE_FUNCTION,

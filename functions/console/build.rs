@@ -1,0 +1,55 @@
+//! Compiles the operator console's built files (`clients/web/dist/console`,
+//! committed, so that no npm is needed to build the functions) into the
+//! binary: `$OUT_DIR/assets.rs` lists each file's path, bytes and type.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/web/dist/console");
+    println!("cargo::rerun-if-changed={}", dir.display());
+    let mut files = Vec::new();
+    collect(&dir, &dir, &mut files);
+    files.sort();
+    let mut out = String::from("/// The console's files: path below `/console/`, bytes, content type.\n");
+    out.push_str("pub const ASSETS: &[(&str, &[u8], &str)] = &[\n");
+    for (name, path) in &files {
+        println!("cargo::rerun-if-changed={}", path.display());
+        let _ = writeln!(
+            out,
+            "    ({name:?}, include_bytes!({:?}), {:?}),",
+            path.display().to_string(),
+            content_type(name)
+        );
+    }
+    out.push_str("];\n");
+    let target = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("assets.rs");
+    std::fs::write(target, out).expect("write assets.rs");
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            let name = relative.to_string_lossy().replace('\\', "/");
+            files.push((name, path.canonicalize().unwrap_or(path)));
+        }
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap_or_default() {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "map" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
