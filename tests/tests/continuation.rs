@@ -107,6 +107,33 @@ async fn a_part_delivered_twice_is_worked_twice_but_handed_over_once() {
     assert_eq!(a.orgs_seen, b.orgs_seen, "the duplicate did the same part");
 }
 
+/// Review defect: a hand-over whose answer was lost (the conditional put
+/// was applied, the answer came after the attempt timeout, and the SDK's
+/// second attempt failed its condition) read as "another invocation handed
+/// over first": `DailyJobContinued` was never published and the rest of
+/// the table got nothing that day.
+#[tokio::test]
+async fn a_hand_over_whose_answer_is_lost_is_still_announced() {
+    use quota_tests::{Fault, Rule};
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    orgs(&app).await;
+    let late = Fault::DelayResponse(std::time::Duration::from_millis(1600));
+    app.faults().dynamodb.inject(Rule::on("PutItem", late).times(1));
+    let first = usage_job::run_with(&app.deps, app.now(), spent(5)).await;
+    assert_eq!(app.faults().dynamodb.injected()["DelayResponse"], 1, "the hand-over's answer was late");
+    assert!(first.run.continued && !first.run.hand_over_failed && first.complete(), "{first:?}");
+    assert_eq!(continued(&app).len(), 1, "part 2 announced");
+    let mut seen = first.orgs_seen;
+    while let Some(part) = usage_job::resume(&app.deps, &first.run.id, None, Default::default()).await.unwrap() {
+        seen += part.orgs_seen;
+        if !part.run.continued {
+            break;
+        }
+    }
+    assert_eq!(seen, ORGS, "every org once");
+    assert_eq!(unsnapped(&app).await, Vec::<usize>::new());
+}
+
 /// When announcing the next part fails, the invocation fails (so Lambda
 /// retries it), and its retry does the next part itself.
 #[tokio::test]

@@ -289,23 +289,42 @@ impl Store {
     /// Hands a run over to its part `run.part`: records where its segments
     /// stand, on condition that the run is still at the part before (absent,
     /// for part 2). `false` when another invocation of that part handed
-    /// over, or finished, first.
+    /// over, or finished, first. The record names this hand-over (`by`), so
+    /// a put whose answer was lost and that is sent again recognises its own
+    /// record instead of reading it as another invocation's.
     pub async fn hand_over(&self, run: &JobRun, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let by = crate::domain::random_hex(12);
         let mut item = run_key(&run.id);
+        item.insert("by".into(), s(&by));
         item.insert("type".into(), s("job-run"));
         item.insert("part".into(), n(i64::from(run.part)));
         item.insert("now".into(), s(run.now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
         let cursors = run.cursors.iter().map(|(segment, c)| (segment.to_string(), cursor_to_value(c))).collect();
         item.insert("cursors".into(), AttributeValue::M(cursors));
         item.insert("ttl".into(), n((now + Duration::days(RUN_RETENTION_DAYS)).timestamp()));
-        let mut put = self.once.put_item().table_name(&self.table).set_item(Some(item));
+        let mut put = self
+            .retrying
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
         put = if run.part <= 2 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
             put.condition_expression("part = :before AND attribute_not_exists(done)")
                 .expression_attribute_values(":before", n(i64::from(run.part - 1)))
         };
-        applied(put.send().await)
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e)) => {
+                    Ok(e.item().and_then(|old| get_s(old, "by")) == Some(by.as_str()))
+                }
+                _ => Err(err.into()),
+            },
+        }
     }
 
     /// Records that part `part` of run `id` was announced: a retry of the
