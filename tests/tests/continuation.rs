@@ -302,3 +302,82 @@ async fn only_the_schedules_event_starts_a_run() {
     }
     assert_eq!(unsnapped(&app).await.len(), ORGS, "no org was visited");
 }
+
+/// Sets the `enf` attribute of org `i`'s conversations counter: a value the
+/// service cannot read fails the org, `soft` (the basic plan's) repairs it.
+async fn set_enforcement(app: &TestApp, i: usize, value: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = &app.direct.store;
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(format!("ORG#{}", org_id(app, i))))
+        .key("sk", AttributeValue::S("STATE#USAGE#conversations".into()))
+        .update_expression("SET enf = :v")
+        .expression_attribute_values(":v", AttributeValue::S(value.into()))
+        .send()
+        .await
+        .expect("set the counter's enforcement");
+}
+
+/// Review defect: in a run of more than one part, an org that failed in a
+/// part that handed over was left to nobody: the part's retry found the run
+/// moved on, and the last part marked the run done. A part hands its failed
+/// orgs over with the rest; the last part does them again, and the run is
+/// done only when none is left failed.
+#[tokio::test]
+async fn orgs_a_part_failed_are_done_again_by_the_runs_last_part() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    orgs(&app).await;
+    for i in 0..ORGS {
+        assert_eq!(app.consume(&app.unique(&format!("part{i:02}")), "conversations", 1).await.status, 200);
+        set_enforcement(&app, i, "sometimes").await;
+    }
+    // Part 1 fails every org it takes on, and hands them over.
+    let first = usage_job::run_with(&app.deps, app.now(), spent(5)).await;
+    assert!(first.run.continued && first.failures > 0 && first.failures == first.orgs_seen, "{first:?}");
+    assert_eq!(first.run.failures_handed_over, first.failures);
+    assert!(first.complete(), "its failures go on with the run: {first:?}");
+    for i in 0..ORGS {
+        set_enforcement(&app, i, "soft").await;
+    }
+    let last = loop {
+        let events = continued(&app);
+        let reply =
+            usage_job::handle_event(&app.deps, delivery(events.last().unwrap()), spent(5)).await.expect("complete");
+        let part: usage_job::Summary = serde_json::from_value(reply).unwrap();
+        if !part.run.continued {
+            break part;
+        }
+    };
+    assert_eq!((last.run.retried, last.failures), (first.failures, 0), "{last:?}");
+    assert_eq!(unsnapped(&app).await, Vec::<usize>::new(), "every org has the day's snapshot");
+}
+
+/// The last part of a run whose carried orgs fail again fails its
+/// invocation and leaves the run open; its retry does them.
+#[tokio::test]
+async fn a_last_part_whose_retried_orgs_fail_again_is_retried_itself() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    orgs(&app).await;
+    for i in 0..ORGS {
+        assert_eq!(app.consume(&app.unique(&format!("part{i:02}")), "conversations", 1).await.status, 200);
+        set_enforcement(&app, i, "sometimes").await;
+    }
+    let first = usage_job::run_with(&app.deps, app.now(), spent(5)).await;
+    assert!(first.run.continued && first.failures > 0, "{first:?}");
+    // Everything still broken: the last part (unbounded: all the rest)
+    // fails its own orgs and the carried ones.
+    let last_event = delivery(continued(&app).last().unwrap());
+    let last_error =
+        usage_job::handle_event(&app.deps, last_event.clone(), Default::default()).await.expect_err("incomplete");
+    assert!(!last_error.0.run.continued && last_error.0.run.retried == first.failures, "{:?}", last_error.0);
+    for i in 0..ORGS {
+        set_enforcement(&app, i, "soft").await;
+    }
+    let retried = usage_job::handle_event(&app.deps, last_event, Default::default()).await.expect("complete");
+    let retried: usage_job::Summary = serde_json::from_value(retried).unwrap();
+    assert_eq!(retried.failures, 0, "{retried:?}");
+    assert_eq!(unsnapped(&app).await, Vec::<usize>::new());
+}

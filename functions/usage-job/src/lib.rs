@@ -126,6 +126,9 @@ pub struct Summary {
     pub snapshots: usize,
     pub failures: usize,
     pub failed_orgs: Vec<String>,
+    /// Every org that failed, for the run's next part to do again.
+    #[serde(skip)]
+    failed_all: Vec<OrgId>,
     /// Scan segments that failed part way: the orgs behind them were not
     /// seen this run.
     pub segments_failed: usize,
@@ -151,13 +154,18 @@ pub struct RunPart {
     /// The hand-over could not be announced: the rest of the run waits for
     /// this invocation's retry.
     pub hand_over_failed: bool,
+    /// Orgs that failed here and were handed over with the rest, for the
+    /// run's last part to do again.
+    pub failures_handed_over: usize,
+    /// Orgs earlier parts failed that this part (the last) did again.
+    pub retried: usize,
 }
 
 impl Summary {
     /// Whether every org this invocation took on was processed, and what it
     /// left is handed over.
     pub fn complete(&self) -> bool {
-        self.failures == 0 && self.segments_failed == 0 && !self.run.hand_over_failed
+        self.failures <= self.run.failures_handed_over && self.segments_failed == 0 && !self.run.hand_over_failed
     }
 
     fn add(&mut self, org: &OrgId, outcome: Result<OrgOutcome, String>) {
@@ -173,6 +181,7 @@ impl Summary {
             Err(error) => {
                 tracing::error!(org = %org, error, "daily job failed for org");
                 self.failures += 1;
+                self.failed_all.push(org.clone());
                 if self.failed_orgs.len() < LISTED_FAILURES {
                     self.failed_orgs.push(org.to_string());
                 }
@@ -224,7 +233,7 @@ pub async fn run_with(deps: &Deps, now: DateTime<Utc>, options: Options) -> Summ
 
 fn first_part(id: String, now: DateTime<Utc>) -> JobRun {
     let cursors = (0..SEGMENTS).map(|segment| (segment, ScanCursor::default())).collect();
-    JobRun { id, part: 1, now, cursors, announced: false, done: false }
+    JobRun { id, part: 1, now, cursors, announced: false, done: false, retry: Vec::new() }
 }
 
 /// Starts run `id`, the one a scheduled event names (its day and the
@@ -279,7 +288,10 @@ fn rand_u32() -> u32 {
 
 /// One part of a run: the segments `run.cursors` names, from where they
 /// stand, until they end or the budget runs out; then the run is finished
-/// or handed over to the next part.
+/// or handed over to the next part, with the orgs that failed so far. The
+/// last part does those again: the run is finished only when none is left
+/// failed (otherwise the part fails its invocation, and Lambda's retry of
+/// it does them again).
 async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
     let summary = Mutex::new(Summary::default());
     let segments = run.cursors.iter().map(|(segment, cursor)| async {
@@ -299,23 +311,44 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
             }
         }
     }
+    let last = left.is_empty() && failed.is_empty();
+    if last && !run.retry.is_empty() {
+        let retry: Vec<OrgEntry> = run.retry.iter().cloned().map(OrgEntry::to_retry).collect();
+        tracing::info!(run = run.id, orgs = retry.len(), "daily job: the orgs earlier parts failed, again");
+        let before = summary.lock().unwrap_or_else(|e| e.into_inner()).orgs_seen;
+        process_page(deps, retry, run.now, None, &summary).await;
+        let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
+        s.run.retried = s.orgs_seen - before;
+    }
     let mut summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
     summary.segments_failed = failed.len();
-    summary.run = RunPart { id: run.id.clone(), part: run.part, resumed: run.part > 1, ..Default::default() };
-    if left.is_empty() && failed.is_empty() {
+    let retried = summary.run.retried;
+    summary.run = RunPart { id: run.id.clone(), part: run.part, resumed: run.part > 1, retried, ..Default::default() };
+    if last {
         if run.part > 1
+            && summary.failures == 0
             && let Err(err) = deps.store.finish_run(&run.id, run.part).await
         {
             tracing::warn!(run = run.id, error = %err, "daily job: the finished run could not be marked");
         }
     } else if !left.is_empty() {
-        // The next part also takes up a failed segment where it stopped.
+        // The next part also takes up a failed segment where it stopped,
+        // and the orgs that failed so far.
         left.extend(failed);
+        let mut retry = run.retry.clone();
+        retry.extend(summary.failed_all.iter().cloned());
+        let carried = retry.len() <= quota_shared::store::job::MAX_RETRY_CARRIED;
+        if !carried {
+            tracing::error!(run = run.id, orgs = retry.len(), "daily job: too many failed orgs to hand over");
+            retry.truncate(quota_shared::store::job::MAX_RETRY_CARRIED);
+        }
         summary.run.continued = true;
-        summary.run.hand_over_failed = !hand_over(deps, &run, left).await;
+        summary.run.failures_handed_over = if carried { summary.failures } else { 0 };
+        summary.run.hand_over_failed = !hand_over(deps, &run, left, retry).await;
     }
-    // Failed segments and nothing else left: the run stays at this part,
-    // and Lambda's retry of this invocation does it again.
+    // Failed segments and nothing else left, or failed orgs in the last
+    // part: the run stays at this part, and Lambda's retry of this
+    // invocation does it again.
     if summary.complete() {
         tracing::info!(?summary, "daily job done");
     } else {
@@ -327,9 +360,16 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
 /// Records where the unfinished segments stand and announces the next part.
 /// `false` when that failed: this invocation's retry then does the next
 /// part itself (the record says it was not announced).
-async fn hand_over(deps: &Deps, run: &JobRun, left: BTreeMap<i32, ScanCursor>) -> bool {
-    let next =
-        JobRun { id: run.id.clone(), part: run.part + 1, now: run.now, cursors: left, announced: false, done: false };
+async fn hand_over(deps: &Deps, run: &JobRun, left: BTreeMap<i32, ScanCursor>, retry: Vec<OrgId>) -> bool {
+    let next = JobRun {
+        id: run.id.clone(),
+        part: run.part + 1,
+        now: run.now,
+        cursors: left,
+        announced: false,
+        done: false,
+        retry,
+    };
     match deps.store.hand_over(&next, deps.clock.now()).await {
         Ok(true) => {}
         Ok(false) => {

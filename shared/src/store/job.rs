@@ -33,6 +33,9 @@ pub struct OrgEntry {
     closed: Vec<String>,
     /// The org's last index entry: where its segment goes on after it.
     last: Item,
+    /// An org an earlier part of the run failed, taken up again without its
+    /// index entries: its closed periods are read from the table.
+    recheck: bool,
 }
 
 impl OrgEntry {
@@ -42,9 +45,15 @@ impl OrgEntry {
     }
 
     /// Whether the index lists closed periods of this org (work may be left
-    /// on them, or they are settled and not yet taken out of the index).
+    /// on them, or they are settled and not yet taken out of the index);
+    /// always for an org taken up again.
     pub fn lists_closed(&self) -> bool {
-        !self.closed.is_empty()
+        !self.closed.is_empty() || self.recheck
+    }
+
+    /// An org that failed in an earlier part of the run, to be done again.
+    pub fn to_retry(org: OrgId) -> OrgEntry {
+        OrgEntry { org, closed: Vec::new(), last: Item::new(), recheck: true }
     }
 }
 
@@ -111,7 +120,14 @@ pub struct JobRun {
     pub cursors: BTreeMap<i32, ScanCursor>,
     pub announced: bool,
     pub done: bool,
+    /// Orgs that failed in earlier parts: the last part does them again.
+    pub retry: Vec<OrgId>,
 }
+
+/// Most failed orgs a run carries from part to part (each id is at most 64
+/// bytes; a record stays far below DynamoDB's 400 KB). Past it, a part's
+/// failures fail its invocation, as a single part's do.
+pub const MAX_RETRY_CARRIED: usize = 1000;
 
 /// An org's index entries, in scan order; `None` without a profile (an org
 /// whose profile is gone has nothing for the job to do).
@@ -127,7 +143,7 @@ fn org_entry(entries: &[Item]) -> Option<OrgEntry> {
         }
     }
     let last = entries.last()?.clone();
-    profile.then_some(OrgEntry { org, closed, last })
+    profile.then_some(OrgEntry { org, closed, last, recheck: false })
 }
 
 fn cursor_to_value(cursor: &ScanCursor) -> AttributeValue {
@@ -283,6 +299,14 @@ impl Store {
             cursors,
             announced: item.contains_key("announced"),
             done: item.contains_key("done"),
+            retry: match item.get("retry") {
+                Some(AttributeValue::L(ids)) => ids
+                    .iter()
+                    .map(|v| v.as_s().ok().and_then(|s| OrgId::parse(s)))
+                    .collect::<Option<_>>()
+                    .ok_or_else(malformed)?,
+                _ => Vec::new(),
+            },
         }))
     }
 
@@ -301,6 +325,9 @@ impl Store {
         item.insert("now".into(), s(run.now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
         let cursors = run.cursors.iter().map(|(segment, c)| (segment.to_string(), cursor_to_value(c))).collect();
         item.insert("cursors".into(), AttributeValue::M(cursors));
+        if !run.retry.is_empty() {
+            item.insert("retry".into(), AttributeValue::L(run.retry.iter().map(|o| s(o.as_str())).collect()));
+        }
         item.insert("ttl".into(), n((now + Duration::days(RUN_RETENTION_DAYS)).timestamp()));
         let mut put = self
             .retrying
