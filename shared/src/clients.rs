@@ -176,23 +176,36 @@ impl ClassifyRetry for SentOnce {
 
 /// Whether a failed call may still have been carried out: the request may
 /// have reached the service (a timeout, a connection lost after sending, an
-/// answer that could not be read, a 5xx). `false` when it certainly was
-/// not: the service refused it (4xx), the request was never built, or no
-/// connection was made.
-pub fn outcome_unknown<E>(
+/// answer that could not be read). `false` when the service answered with
+/// an error, the request was never built, or no connection was made. (SES
+/// and EventBridge: an error answer is taken as certain; see
+/// [`may_have_applied`] for DynamoDB's writes.)
+pub fn outcome_unknown<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    match err {
+        SdkError::ConstructionFailure(_) | SdkError::ServiceError(_) => false,
+        SdkError::DispatchFailure(_) => !never_connected(err),
+        _ => true,
+    }
+}
+
+/// Whether a DynamoDB write that failed so may still have been applied:
+/// [`outcome_unknown`], or a 5xx (DynamoDB's `InternalServerError`: "an
+/// error occurred on the server side"; the write may have been carried
+/// out).
+pub fn may_have_applied<E>(
     err: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> bool
 where
     E: std::error::Error + 'static,
 {
-    use aws_sdk_dynamodb::error::SdkError;
     match err {
-        SdkError::ConstructionFailure(_) => false,
-        // DynamoDB: "an error occurred on the server side"; the request may
-        // have been carried out.
-        SdkError::ServiceError(service) => service.raw().status().as_u16() >= 500,
-        SdkError::DispatchFailure(_) => !never_connected(err),
-        _ => true,
+        aws_sdk_dynamodb::error::SdkError::ServiceError(service) => service.raw().status().as_u16() >= 500,
+        _ => outcome_unknown(err),
     }
 }
 

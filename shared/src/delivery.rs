@@ -134,19 +134,20 @@ pub async fn deliver_threshold(
 
 /// Sends what a closed period still owes, the highest threshold its final
 /// count reached, and then, when nothing is owed any more, settles its
-/// `owed` flag.
+/// `owed` flag; at most `rounds` notices.
 pub async fn deliver_closed_threshold(
     deps: &Deps,
     profile: &OrgProfile,
     closed: &ClosedPeriod,
     now: DateTime<Utc>,
     budget: Duration,
+    rounds: usize,
 ) -> Result<bool, DeliveryError> {
     let org = &profile.org_id;
     let deadline = Instant::now() + budget;
     let mut current = closed.clone();
     let mut sent = false;
-    for _ in 0..3 {
+    for _ in 0..rounds {
         let owed = Notice::of_closed(&current).and_then(|n| n.owed().map(|t| (n, t)));
         let Some((notice, threshold)) = owed else {
             deps.store.settle_closed_notice(org, &closed.resource, closed.period).await?;

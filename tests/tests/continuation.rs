@@ -20,7 +20,7 @@ async fn orgs(app: &TestApp) -> Vec<String> {
 
 /// A budget already spent: each part works one page per segment.
 fn spent(page_size: i32) -> usage_job::Options {
-    usage_job::Options { deadline: Some(Instant::now()), cutoff: None, page_size }
+    usage_job::Options { deadline: Some(Instant::now()), page_size, ..Default::default() }
 }
 
 fn continued(app: &TestApp) -> Vec<Value> {
@@ -266,6 +266,7 @@ async fn a_slow_page_is_cut_short_and_the_rest_handed_over() {
         deadline: None,
         cutoff: Some(Instant::now() + std::time::Duration::from_millis(400)),
         page_size: 400,
+        ..Default::default()
     };
     let first = usage_job::run_with(&app.deps, app.now(), options).await;
     assert!(first.run.continued && first.complete(), "{first:?}");
@@ -380,4 +381,38 @@ async fn a_last_part_whose_retried_orgs_fail_again_is_retried_itself() {
     let retried: usage_job::Summary = serde_json::from_value(retried).unwrap();
     assert_eq!(retried.failures, 0, "{retried:?}");
     assert_eq!(unsnapped(&app).await, Vec::<usize>::new());
+}
+
+/// Review defect: `POST /v1/admin/jobs/daily` could run past API Gateway's
+/// 30 s (orgs still started late, each delivery up to seconds while SES was
+/// slow). A run whose time for deliveries is up leaves an org's notices
+/// owed, still writes its snapshot, and hands the org on to the run's next
+/// part, which sends them, once.
+#[tokio::test]
+async fn notices_past_the_delivery_cutoff_are_handed_to_the_next_part_and_sent_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("late-notice");
+    app.org(&org, json!({ "plan": "basic", "contacts": app.contacts(&org) })).await;
+    // The 80 % email is owed: its send failed (SES down) at the consume.
+    let down = app.ses_down().await;
+    let body = json!({ "amount": 85 }).to_string();
+    let path = format!("/v1/orgs/{org}/usage/conversations/consume");
+    let r = app.send_via(&down, lambda_http::http::Method::POST, &path, Some(&body), &[], &quota_tests::APP).await;
+    assert_eq!(r.status, 200);
+    assert!(app.emails(&org).await.is_empty());
+
+    let no_time = usage_job::Options { deliveries: Some(Instant::now()), ..Default::default() };
+    let first = usage_job::run_with(&app.deps, app.now(), no_time).await;
+    assert_eq!((first.deferred, first.failures, first.emails_sent), (1, 0, 0), "{first:?}");
+    assert!(first.run.continued && first.complete(), "handed on: {first:?}");
+    assert!(app.emails(&org).await.is_empty(), "nothing sent past the cutoff");
+    assert_eq!(continued(&app).len(), 1);
+    let id = quota_shared::domain::org::OrgId::parse(&org).unwrap();
+    let snapped = app.deps.store.history(&id, "conversations", today(&app), today(&app)).await.unwrap();
+    assert_eq!(snapped.len(), 1, "the snapshot is written all the same");
+
+    let next = usage_job::handle_event(&app.deps, delivery(&continued(&app)[0]), Default::default()).await.unwrap();
+    let next: usage_job::Summary = serde_json::from_value(next).unwrap();
+    assert_eq!((next.run.retried, next.emails_sent, next.run.continued), (1, 1, false), "{next:?}");
+    assert_eq!(app.emails(&org).await.len(), 1, "sent once");
 }

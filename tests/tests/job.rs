@@ -202,7 +202,9 @@ async fn an_incomplete_scheduled_run_fails_its_invocation_with_its_summary() {
         usage_job::handle_event(&app.deps, scheduled.clone(), Default::default()).await.expect_err("an incomplete run");
     assert_eq!((err.0.orgs_seen, err.0.failures, err.0.segments_failed), (2, 1, 0), "{:?}", err.0);
     assert_eq!(err.0.failed_orgs, std::slice::from_ref(&failing));
-    assert_eq!(err.0.snapshots, app.deps.catalogue.resources.len(), "the healthy org was processed");
+    // Both orgs' snapshots are written: a notice that failed (it stays
+    // owed) costs its org no history.
+    assert_eq!(err.0.snapshots, 2 * app.deps.catalogue.resources.len(), "{:?}", err.0);
     assert!(err.to_string().contains("1 org(s) failed"), "{err}");
 
     // The scan itself fails: every segment, so no org is seen; the admin

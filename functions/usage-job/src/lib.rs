@@ -62,13 +62,38 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(120);
 /// No org is started closer than this to Lambda's deadline: one org's work
 /// (a notice's budget, a few store calls) ends well inside it.
 pub const CUTOFF_MARGIN: Duration = Duration::from_secs(30);
-/// The budget of a run started over HTTP (API Gateway answers 503 itself
-/// after 30 s); what is left goes on in other invocations.
-pub const HTTP_BUDGET: Duration = Duration::from_secs(20);
+/// No notice is delivered closer than this to Lambda's deadline: one
+/// delivery (claim, publish, send, mark: [`delivery_takes`]) ends well
+/// inside it. An org whose notices are left for that reason is handed on to
+/// the next part, with a budget of its own.
+pub const DELIVERY_MARGIN: Duration = Duration::from_secs(20);
+/// A run started over HTTP must answer within API Gateway's 30 s (past it
+/// the gateway answers 503 itself). What is left goes on in other
+/// invocations. No new page after 4 s, no new org after 6 s, no new
+/// delivery after 8 s: [`http_worst_case`] (28 s) is what an org
+/// started at the last moment can still take, with every call at its
+/// time bound.
+pub const HTTP_BUDGET: Duration = Duration::from_secs(4);
+const HTTP_ORG_CUTOFF: Duration = Duration::from_secs(6);
+const HTTP_DELIVERY_CUTOFF: Duration = Duration::from_secs(8);
+/// Claiming one notice and recording `sending`, in a run over HTTP.
+const HTTP_NOTICE_BUDGET: Duration = Duration::from_secs(2);
 /// Failed org ids listed in the summary (the count is always complete).
 const LISTED_FAILURES: usize = 20;
-/// What one notice may take in the job: claim, publish and send.
-const NOTICE_BUDGET: Duration = Duration::from_secs(10);
+/// Claiming one notice and recording `sending`, in a scheduled run.
+const NOTICE_BUDGET: Duration = Duration::from_secs(5);
+
+/// What one delivery takes at most: the claim (`claim`), one `PutEvents`,
+/// one `SendEmail`, the mark.
+pub const fn delivery_takes(claim: Duration) -> Duration {
+    use quota_shared::timeouts::{EVENTBRIDGE, MARK_BUDGET, SES};
+    Duration::from_millis(
+        claim.as_millis() as u64
+            + EVENTBRIDGE.operation.as_millis() as u64
+            + SES.operation.as_millis() as u64
+            + MARK_BUDGET.as_millis() as u64,
+    )
+}
 
 /// How a run is bounded.
 #[derive(Debug, Clone, Copy)]
@@ -79,13 +104,30 @@ pub struct Options {
     /// than the margin before Lambda's timeout is cut short, and the rest
     /// of it handed over); `None` for no bound.
     pub cutoff: Option<Instant>,
+    /// No notice (email, event) is delivered after this: what is left stays
+    /// owed, and the org is handed on to the run's next part; `None` for no
+    /// bound.
+    pub deliveries: Option<Instant>,
     /// Index entries per scan page.
     pub page_size: i32,
+    /// Claiming each notice and recording `sending`.
+    pub notice_budget: Duration,
+    /// Notices in a row per counter or closed period (a mark returns the
+    /// item as it stands, so one deferred behind this sender's claim is sent
+    /// next).
+    pub rounds: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { deadline: None, cutoff: None, page_size: PAGE_SIZE }
+        Options {
+            deadline: None,
+            cutoff: None,
+            deliveries: None,
+            page_size: PAGE_SIZE,
+            notice_budget: NOTICE_BUDGET,
+            rounds: 3,
+        }
     }
 }
 
@@ -100,20 +142,44 @@ impl Options {
         Options {
             deadline: Some(now + left.saturating_sub(DEADLINE_MARGIN)),
             cutoff: Some(now + left.saturating_sub(CUTOFF_MARGIN)),
-            page_size: PAGE_SIZE,
+            deliveries: Some(now + left.saturating_sub(DELIVERY_MARGIN)),
+            ..Options::default()
         }
     }
 
-    /// A run started over HTTP: answered within [`HTTP_BUDGET`] and a few
-    /// seconds, well inside API Gateway's 30 s.
+    /// A run started over HTTP: answered within API Gateway's 30 s (see
+    /// [`HTTP_BUDGET`]).
     pub fn for_http() -> Options {
         let now = Instant::now();
         Options {
             deadline: Some(now + HTTP_BUDGET),
-            cutoff: Some(now + HTTP_BUDGET + Duration::from_secs(4)),
+            cutoff: Some(now + HTTP_ORG_CUTOFF),
+            deliveries: Some(now + HTTP_DELIVERY_CUTOFF),
             page_size: HTTP_PAGE_SIZE,
+            notice_budget: HTTP_NOTICE_BUDGET,
+            rounds: 1,
         }
     }
+
+    /// Whether a notice may still be delivered.
+    fn may_deliver(&self) -> bool {
+        self.deliveries.is_none_or(|d| Instant::now() < d)
+    }
+}
+
+/// The longest a run over HTTP can take: its last delivery starts before
+/// its cutoff and takes [`delivery_takes`]; the org's other store calls
+/// after it (a closed period's record, forgetting settled ones: two), the
+/// snapshot batch it is in, and the hand-over (record, announcement, mark)
+/// each take at most their time bound.
+pub fn http_worst_case() -> Duration {
+    use quota_shared::timeouts::{DYNAMODB, EVENTBRIDGE};
+    HTTP_DELIVERY_CUTOFF
+        + delivery_takes(HTTP_NOTICE_BUDGET)
+        + DYNAMODB.operation * 2
+        + DYNAMODB.operation
+        + DYNAMODB.operation * 2
+        + EVENTBRIDGE.operation
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
@@ -129,6 +195,11 @@ pub struct Summary {
     /// Every org that failed, for the run's next part to do again.
     #[serde(skip)]
     failed_all: Vec<OrgId>,
+    /// Orgs whose notices were left owed because this invocation's time
+    /// for deliveries was up: handed on to the run's next part.
+    pub deferred: usize,
+    #[serde(skip)]
+    deferred_all: Vec<OrgId>,
     /// Scan segments that failed part way: the orgs behind them were not
     /// seen this run.
     pub segments_failed: usize,
@@ -170,14 +241,28 @@ impl Summary {
 
     fn add(&mut self, org: &OrgId, outcome: Result<OrgOutcome, String>) {
         self.orgs_seen += 1;
-        match outcome {
+        let outcome = match outcome {
             Ok(o) => {
                 self.emails_sent += o.emails;
                 self.periods_closed += o.periods_closed;
                 self.trials_expired += usize::from(o.trial_expired);
                 self.snapshots += o.snapshot.len();
                 self.presumed_delivered += o.presumed;
+                if o.deferred {
+                    self.deferred += 1;
+                    self.deferred_all.push(org.clone());
+                }
+                // A notice that failed fails the org; its snapshot is
+                // written all the same.
+                match o.error {
+                    Some(error) => Err(error),
+                    None => Ok(()),
+                }
             }
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => {}
             Err(error) => {
                 tracing::error!(org = %org, error, "daily job failed for org");
                 self.failures += 1;
@@ -202,6 +287,11 @@ pub struct Incomplete(pub Summary);
 
 #[derive(Debug, Default)]
 struct OrgOutcome {
+    /// A notice or event that could not be delivered (it stays owed): the
+    /// org counts as failed, and its snapshot is still written.
+    error: Option<String>,
+    /// Notices left owed because the time for deliveries was up.
+    deferred: bool,
     presumed: usize,
     emails: usize,
     periods_closed: usize,
@@ -312,11 +402,11 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
         }
     }
     let last = left.is_empty() && failed.is_empty();
-    if last && !run.retry.is_empty() {
+    if last && !run.retry.is_empty() && options.may_deliver() {
         let retry: Vec<OrgEntry> = run.retry.iter().cloned().map(OrgEntry::to_retry).collect();
         tracing::info!(run = run.id, orgs = retry.len(), "daily job: the orgs earlier parts failed, again");
         let before = summary.lock().unwrap_or_else(|e| e.into_inner()).orgs_seen;
-        process_page(deps, retry, run.now, None, &summary).await;
+        process_page(deps, retry, run.now, Options { cutoff: None, ..options }, &summary).await;
         let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
         s.run.retried = s.orgs_seen - before;
     }
@@ -324,19 +414,29 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
     summary.segments_failed = failed.len();
     let retried = summary.run.retried;
     summary.run = RunPart { id: run.id.clone(), part: run.part, resumed: run.part > 1, retried, ..Default::default() };
-    if last {
+    // Orgs left for the next part: those whose notices this invocation had
+    // no time to deliver (and, from the last part, the carried ones it had
+    // no time to take up again).
+    let mut handed_on: Vec<OrgId> = summary.deferred_all.clone();
+    if last && summary.run.retried == 0 && !run.retry.is_empty() {
+        handed_on.extend(run.retry.iter().cloned());
+    }
+    if last && handed_on.is_empty() {
         if run.part > 1
             && summary.failures == 0
             && let Err(err) = deps.store.finish_run(&run.id, run.part).await
         {
             tracing::warn!(run = run.id, error = %err, "daily job: the finished run could not be marked");
         }
-    } else if !left.is_empty() {
+    } else if !left.is_empty() || !handed_on.is_empty() {
         // The next part also takes up a failed segment where it stopped,
-        // and the orgs that failed so far.
+        // and the orgs that failed or were deferred so far.
         left.extend(failed);
-        let mut retry = run.retry.clone();
+        let mut retry = if last { Vec::new() } else { run.retry.clone() };
+        retry.extend(handed_on);
         retry.extend(summary.failed_all.iter().cloned());
+        retry.sort();
+        retry.dedup();
         let carried = retry.len() <= quota_shared::store::job::MAX_RETRY_CARRIED;
         if !carried {
             tracing::error!(run = run.id, orgs = retry.len(), "daily job: too many failed orgs to hand over");
@@ -422,7 +522,7 @@ async fn scan_segment(
                 _ => None,
             }
         };
-        let (cut, fetched) = tokio::join!(process_page(deps, page.orgs, now, options.cutoff, summary), prefetch);
+        let (cut, fetched) = tokio::join!(process_page(deps, page.orgs, now, options, summary), prefetch);
         if let Some(rest) = cut {
             return Ok(Some(rest));
         }
@@ -444,9 +544,10 @@ async fn process_page(
     deps: &Deps,
     orgs: Vec<OrgEntry>,
     now: DateTime<Utc>,
-    cutoff: Option<Instant>,
+    options: Options,
     summary: &Mutex<Summary>,
 ) -> Option<ScanCursor> {
+    let cutoff = options.cutoff;
     let total = orgs.len();
     // Written by the stream as it takes orgs, read when it is done (the
     // future must be `Send`, hence the lock).
@@ -458,7 +559,7 @@ async fn process_page(
             let mut t = taken.lock().unwrap_or_else(|e| e.into_inner());
             *t = (t.0 + 1, Some(entry.after()));
         })
-        .map(|entry| async move { (entry.org.clone(), process_org(deps, &entry, now).await) })
+        .map(|entry| async move { (entry.org.clone(), process_org(deps, &entry, now, options).await) })
         .buffer_unordered(ORG_CONCURRENCY)
         .filter_map(|(org, outcome)| async move {
             match outcome {
@@ -500,7 +601,12 @@ async fn record_batch(
 
 /// One org's daily work, on its state read now (one consistent `Query`).
 /// `None` when the org has no profile any more.
-async fn process_org(deps: &Deps, entry: &OrgEntry, now: DateTime<Utc>) -> Result<Option<OrgOutcome>, JobError> {
+async fn process_org(
+    deps: &Deps,
+    entry: &OrgEntry,
+    now: DateTime<Utc>,
+    options: Options,
+) -> Result<Option<OrgOutcome>, JobError> {
     let Some(mut state) = deps.store.org_state(&entry.org).await? else {
         return Ok(None);
     };
@@ -528,8 +634,13 @@ async fn process_org(deps: &Deps, entry: &OrgEntry, now: DateTime<Utc>) -> Resul
 
     // 1. Threshold emails still owed, on the counters as stored: a period
     //    that has just ended still owes its own (the claim is pinned to it).
+    let (budget, rounds) = (options.notice_budget, options.rounds);
     for counter in state.counters.values() {
-        match delivery::deliver_threshold(deps, profile, counter, now, NOTICE_BUDGET, 3).await {
+        if !options.may_deliver() {
+            outcome.deferred = true;
+            break;
+        }
+        match delivery::deliver_threshold(deps, profile, counter, now, budget, rounds).await {
             Ok(sent) => outcome.emails += usize::from(sent),
             Err(err) => errors.push(JobError::from(err)),
         }
@@ -562,19 +673,32 @@ async fn process_org(deps: &Deps, entry: &OrgEntry, now: DateTime<Utc>) -> Resul
             closed = deps.store.pending_closed(org).await?;
         }
         for record in closed.iter().filter(|c| c.owed) {
-            match delivery::deliver_closed_threshold(deps, profile, record, now, NOTICE_BUDGET).await {
+            if !options.may_deliver() {
+                outcome.deferred = true;
+                break;
+            }
+            match delivery::deliver_closed_threshold(deps, profile, record, now, budget, rounds).await {
                 Ok(sent) => outcome.emails += usize::from(sent),
                 Err(err) => errors.push(JobError::from(err)),
             }
         }
         let unemitted: Vec<ClosedPeriod> = closed.into_iter().filter(|c| !c.emitted).collect();
-        outcome.periods_closed = emit_closed(deps, org, &profile.plan, unemitted, now).await?;
+        if !unemitted.is_empty() && !options.may_deliver() {
+            outcome.deferred = true;
+        } else {
+            match emit_closed(deps, org, &profile.plan, unemitted, now).await {
+                Ok(emitted) => outcome.periods_closed = emitted,
+                Err(err) => errors.push(err),
+            }
+        }
     }
 
     // 3. Trial expiry: one email, one event.
     let trial_over = profile.active_trial(deps.catalogue).is_some_and(|end| end <= now);
-    if trial_over && state.trial_notified_at.is_none() {
-        match delivery::deliver_trial_ended(deps, profile, now, NOTICE_BUDGET).await {
+    if trial_over && state.trial_notified_at.is_none() && !options.may_deliver() {
+        outcome.deferred = true;
+    } else if trial_over && state.trial_notified_at.is_none() {
+        match delivery::deliver_trial_ended(deps, profile, now, budget).await {
             Ok(true) => {
                 outcome.trial_expired = true;
                 outcome.emails += usize::from(!profile.contacts.recipients().is_empty());
@@ -587,11 +711,8 @@ async fn process_org(deps: &Deps, entry: &OrgEntry, now: DateTime<Utc>) -> Resul
     // 4. Today's snapshot, of the counters as they stand now (written with
     //    the page's others).
     outcome.snapshot = state.counters_at(deps.catalogue, now);
-
-    match errors.into_iter().next() {
-        Some(err) => Err(err),
-        None => Ok(Some(outcome)),
-    }
+    outcome.error = errors.into_iter().next().map(|err| err.to_string());
+    Ok(Some(outcome))
 }
 
 /// 0. Claims whose sender vanished (the lease lapsed): presumed delivered if
@@ -768,4 +889,24 @@ pub async fn handle_event(
         }
     };
     if summary.complete() { Ok(serde_json::to_value(summary).unwrap_or_default()) } else { Err(Incomplete(summary)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// API Gateway answers 503 itself after 30 s: a run over HTTP, every
+    /// call at its time bound, answers before that.
+    #[test]
+    fn a_run_over_http_answers_within_the_gateways_30_seconds() {
+        assert!(http_worst_case() <= Duration::from_secs(28), "{:?}", http_worst_case());
+        assert!(HTTP_BUDGET < HTTP_ORG_CUTOFF && HTTP_ORG_CUTOFF < HTTP_DELIVERY_CUTOFF);
+    }
+
+    /// A scheduled run's last delivery ends well before Lambda's deadline.
+    #[test]
+    fn a_scheduled_runs_deliveries_end_before_lambdas_deadline() {
+        assert!(delivery_takes(NOTICE_BUDGET) * 3 < DELIVERY_MARGIN + Duration::from_secs(10));
+        assert!(delivery_takes(NOTICE_BUDGET) < DELIVERY_MARGIN);
+    }
 }

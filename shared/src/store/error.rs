@@ -69,7 +69,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     fn from(err: SdkError<E, HttpResponse>) -> Self {
-        let unknown = crate::clients::outcome_unknown(&err);
+        let unknown = crate::clients::may_have_applied(&err);
         match &err {
             SdkError::ServiceError(service) if !unknown => StoreError::Rejected {
                 code: service.err().code().unwrap_or("unknown").to_string(),

@@ -78,7 +78,7 @@ impl MayHaveApplied for StoreError {
 
 impl<E: std::error::Error + 'static> MayHaveApplied for SdkError<E, HttpResponse> {
     fn may_have_applied(&self) -> bool {
-        crate::clients::outcome_unknown(self)
+        crate::clients::may_have_applied(self)
     }
 }
 
@@ -211,7 +211,7 @@ pub(crate) async fn transact(
                 }
                 tracing::debug!(operation, attempt, "transaction still in progress; asking again");
             }
-            _ if crate::clients::outcome_unknown(&err) && Work::time_for_another(attempt, pause) => {
+            _ if crate::clients::may_have_applied(&err) && Work::time_for_another(attempt, pause) => {
                 tracing::debug!(operation, attempt, "transaction's outcome unknown; sending it again with its token");
             }
             _ => return Err(err.into()),
