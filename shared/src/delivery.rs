@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use crate::Deps;
 use crate::bus::PublishError;
 use crate::domain::catalogue::{Enforcement, ResourceKind};
-use crate::domain::events::{Event, EventKind, GrantExpired, QuotaExceeded, QuotaThresholdCrossed, TrialExpired};
+use crate::domain::events::{
+    Event, EventKind, GrantExpired, Pending, QuotaExceeded, QuotaThresholdCrossed, TrialExpired,
+};
 use crate::domain::grant::Expired;
 use crate::domain::notice::{threshold_owed, threshold_reached};
 use crate::domain::org::{OrgId, OrgProfile};
@@ -22,7 +24,7 @@ use crate::domain::usage::Counter;
 use crate::notify::templates::{self, ThresholdNotice};
 use crate::store::StoreError;
 use crate::store::notices::{Marked, NoticeHolder};
-use crate::timeouts::{EXPIRED_GRANTS_BUDGET, MARK_BUDGET, NOTIFY_BUDGET, within};
+use crate::timeouts::{EXPIRED_GRANTS_BUDGET, MARK_BUDGET, NOTIFY_BUDGET, OUTBOX_BUDGET, within};
 
 /// Why a notice was not delivered; it stays owed (the job sends it).
 #[derive(Debug, thiserror::Error)]
@@ -393,6 +395,42 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>,
     };
     if let Err(err) = result {
         tracing::warn!(error = %err, resource = counter.resource, "threshold notice deferred to the daily job");
+    }
+}
+
+/// Publishes the org's events still in its outbox (`store::outbox`: the
+/// events of admin changes, written with them), ten to a `PutEvents`, and
+/// takes each off once published; what is left (EventBridge refused, or
+/// the time ran out) waits for the next finder. Returns how many went out.
+pub async fn publish_outbox(deps: &Deps, org: &OrgId, pending: &[Pending]) -> usize {
+    let mut published = 0;
+    for batch in pending.chunks(10) {
+        let entries: Vec<(EventKind, serde_json::Value)> = batch.iter().map(|p| (p.kind, p.detail.clone())).collect();
+        if let Err(err) = deps.events.publish_all(&entries).await {
+            tracing::warn!(error = %err, org = %org, "outbox events not published; the next finder will");
+            return published;
+        }
+        published += batch.len();
+        for event in batch {
+            if let Err(err) = deps.store.published(org, &event.id).await {
+                tracing::warn!(error = %err, event = event.id, "published event not taken off the outbox");
+            }
+        }
+    }
+    published
+}
+
+/// After an admin write: publishes what the org's outbox holds (its own
+/// event, and any an earlier request left), within `OUTBOX_BUDGET`.
+pub async fn flush_outbox(deps: &Deps, org: &OrgId) {
+    let flush = async {
+        let pending = deps.store.outbox(org).await?;
+        Ok::<usize, StoreError>(publish_outbox(deps, org, &pending).await)
+    };
+    match within(OUTBOX_BUDGET, flush).await {
+        Some(Ok(_)) => {}
+        Some(Err(err)) => tracing::warn!(error = %err, org = %org, "outbox not read; the next finder will publish it"),
+        None => tracing::warn!(org = %org, "outbox not flushed in time; the next finder will publish it"),
     }
 }
 

@@ -71,7 +71,7 @@ async fn sample_events_replay_through_their_functions() {
         ("admin-reset.json", admin_reset, 200, AsIs),
         ("add-grant.json", admin_reset, 201, AsIs),
         ("revoke-grant.json", admin_reset, 200, AsIs),
-        ("revoke-grant.json", admin_reset, 404, AsIs),
+        ("revoke-grant.json", admin_reset, 200, AsIs),
         ("admin-audit.json", admin_reset, 200, AsIs),
     ];
     let (mut reservation, mut grant) = (SAMPLE_RESERVATION.to_string(), SAMPLE_GRANT.to_string());
@@ -126,7 +126,7 @@ async fn sample_events_replay_through_their_functions() {
     assert_eq!(added["grant"]["expiresAt"], "2026-11-30T23:00:00Z", "the end of the period, Copenhagen time");
     let revoked = of("revoke-grant.json");
     assert_eq!(revoked[0].0["usage"]["limit"], 100);
-    assert_eq!(revoked[1].0["error"]["code"], "GRANT_NOT_FOUND");
+    assert_eq!(revoked[1], (revoked[0].0, true), "a repeat answers the first revoke, marked a replay");
 
     let last = &answers.last().expect("steps").1;
     let mut actions: Vec<&str> =

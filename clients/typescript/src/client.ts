@@ -22,6 +22,9 @@ export type GrantRevokedResult = Schemas["GrantRevokedResult"];
 export type ResetRequest = Schemas["ResetRequest"];
 export type ResetResult = Schemas["ResetResult"];
 export type AuditLog = Schemas["AuditLog"];
+export type OrgList = Schemas["OrgList"];
+export type OrgSummary = Schemas["OrgSummary"];
+export type OrgFilter = "all" | "at_risk" | "blocked" | "trial_ending";
 
 /** What to answer for check, consume and reserve when the service cannot be reached and the retries are spent. */
 export type OnUnavailable = "deny" | "allow";
@@ -128,17 +131,20 @@ export class QuotaClient {
 
   readonly orgs: {
     /** Create (201) or update (200) an org; fields left out keep their value. */
-    put(orgId: string, patch?: OrgPatch): Promise<OrgProfile>;
+    put(orgId: string, patch?: OrgPatch, options?: { idempotencyKey?: string }): Promise<OrgProfile>;
     get(orgId: string): Promise<OrgProfile>;
   };
 
   readonly admin: {
     /** Set counts to 0 (one resource, or every `period` one) and re-arm their thresholds; audited. */
-    reset(orgId: string, request: ResetRequest): Promise<ResetResult>;
+    reset(orgId: string, request: ResetRequest & { idempotencyKey?: string }): Promise<ResetResult>;
     /** Add units to a resource's limit until `expiresAt`; audited. */
     grant(orgId: string, request: GrantOptions): Promise<GrantResult>;
+    /** Revoke a live grant; a repeat answers the first revoke. */
     revoke(orgId: string, grantId: string): Promise<GrantRevokedResult>;
     audit(orgId: string, options?: { limit?: number }): Promise<AuditLog>;
+    /** A page of the orgs, most at risk first; pass `nextCursor` back for the next. */
+    listOrgs(options?: { limit?: number; cursor?: string; filter?: OrgFilter }): Promise<OrgList>;
   };
 
   constructor(options: QuotaClientOptions) {
@@ -162,13 +168,28 @@ export class QuotaClient {
 
     const org = (orgId: string, ...rest: string[]) => ["v1", "orgs", orgId, ...rest];
     const admin = (orgId: string, ...rest: string[]) => ["v1", "admin", "orgs", orgId, ...rest];
+    // Every admin write carries a key: a retry answers the first outcome
+    // (created or updated, what was reset) and the event is published once.
     this.orgs = {
-      put: (orgId, patch) => this.#get({ method: "PUT", path: org(orgId), body: patch ?? {}, repeat: "always" }),
+      put: async (orgId, patch, options) =>
+        this.#get({
+          method: "PUT",
+          path: org(orgId),
+          body: patch ?? {},
+          idempotencyKey: options?.idempotencyKey ?? (await newIdempotencyKey()),
+          repeat: "always",
+        }),
       get: (orgId) => this.#get({ method: "GET", path: org(orgId), repeat: "always" }),
     };
     this.admin = {
-      // A repeat after an unknown outcome would zero counts recorded meanwhile.
-      reset: (orgId, request) => this.#get({ method: "POST", path: admin(orgId, "reset"), body: request, repeat: "when-not-applied" }),
+      reset: async (orgId, { idempotencyKey, ...request }) =>
+        this.#get({
+          method: "POST",
+          path: admin(orgId, "reset"),
+          body: request,
+          idempotencyKey: idempotencyKey ?? (await newIdempotencyKey()),
+          repeat: "always",
+        }),
       grant: async (orgId, { idempotencyKey, ...request }) =>
         this.#get({
           method: "POST",
@@ -177,10 +198,17 @@ export class QuotaClient {
           idempotencyKey: idempotencyKey ?? (await newIdempotencyKey()),
           repeat: "always",
         }),
-      // A repeat cannot revoke twice; after a lost answer it may say GRANT_NOT_FOUND.
+      // A repeat cannot revoke twice: it answers the first revoke.
       revoke: (orgId, grantId) => this.#get({ method: "DELETE", path: admin(orgId, "grants", grantId), repeat: "always" }),
       audit: (orgId, options) =>
         this.#get({ method: "GET", path: admin(orgId, "audit"), query: { limit: options?.limit }, repeat: "always" }),
+      listOrgs: (options) =>
+        this.#get({
+          method: "GET",
+          path: ["v1", "admin", "orgs"],
+          query: { limit: options?.limit, cursor: options?.cursor, filter: options?.filter },
+          repeat: "always",
+        }),
     };
   }
 

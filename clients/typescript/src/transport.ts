@@ -25,7 +25,7 @@ export interface Call {
   method: "GET" | "POST" | "PUT" | "DELETE";
   /** Path segments, encoded here: ["v1", "orgs", orgId, "usage"]. */
   path: readonly string[];
-  query?: Record<string, number | undefined>;
+  query?: Record<string, number | string | undefined>;
   body?: unknown;
   idempotencyKey?: string;
   /**
@@ -118,7 +118,7 @@ async function attemptOnce<T>(t: TransportOptions, call: Call, timeoutMs: number
 function url(baseUrl: string, call: Call): string {
   const path = call.path.map(encodeURIComponent).join("/");
   const query = Object.entries(call.query ?? {})
-    .filter((entry): entry is [string, number] => entry[1] !== undefined)
+    .filter((entry): entry is [string, number | string] => entry[1] !== undefined)
     .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
     .join("&");
   return `${baseUrl.replace(/\/+$/, "")}/${path}${query ? `?${query}` : ""}`;

@@ -16,11 +16,11 @@ use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::delivery;
 use quota_shared::domain::audit::AuditEntry;
 use quota_shared::domain::catalogue::ResourceKind;
-use quota_shared::domain::events::{GrantAdded, GrantDetail, GrantRevoked, QuotaReset};
+use quota_shared::domain::events::{Pending, QuotaReset, new_event_id};
 use quota_shared::domain::grant::{Grant, GrantBody, GrantDetails, GrantRequest, MAX_GRANTS};
 use quota_shared::domain::idempotency::IdempotencyKey;
 use quota_shared::domain::usage::Counter;
-use quota_shared::store::Granted;
+use quota_shared::store::{CountChange, Granted, Revoked};
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -74,41 +74,50 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
             .map(|(name, d)| (name.as_str(), d.kind))
             .collect(),
     };
+    let named = format!("reset\n{}\n{reason}", body.resource.as_deref().unwrap_or("*"));
+    let idempotency = api::idempotency_key(req, |k| IdempotencyKey::for_admin(k, &named))?;
     let now = deps.clock.now();
     let actor = call.subject();
     let (resets, expired) = api::bounded_admin(async {
         let mut done = Vec::new();
         let mut expired = Vec::new();
         for (resource, kind) in resources {
-            let (before, after, swept) = deps
+            let (_, after, swept, replayed) = deps
                 .store
-                .replace_count(call.org(), resource, kind, deps.catalogue, now, |before| {
-                    (0, true, AuditEntry::reset(now, actor, resource, before.used, reason))
+                .replace_count(call.org(), resource, kind, deps.catalogue, now, idempotency.as_ref(), |before| {
+                    let event = QuotaReset {
+                        event_id: new_event_id(),
+                        org_id: call.org().clone(),
+                        resource: resource.to_string(),
+                        before: before.used,
+                        actor: actor.to_string(),
+                        reason: reason.to_string(),
+                        period: before.period,
+                        at: now,
+                    };
+                    CountChange {
+                        value: 0,
+                        rearm: true,
+                        entry: AuditEntry::reset(now, actor, resource, before.used, reason),
+                        event: Some(Pending::of(&event)),
+                    }
                 })
                 .await?;
             expired.extend(swept);
-            done.push((resource, (before, after)));
+            if !replayed {
+                tracing::info!(resource, actor, "quota reset");
+            }
+            done.push((after, replayed));
         }
         Ok((done, expired))
     })
     .await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
-    let mut usages = Vec::new();
-    for (resource, (before, after)) in resets {
-        tracing::info!(resource, before = before.used, actor, "quota reset");
-        let event = QuotaReset {
-            org_id: call.org().clone(),
-            resource: resource.to_string(),
-            before: before.used,
-            actor: actor.to_string(),
-            reason: reason.to_string(),
-            period: after.period,
-            at: now,
-        };
-        deps.events.publish_or_log(&event).await;
-        usages.push(after.usage(now));
-    }
-    Ok(api::ok(&serde_json::json!({ "orgId": call.org(), "reset": usages })))
+    delivery::flush_outbox(deps, call.org()).await;
+    let replayed = !resets.is_empty() && resets.iter().all(|(_, replayed)| *replayed);
+    let usages: Vec<_> = resets.iter().map(|(after, _)| after.at(now).usage(now)).collect();
+    let response = api::ok(&serde_json::json!({ "orgId": call.org(), "reset": usages }));
+    Ok(if replayed { api::replayed(response) } else { response })
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
@@ -141,14 +150,17 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
     };
     let (details, counter) = match granted {
         Granted::Added(details, counter) => (details, counter.at(now)),
-        Granted::Replayed(details, counter) => return Ok(api::replayed(answer(&details, &counter.at(now)))),
+        Granted::Replayed(details, counter) => {
+            // The first request's answer was lost: its event may be too.
+            delivery::flush_outbox(deps, call.org()).await;
+            return Ok(api::replayed(answer(&details, &counter.at(now))));
+        }
         Granted::TooMany => return Err(ApiError::TooManyGrants(MAX_GRANTS)),
         Granted::TooLarge => return Err(ApiError::limit_too_large()),
     };
     let grant = &details.grant;
     tracing::info!(resource = request.resource, grant = grant.id, amount = grant.amount, actor, "grant added");
-    let detail = GrantDetail::new(call.org(), &request.resource, &details, actor, counter.limit, now);
-    deps.events.publish_or_log(&GrantAdded(detail)).await;
+    delivery::flush_outbox(deps, call.org()).await;
     Ok(answer(&details, &counter))
 }
 
@@ -160,21 +172,27 @@ async fn revoke_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Respons
     let id = call.route.id.as_deref().filter(|id| Grant::valid_id(id)).ok_or(ApiError::GrantNotFound)?;
     let now = deps.clock.now();
     let actor = call.subject();
-    let (revoked, counter, expired) =
+    let (revoked, expired) =
         api::bounded_admin(async { Ok(deps.store.revoke_grant(call.org(), id, actor, now).await?) }).await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
-    let (Some(details), Some(counter)) = (revoked, counter.map(|c| c.at(now))) else {
-        return Err(ApiError::GrantNotFound);
+    delivery::flush_outbox(deps, call.org()).await;
+    let (details, counter, repeated) = match revoked {
+        Revoked::Now(details, counter) => (details, counter, false),
+        // A retry of a revoke that went through: its answer, again.
+        Revoked::Before(details, counter) => (details, counter, true),
+        Revoked::NotFound(_) => return Err(ApiError::GrantNotFound),
     };
-    tracing::info!(resource = counter.resource, grant = details.grant.id, actor, "grant revoked");
-    let detail = GrantDetail::new(call.org(), &counter.resource, &details, actor, counter.limit, now);
-    deps.events.publish_or_log(&GrantRevoked(detail)).await;
-    Ok(api::ok(&serde_json::json!({
+    let counter = counter.at(now);
+    if !repeated {
+        tracing::info!(resource = counter.resource, grant = details.grant.id, actor, "grant revoked");
+    }
+    let response = api::ok(&serde_json::json!({
         "orgId": call.org(),
         "resource": counter.resource,
         "revoked": details,
         "usage": counter.usage(now),
-    })))
+    }));
+    Ok(if repeated { api::replayed(response) } else { response })
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]

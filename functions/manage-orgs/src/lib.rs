@@ -6,8 +6,10 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
-use quota_shared::domain::events::PlanChanged;
+use quota_shared::delivery;
+use quota_shared::domain::idempotency::IdempotencyKey;
 use quota_shared::domain::org::{OrgPatch, OrgPatchBody};
+use quota_shared::store::PutOrg;
 use quota_shared::{ApiError, Deps};
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
@@ -25,24 +27,28 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 #[tracing::instrument(skip_all, fields(org = %call.org()))]
 async fn put_org(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: OrgPatchBody = api::body(req)?.unwrap_or_default();
+    // A retry must send the same body: the key names it, as sent.
+    let named = format!("put-org\n{}", String::from_utf8_lossy(req.body().as_ref()).trim());
+    let idempotency = api::idempotency_key(req, |k| IdempotencyKey::for_admin(k, &named))?;
     let patch = OrgPatch::parse(body, deps.catalogue).map_err(ApiError::InvalidRequest)?;
     let now = deps.clock.now();
-    let (profile, previous) = api::bounded_admin(async {
-        Ok(deps.store.put_org(call.org(), &patch, call.subject(), deps.catalogue, now).await?)
+    let actor = call.subject();
+    let written = api::bounded_admin(async {
+        Ok(deps.store.put_org(call.org(), &patch, actor, idempotency.as_ref(), deps.catalogue, now).await?)
     })
     .await?;
-    if let Some(before) = previous.as_ref().filter(|b| b.plan != profile.plan) {
-        let event = PlanChanged {
-            org_id: profile.org_id.clone(),
-            from: before.plan.clone(),
-            to: profile.plan.clone(),
-            actor: call.subject().to_string(),
-            at: now,
-        };
-        deps.events.publish_or_log(&event).await;
-    }
-    let status = if previous.is_none() { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(api::json(status, &profile.to_json()))
+    // Its `PlanChanged`, and any event an earlier request left.
+    delivery::flush_outbox(deps, call.org()).await;
+    Ok(match written {
+        PutOrg::Written { profile, previous } => {
+            let status = if previous.is_none() { StatusCode::CREATED } else { StatusCode::OK };
+            api::json(status, &profile.to_json())
+        }
+        PutOrg::Replayed { profile, created } => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            api::replayed(api::json(status, &profile.to_json()))
+        }
+    })
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]

@@ -195,6 +195,9 @@ pub struct Summary {
     /// Every org that failed, for the run's next part to do again.
     #[serde(skip)]
     failed_all: Vec<OrgId>,
+    /// Events of admin changes found unpublished in orgs' outboxes, and
+    /// published.
+    pub outbox_events: usize,
     /// Orgs whose notices were left owed because this invocation's time
     /// for deliveries was up: handed on to the run's next part.
     pub deferred: usize,
@@ -248,6 +251,7 @@ impl Summary {
                 self.trials_expired += usize::from(o.trial_expired);
                 self.snapshots += o.snapshot.len();
                 self.presumed_delivered += o.presumed;
+                self.outbox_events += o.events;
                 if o.deferred {
                     self.deferred += 1;
                     self.deferred_all.push(org.clone());
@@ -292,6 +296,8 @@ struct OrgOutcome {
     error: Option<String>,
     /// Notices left owed because the time for deliveries was up.
     deferred: bool,
+    /// Events published from the org's outbox.
+    events: usize,
     presumed: usize,
     emails: usize,
     periods_closed: usize,
@@ -631,6 +637,16 @@ async fn process_org(
     let org = &profile.org_id;
     let mut outcome = OrgOutcome { presumed: settle_lapsed(deps, state).await?, ..Default::default() };
     let mut errors = Vec::new();
+
+    // Events of admin changes that no request published (its answer was
+    // lost, it stopped): from the outbox the org's state carries.
+    if !state.outbox.is_empty() {
+        if options.may_deliver() {
+            outcome.events += delivery::publish_outbox(deps, org, &state.outbox).await;
+        } else {
+            outcome.deferred = true;
+        }
+    }
 
     // 1. Threshold emails still owed, on the counters as stored: a period
     //    that has just ended still owes its own (the claim is pinned to it).

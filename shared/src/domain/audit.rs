@@ -127,7 +127,17 @@ pub fn org_entries(
         reason: None,
     };
     match before {
-        None => vec![entry(AuditAction::OrgCreated, None, Some(serde_json::json!({ "plan": after.plan })))],
+        // What the org starts with: its plan, and any overrides of it.
+        None => {
+            let mut created = serde_json::json!({ "plan": after.plan });
+            if !after.limits.is_empty() {
+                created["limits"] = serde_json::json!(after.limits);
+            }
+            if !after.features.is_empty() {
+                created["features"] = serde_json::json!(after.features);
+            }
+            vec![entry(AuditAction::OrgCreated, None, Some(created))]
+        }
         Some(b) => {
             let mut out = Vec::new();
             if b.plan != after.plan {

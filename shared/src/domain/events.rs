@@ -28,6 +28,24 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    const ALL: [EventKind; 10] = [
+        EventKind::QuotaThresholdCrossed,
+        EventKind::QuotaExceeded,
+        EventKind::QuotaReset,
+        EventKind::PlanChanged,
+        EventKind::TrialExpired,
+        EventKind::UsagePeriodClosed,
+        EventKind::GrantAdded,
+        EventKind::GrantRevoked,
+        EventKind::GrantExpired,
+        EventKind::DailyJobContinued,
+    ];
+
+    /// The kind whose `detail-type` this is.
+    pub fn parse(detail_type: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.detail_type() == detail_type)
+    }
+
     pub fn detail_type(self) -> &'static str {
         match self {
             EventKind::QuotaThresholdCrossed => "QuotaThresholdCrossed",
@@ -50,6 +68,31 @@ impl EventKind {
             EventKind::DailyJobContinued => "quota-service.job",
             _ => "quota-service",
         }
+    }
+}
+
+/// A new event's `eventId`.
+pub fn new_event_id() -> String {
+    format!("evt_{}", super::random_hex(12))
+}
+
+/// An event written with the change it reports, waiting to be published
+/// (`store::outbox`). Published at least once: its `eventId` (in its
+/// `detail`) is the same on every publication, for subscribers to tell
+/// repeats apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub id: String,
+    pub kind: EventKind,
+    pub detail: serde_json::Value,
+}
+
+impl Pending {
+    /// `event`, under the `eventId` its detail carries.
+    pub fn of(event: &impl Event) -> Pending {
+        let (kind, detail) = event.entry();
+        let id = detail["eventId"].as_str().map_or_else(new_event_id, str::to_string);
+        Pending { id, kind, detail }
     }
 }
 
@@ -115,6 +158,9 @@ impl Event for QuotaExceeded {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaReset {
+    /// The same on every publication of this event (it may be published
+    /// more than once: see `Pending`).
+    pub event_id: String,
     pub org_id: OrgId,
     pub resource: String,
     pub before: i64,
@@ -133,6 +179,7 @@ impl Event for QuotaReset {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanChanged {
+    pub event_id: String,
     pub org_id: OrgId,
     pub from: String,
     pub to: String,
@@ -230,6 +277,7 @@ impl QuotaThresholdCrossed {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantDetail {
+    pub event_id: String,
     pub org_id: OrgId,
     pub resource: String,
     pub grant_id: String,
@@ -255,6 +303,7 @@ impl GrantDetail {
         at: DateTime<Utc>,
     ) -> Self {
         GrantDetail {
+            event_id: new_event_id(),
             org_id: org_id.clone(),
             resource: resource.to_string(),
             grant_id: details.grant.id.clone(),
@@ -411,6 +460,7 @@ mod tests {
             }
             .entry(),
             QuotaReset {
+                event_id: new_event_id(),
                 org_id: org.clone(),
                 resource: "conversations".into(),
                 before: 85,
@@ -420,8 +470,15 @@ mod tests {
                 at,
             }
             .entry(),
-            PlanChanged { org_id: org.clone(), from: "free".into(), to: "growth".into(), actor: "a".into(), at }
-                .entry(),
+            PlanChanged {
+                event_id: new_event_id(),
+                org_id: org.clone(),
+                from: "free".into(),
+                to: "growth".into(),
+                actor: "a".into(),
+                at,
+            }
+            .entry(),
             TrialExpired { org_id: org.clone(), plan: "free".into(), trial_ended_at: at, at }.entry(),
             UsagePeriodClosed {
                 org_id: org.clone(),

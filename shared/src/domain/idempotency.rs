@@ -34,6 +34,12 @@ impl IdempotencyKey {
         Self::naming(key, format!("grant\n{}\n{}\n{expiry}\n{}", r.resource, r.amount, r.reason))
     }
 
+    /// An admin write's key: `request` names the write (its route and the
+    /// fields that make it what it is).
+    pub fn for_admin(key: &str, request: &str) -> Option<Self> {
+        Self::naming(key, format!("admin\n{request}"))
+    }
+
     fn naming(key: &str, request: String) -> Option<Self> {
         let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| {

@@ -113,6 +113,8 @@ pub struct OrgState {
     pub trial_notified_at: Option<String>,
     /// The trial notice's claim, while one is being sent.
     pub trial_notice: Option<InFlight>,
+    /// Events admin writes made that are still to be published.
+    pub outbox: Vec<super::events::Pending>,
 }
 
 impl OrgState {

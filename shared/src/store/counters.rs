@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use super::idempotency::Idem;
-use super::items::{self, Item, get_n, key, n, s};
+use super::items::{self, Item, get_n, get_s, key, n, s};
 use super::sdk::get_consistent;
 use super::sdk::put_if_absent;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, own, transact};
@@ -306,19 +306,28 @@ impl Store {
         catalogue: &Catalogue,
         now: DateTime<Utc>,
     ) -> Result<(Counter, Counter, Vec<Expired>), StoreError> {
-        self.replace_count(org, resource, kind, catalogue, now, |before| {
-            (value, false, AuditEntry::usage_set(now, actor, resource, before.used, value))
-        })
-        .await
+        let (before, after, expired, _) = self
+            .replace_count(org, resource, kind, catalogue, now, None, |before| CountChange {
+                value,
+                rearm: false,
+                entry: AuditEntry::usage_set(now, actor, resource, before.used, value),
+                event: None,
+            })
+            .await?;
+        Ok((before, after, expired))
     }
 
     /// Compare-and-set of a counter's count: reads it, brings it up to date
     /// (expired holds and grants off, an ended period closed), then writes
     /// the new count and the audit entry in one transaction that holds only
     /// if the count (and period) are still what was read. `change` gives the
-    /// new count, whether to re-arm thresholds, and the audit entry. So the
-    /// counter after is what the table holds: its answer, and the claim of
-    /// a threshold notice it owes, are computed on the limit in force.
+    /// new count, whether to re-arm thresholds, the audit entry and the
+    /// event for the outbox. So the counter after is what the table holds:
+    /// its answer, and the claim of a threshold notice it owes, are computed
+    /// on the limit in force. With `idempotency`, the key's record (one per
+    /// resource) is written in the same transaction, and a retry with the
+    /// key changes nothing: it answers the counter as it stands, and `true`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn replace_count(
         &self,
         org: &OrgId,
@@ -326,10 +335,22 @@ impl Store {
         kind: ResourceKind,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-        change: impl Fn(&Counter) -> (i64, bool, AuditEntry),
-    ) -> Result<(Counter, Counter, Vec<Expired>), StoreError> {
+        idempotency: Option<&IdempotencyKey>,
+        change: impl Fn(&Counter) -> CountChange,
+    ) -> Result<(Counter, Counter, Vec<Expired>, bool), StoreError> {
         let mut expired = Vec::new();
+        // A key names one change of each resource it is used on.
+        let key_sk = idempotency.map(|idem| items::idempotency_sk("ADMIN", &format!("{}#{resource}", idem.key)));
         for attempt in 0..MAX_ATTEMPTS {
+            if let (Some(idem), Some(sk)) = (idempotency, &key_sk)
+                && let Some(record) = self.live_key_record(org, sk.clone(), now).await?
+            {
+                if get_s(&record, "fingerprint") != Some(idem.fingerprint.as_str()) {
+                    return Err(StoreError::KeyReused);
+                }
+                let current = self.counter(org, resource, kind, catalogue, now).await?;
+                return Ok((current.clone(), current, expired, true));
+            }
             let Some(before) = self.counter_item(org, resource).await? else {
                 self.materialize(org, resource, kind, catalogue, now).await?;
                 continue;
@@ -342,7 +363,7 @@ impl Store {
                 self.roll_over(org, &before, now).await?;
                 continue;
             }
-            let (value, rearm, entry) = change(&before);
+            let CountChange { value, rearm, entry, event } = change(&before);
             let mut expression = "SET used = :v, rem = rem + :delta".to_string();
             if rearm {
                 expression.push_str(" REMOVE notified, ntop, noticeLease, noticeFor, noticeSending");
@@ -360,8 +381,15 @@ impl Store {
                     .condition_expression("used = :before AND pend = :pe")
                     .expression_attribute_values(":pe", n(p.end.timestamp()));
             }
-            let writes =
+            let mut writes =
                 vec![TransactWriteItem::builder().update(update.build()?).build(), self.audit_put(org, &entry)?];
+            if let Some(event) = &event {
+                writes.push(self.outbox_put(org, event, now)?);
+            }
+            if let (Some(idem), Some(sk)) = (idempotency, &key_sk) {
+                let put = self.key_record_put(org, sk.clone(), idem, Item::new(), now)?;
+                writes.push(TransactWriteItem::builder().put(put).build());
+            }
             // Refused: the count moved since it was read; read it again.
             match own(transact(&self.retrying, "count update", writes)).await? {
                 Transacted::Committed => {
@@ -370,13 +398,25 @@ impl Store {
                     if rearm {
                         after.notified.clear();
                     }
-                    return Ok((before, after, expired));
+                    return Ok((before, after, expired, false));
                 }
+                // The count moved since it was read, or the key was used
+                // meanwhile: read again.
                 Transacted::Refused(_) => backoff(attempt).await,
             }
         }
         Err(StoreError::Contended("count update"))
     }
+}
+
+/// What a compare-and-set of a count writes: the new count, whether the
+/// thresholds are re-armed, the audit entry, and the event it owes (to the
+/// outbox, in the same transaction).
+pub struct CountChange {
+    pub value: i64,
+    pub rearm: bool,
+    pub entry: AuditEntry,
+    pub event: Option<crate::domain::events::Pending>,
 }
 
 /// The counter a resource has before anything was written to it.

@@ -11,7 +11,7 @@
 //! to the grants it was computed from by `gv`, which every change to them
 //! moves.
 
-use aws_sdk_dynamodb::types::{Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 
 use super::items::{self, Item, get_n, get_s, key, n, s};
@@ -19,6 +19,7 @@ use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, get_consistent, own
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::catalogue::{Catalogue, ResourceKind};
+use crate::domain::events::{GrantAdded, GrantDetail, GrantRevoked, Pending};
 use crate::domain::grant::{Expired, Grant, GrantDetails, GrantRequest, MAX_GRANTS};
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{MAX_COUNT, OrgId};
@@ -65,6 +66,15 @@ fn details_item(org: &OrgId, resource: &str, details: &GrantDetails) -> Item {
     item
 }
 
+/// The grant a grant's item names.
+fn grant_from_item(id: &str, item: &Item, now: DateTime<Utc>) -> Grant {
+    Grant {
+        id: id.to_string(),
+        amount: get_n(item, "amount").unwrap_or_default(),
+        expires_at: get_n(item, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or(now),
+    }
+}
+
 /// A grant's details from its item; what the counter keeps when the item is
 /// gone.
 fn details_from(grant: &Grant, item: Option<&Item>) -> GrantDetails {
@@ -78,6 +88,18 @@ fn details_from(grant: &Grant, item: Option<&Item>) -> GrantDetails {
             .and_then(|t| DateTime::from_timestamp(t, 0))
             .unwrap_or(grant.expires_at),
     }
+}
+
+/// What revoking a grant came to.
+#[derive(Debug)]
+pub enum Revoked {
+    /// Revoked now: the grant, and its counter after it.
+    Now(GrantDetails, Box<Counter>),
+    /// Revoked before (a retry): the grant, and its counter as it stands.
+    Before(GrantDetails, Box<Counter>),
+    /// No live grant of that id: unknown, or expired (`counter`: where the
+    /// request took expired grants off, if it did).
+    NotFound(Option<Box<Counter>>),
 }
 
 /// What adding a grant came to.
@@ -145,10 +167,13 @@ impl Store {
                 .set_item(Some(details_item(org, resource, &details)))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()?;
+            let limit = counter.limit.map(|l| l + details.grant.amount);
+            let event = Pending::of(&GrantAdded(GrantDetail::new(org, resource, &details, actor, limit, now)));
             let mut writes = vec![
                 TransactWriteItem::builder().update(self.change_update(org, &counter, &change)?).build(),
                 TransactWriteItem::builder().put(put).build(),
                 self.audit_put(org, &entry)?,
+                self.outbox_put(org, &event, now)?,
             ];
             if let Some(idem) = idempotency {
                 let grant_id = Item::from([("grantId".to_string(), s(&details.grant.id))]);
@@ -175,24 +200,36 @@ impl Store {
     }
 
     /// Revokes a live grant, audited in the same transaction that takes it
-    /// off its counter and removes its item. Returns the grant (`None` when
-    /// the org has no live grant of that id), the counter it was on (after),
-    /// and grants found expired there.
+    /// off its counter, marks its item revoked (kept until its TTL, so a
+    /// retry of the revoke answers the first one) and writes its
+    /// `GrantRevoked` to the outbox. Also returns grants found expired on
+    /// the way.
     pub async fn revoke_grant(
         &self,
         org: &OrgId,
         id: &str,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<(Option<GrantDetails>, Option<Counter>, Vec<Expired>), StoreError> {
+    ) -> Result<(Revoked, Vec<Expired>), StoreError> {
         let mut expired = Vec::new();
         let mut touched: Option<String> = None;
         for attempt in 0..MAX_ATTEMPTS {
             let state = self.org_state(org).await?.ok_or(StoreError::OrgNotFound)?;
             let found = state.counters.values().find(|c| c.grants.iter().any(|g| g.id == id));
             let Some(counter) = found else {
-                let after = touched.and_then(|resource| state.counters.get(&resource).cloned());
-                return Ok((None, after, expired));
+                // Revoked before (this is a retry), or not a live grant.
+                let item = self.grant_item(org, id).await?;
+                let revoked = item.as_ref().filter(|i| i.contains_key("revokedAt"));
+                if let Some(item) = revoked {
+                    let grant = grant_from_item(id, item, now);
+                    let resource = get_s(item, "resource").unwrap_or_default();
+                    if let Some(counter) = state.counters.get(resource) {
+                        let details = details_from(&grant, Some(item));
+                        return Ok((Revoked::Before(details, Box::new(counter.clone())), expired));
+                    }
+                }
+                let after = touched.and_then(|resource| state.counters.get(&resource).cloned()).map(Box::new);
+                return Ok((Revoked::NotFound(after), expired));
             };
             // An ended period is closed first, billed with the grant it had;
             // an expired grant is not revoked: it has ended.
@@ -209,20 +246,26 @@ impl Store {
             let details = details_from(&grant, self.grant_item(org, id).await?.as_ref());
             let change = Change { add: None, remove: vec![&grant], free: Vec::new(), at: Some(now) };
             let entry = AuditEntry::grant(now, actor, AuditAction::GrantRevoked, &details, &counter.resource);
-            let delete =
-                Delete::builder().table_name(&self.table).set_key(Some(key(items::pk(org), details_sk(id)))).build()?;
+            let limit = counter.limit.map(|l| l - grant.amount);
+            let event =
+                Pending::of(&GrantRevoked(GrantDetail::new(org, &counter.resource, &details, actor, limit, now)));
+            let mut tombstone = details_item(org, &counter.resource, &details);
+            tombstone.insert("revokedAt".into(), n(now.timestamp()));
+            tombstone.insert("revokedBy".into(), s(actor));
+            let mark = Put::builder().table_name(&self.table).set_item(Some(tombstone)).build()?;
             let writes = vec![
                 TransactWriteItem::builder().update(self.change_update(org, counter, &change)?).build(),
-                TransactWriteItem::builder().delete(delete).build(),
+                TransactWriteItem::builder().put(mark).build(),
                 self.audit_put(org, &entry)?,
+                self.outbox_put(org, &event, now)?,
             ];
             match own(transact(&self.retrying, "grant revoke", writes)).await? {
                 Transacted::Committed => {
                     let mut after = counter.clone();
                     after.grants.retain(|g| g.id != id);
-                    after.limit = after.limit.map(|l| l - grant.amount);
+                    after.limit = limit;
                     after.grant_version += 1;
-                    return Ok((Some(details), Some(after), expired));
+                    return Ok((Revoked::Now(details, Box::new(after)), expired));
                 }
                 Transacted::Refused(_) => backoff(attempt).await,
             }
@@ -245,13 +288,9 @@ impl Store {
             return Err(StoreError::KeyReused);
         }
         let id = get_s(&record, "grantId").unwrap_or_default();
+        // Kept until 30 days past its expiry, revoked or not.
         let stored = self.grant_item(org, id).await?.ok_or(StoreError::Contended("grant replay"))?;
-        let grant = Grant {
-            id: id.to_string(),
-            amount: get_n(&stored, "amount").unwrap_or_default(),
-            expires_at: get_n(&stored, "expiresAt").and_then(|t| DateTime::from_timestamp(t, 0)).unwrap_or(now),
-        };
-        Ok(Some(details_from(&grant, Some(&stored))))
+        Ok(Some(details_from(&grant_from_item(id, &stored, now), Some(&stored))))
     }
 
     /// A grant's own item (its reason and author).

@@ -30,15 +30,18 @@ pub mod job;
 mod lease;
 pub mod notices;
 mod orgs;
+mod outbox;
 mod reservations;
 mod rollover;
 pub mod schema;
 mod sdk;
 pub mod snapshots;
 
+pub use counters::CountChange;
 pub use error::{BoxError, StoreError, root_cause};
-pub use grants::Granted;
+pub use grants::{Granted, Revoked};
 pub use lease::{Claim, Lease, Settled};
+pub use orgs::PutOrg;
 pub use reservations::{End, Ended, Reserved};
 pub use sdk::Work;
 

@@ -14,9 +14,21 @@ use super::sdk::{MAX_ATTEMPTS, Query, SortKeys, Transacted, backoff, own, transa
 use super::{Store, StoreError};
 use crate::domain::audit;
 use crate::domain::catalogue::Catalogue;
+use crate::domain::events::{Pending, PlanChanged, new_event_id};
+use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{MAX_COUNT, OrgId, OrgPatch, OrgProfile, OrgState};
 use crate::domain::period::Period;
 use crate::domain::usage::{Counter, CounterSettings};
+
+/// What a create or update of an org came to.
+#[derive(Debug)]
+pub enum PutOrg {
+    /// Written now; `previous` is `None` when it was created.
+    Written { profile: OrgProfile, previous: Option<Box<OrgProfile>> },
+    /// A retry with the same key: the profile as it stands, and whether the
+    /// first request created the org.
+    Replayed { profile: OrgProfile, created: bool },
+}
 
 /// An org's state from its `STATE#` items, in any order.
 pub(crate) fn state_from_items<'a>(found: impl IntoIterator<Item = &'a Item>) -> Result<Option<OrgState>, StoreError> {
@@ -24,6 +36,7 @@ pub(crate) fn state_from_items<'a>(found: impl IntoIterator<Item = &'a Item>) ->
     let mut trial_notified_at = None;
     let mut trial_notice = None;
     let mut counters = BTreeMap::new();
+    let mut outbox = Vec::new();
     for item in found {
         if items::is_profile(item) {
             profile = Some(items::profile_from_item(item)?);
@@ -32,9 +45,18 @@ pub(crate) fn state_from_items<'a>(found: impl IntoIterator<Item = &'a Item>) ->
         } else if items::is_counter(item) {
             let counter = items::counter_from_item(item)?;
             counters.insert(counter.resource.clone(), counter);
+        } else if let Some(pending) = super::outbox::pending_from_item(item) {
+            outbox.push(pending);
         }
     }
-    Ok(profile.map(|(profile, version)| OrgState { profile, version, counters, trial_notified_at, trial_notice }))
+    Ok(profile.map(|(profile, version)| OrgState {
+        profile,
+        version,
+        counters,
+        trial_notified_at,
+        trial_notice,
+        outbox,
+    }))
 }
 
 impl Store {
@@ -55,19 +77,32 @@ impl Store {
     // ---- orgs --------------------------------------------------------------
 
     /// Creates or updates an org: profile, every counter whose settings
-    /// change, and the audit entries, in one transaction pinned to the
-    /// profile version it was computed from. Returns the profile and the one
-    /// it replaced (`None` when it was created).
+    /// change, the audit entries and the `PlanChanged` it owes (to the
+    /// outbox), in one transaction pinned to the profile version it was
+    /// computed from. With `idempotency`, the key's record is in the same
+    /// transaction, and a retry with the key writes nothing and answers as
+    /// the first did (created or updated).
     pub async fn put_org(
         &self,
         org: &OrgId,
         patch: &OrgPatch,
         actor: &str,
+        idempotency: Option<&IdempotencyKey>,
         catalogue: &Catalogue,
         now: DateTime<Utc>,
-    ) -> Result<(OrgProfile, Option<OrgProfile>), StoreError> {
+    ) -> Result<PutOrg, StoreError> {
+        let key_sk = idempotency.map(|idem| items::idempotency_sk("ADMIN", &idem.key));
         for attempt in 0..MAX_ATTEMPTS {
             let state = self.org_state(org).await?;
+            if let (Some(idem), Some(sk)) = (idempotency, &key_sk)
+                && let Some(record) = self.live_key_record(org, sk.clone(), now).await?
+            {
+                if get_s(&record, "fingerprint") != Some(idem.fingerprint.as_str()) {
+                    return Err(StoreError::KeyReused);
+                }
+                let profile = state.map(|s| s.profile).ok_or(StoreError::Contended("org replay"))?;
+                return Ok(PutOrg::Replayed { profile, created: get_s(&record, "created") == Some("true") });
+            }
             // A period that has ended is closed for billing under the plan
             // and limit it ran under, before any of them change.
             if let Some(state) = &state {
@@ -123,10 +158,30 @@ impl Store {
             for entry in audit::org_entries(existing, &profile, actor, now) {
                 writes.push(self.audit_put(org, &entry)?);
             }
+            if let Some(before) = existing.filter(|b| b.plan != profile.plan) {
+                let event = PlanChanged {
+                    event_id: new_event_id(),
+                    org_id: org.clone(),
+                    from: before.plan.clone(),
+                    to: profile.plan.clone(),
+                    actor: actor.to_string(),
+                    at: now,
+                };
+                writes.push(self.outbox_put(org, &Pending::of(&event), now)?);
+            }
+            if let (Some(idem), Some(sk)) = (idempotency, &key_sk) {
+                let created =
+                    Item::from([("created".to_string(), s(if existing.is_none() { "true" } else { "false" }))]);
+                let put = self.key_record_put(org, sk.clone(), idem, created, now)?;
+                writes.push(TransactWriteItem::builder().put(put).build());
+            }
 
-            // Refused: the profile or a counter changed since it was read.
+            // Refused: the profile or a counter changed since it was read
+            // (or the key was used meanwhile).
             match own(transact(&self.retrying, "org update", writes)).await? {
-                Transacted::Committed => return Ok((profile, existing.cloned())),
+                Transacted::Committed => {
+                    return Ok(PutOrg::Written { profile, previous: existing.cloned().map(Box::new) });
+                }
                 Transacted::Refused(_) => backoff(attempt).await,
             }
         }
