@@ -3,7 +3,7 @@
 
 use lambda_http::{Body, Request, Response};
 use quota_shared::Deps;
-use quota_tests::{TestApp, Value};
+use quota_tests::{TestApp, Value, json};
 
 type Handler = for<'a> fn(&'a Deps, Request) -> futures::future::BoxFuture<'a, Response<Body>>;
 
@@ -191,4 +191,70 @@ async fn a_function_answers_404_for_another_functions_route() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/consume.json")).unwrap();
     let response = get_usage(&app.deps, lambda_http::request::from_str(&text).unwrap()).await;
     assert_eq!(response.status(), 404);
+}
+
+/// The key paths of a JSON value (`requestContext.http.method`, …).
+fn key_paths(value: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    if let Value::Object(map) = value {
+        for (k, v) in map {
+            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            out.insert(path.clone());
+            // Claims and headers are free-form maps: their keys are data.
+            if !["headers", "claims", "pathParameters", "queryStringParameters", "detail"].contains(&k.as_str()) {
+                key_paths(v, &path, out);
+            }
+        }
+    }
+}
+
+/// Every fixture in `events/` is what AWS sends, not what the handlers
+/// happen to read: each API Gateway event is an `aws_lambda_events`
+/// `ApiGatewayV2httpRequest` with no field that type does not know, names
+/// the route `template.yaml` declares for its method and path (route key
+/// and path parameters, as the gateway fills them), and lists the token's
+/// scopes as the JWT authorizer does; the EventBridge ones are
+/// `EventBridgeEvent`s (the schedule's is built from the template itself,
+/// above). `docs/events.md` says where each shape comes from.
+#[test]
+fn every_fixture_is_shaped_as_aws_sends_it() {
+    use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+    use aws_lambda_events::eventbridge::EventBridgeEvent;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let fixture: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        seen += 1;
+        if fixture.get("requestContext").is_none() {
+            let event: EventBridgeEvent<Value> =
+                serde_json::from_value(fixture).unwrap_or_else(|e| panic!("{name} is an EventBridge event: {e}"));
+            assert!(["aws.scheduler", "quota-service.job"].contains(&event.source.as_str()), "{name}");
+            continue;
+        }
+        let typed: ApiGatewayV2httpRequest =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is an HTTP API event: {e}"));
+        let (mut sent, mut known) = (Default::default(), Default::default());
+        key_paths(&fixture, "", &mut sent);
+        key_paths(&serde_json::to_value(&typed).unwrap(), "", &mut known);
+        let unknown: Vec<&String> = sent.difference(&known).collect();
+        assert!(unknown.is_empty(), "{name}: fields AWS's type does not have: {unknown:?}");
+
+        let method = fixture["requestContext"]["http"]["method"].as_str().unwrap();
+        let raw_path = fixture["rawPath"].as_str().unwrap();
+        let method: lambda_http::http::Method = method.parse().unwrap();
+        let (route_key, params) =
+            quota_shared::api::route_key(&method, raw_path).unwrap_or_else(|| panic!("{name}: a declared route"));
+        assert_eq!(fixture["routeKey"], route_key, "{name}");
+        assert_eq!(fixture["requestContext"]["routeKey"], route_key, "{name}");
+        let want: serde_json::Map<String, Value> = params.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+        assert_eq!(fixture.get("pathParameters").cloned().unwrap_or(json!({})), Value::Object(want), "{name}");
+        let jwt = &fixture["requestContext"]["authorizer"]["jwt"];
+        if !jwt.is_null() {
+            let scopes: Vec<&str> = jwt["claims"]["scope"].as_str().unwrap_or_default().split_whitespace().collect();
+            assert_eq!(jwt["scopes"], json!(scopes), "{name}: the authorizer lists the token's scopes");
+        }
+    }
+    assert!(seen >= 20, "{seen} fixtures");
 }

@@ -7,7 +7,7 @@ pub mod error;
 pub mod routes;
 
 pub use error::ApiError;
-pub use routes::{Endpoint, Function, ROUTES, Route};
+pub use routes::{Endpoint, Function, ROUTES, Route, route_key};
 
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};

@@ -170,6 +170,28 @@ impl Route {
     }
 }
 
+/// The route API Gateway matches a request to, as its event names it: the
+/// route key (`POST /v1/orgs/{orgId}/usage/{resource}/consume`, the
+/// template's path) and the path parameters, by the template's names.
+/// `None` for a request only the `$default` route takes.
+pub fn route_key(method: &Method, path: &str) -> Option<(String, Vec<(String, String)>)> {
+    ROUTES.iter().filter(|(m, _, _)| m == method).find_map(|(m, pattern, _)| {
+        let template = pattern.replace("{org}", "{orgId}");
+        let mut params = Vec::new();
+        let (mut want, mut got) = (template.split('/'), path.split('/'));
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return Some((format!("{m} {template}"), params)),
+                (Some(w), Some(v)) if w.starts_with('{') && !v.is_empty() => {
+                    params.push((w.trim_matches(|c| c == '{' || c == '}').to_string(), v.to_string()));
+                }
+                (Some(w), Some(v)) if w == v => {}
+                _ => return None,
+            }
+        }
+    })
+}
+
 /// The parameters of `path` if it fits `pattern` (the endpoint is set by the caller).
 fn match_pattern(pattern: &str, path: &str) -> Option<Route> {
     let mut pat = pattern.split('/');
@@ -211,6 +233,10 @@ mod tests {
         assert_eq!((r.endpoint, r.id.as_deref()), (Endpoint::CancelReservation, Some("rsv_x")));
         let r = Route::parse(&Method::GET, "/v1/orgs/acme/features/sso").unwrap();
         assert_eq!((r.endpoint, r.id.as_deref()), (Endpoint::Feature, Some("sso")));
+        let (key, params) = route_key(&Method::DELETE, "/v1/orgs/acme/reservations/rsv_x").unwrap();
+        assert_eq!(key, "DELETE /v1/orgs/{orgId}/reservations/{reservationId}");
+        assert_eq!(params, [("orgId".to_string(), "acme".to_string()), ("reservationId".into(), "rsv_x".into())]);
+        assert_eq!(route_key(&Method::GET, "/v1/nope"), None);
         // Path parameters stay raw: an encoded id is not a valid org id.
         let r = Route::parse(&Method::GET, "/v1/orgs/a%20b").unwrap();
         assert_eq!(r.org.as_deref(), Some("a%20b"));

@@ -176,6 +176,10 @@ pub fn apigw_event(
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
     };
     let now = chrono::Utc::now();
+    // The route the gateway matched, as its event names it; a request no
+    // route takes goes to `$default`.
+    let (route_key, path_parameters) =
+        quota_shared::api::route_key(method, path).unwrap_or_else(|| ("$default".to_string(), Vec::new()));
     let mut context = serde_json::json!({
         "accountId": "000000000000",
         "apiId": "local",
@@ -189,17 +193,24 @@ pub fn apigw_event(
             "userAgent": joined.get("user-agent").cloned().unwrap_or_default(),
         },
         "requestId": format!("local-{}", now.timestamp_nanos_opt().unwrap_or_default()),
-        "routeKey": "$default",
+        "routeKey": route_key,
         "stage": "$default",
         "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
         "timeEpoch": now.timestamp_millis(),
     });
     if let Some(claims) = claims {
-        context["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": null } });
+        // The token's scopes, as the authorizer lists them.
+        let scopes: Vec<&str> = claims
+            .get("scope")
+            .or_else(|| claims.get("scp"))
+            .map(|s| s.trim_matches(|c| c == '[' || c == ']').split_whitespace().collect())
+            .unwrap_or_default();
+        let scopes = if scopes.is_empty() { serde_json::Value::Null } else { serde_json::json!(scopes) };
+        context["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": scopes } });
     }
     let mut event = serde_json::json!({
         "version": "2.0",
-        "routeKey": "$default",
+        "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": query,
         "headers": joined,
@@ -208,6 +219,11 @@ pub fn apigw_event(
     });
     if !params.is_empty() {
         event["queryStringParameters"] = serde_json::json!(params);
+    }
+    if !path_parameters.is_empty() {
+        let parameters: serde_json::Map<String, serde_json::Value> =
+            path_parameters.into_iter().map(|(name, value)| (name, value.into())).collect();
+        event["pathParameters"] = parameters.into();
     }
     if !body.is_empty() {
         event["body"] = serde_json::Value::String(body);
