@@ -135,3 +135,36 @@ async fn transactions_answered_late_are_applied_once() {
         audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["plan_changed", "usage_set", "grant_added", "org_created"], "each once");
 }
+
+/// Review defect: the SDK reports only its last attempt's error. A
+/// transaction whose first attempt was applied (its answer late) and whose
+/// later ones were throttled answered `503 STORE_UNAVAILABLE`, "nothing was
+/// recorded", and an operator's retry added the grant twice.
+#[tokio::test]
+async fn a_transaction_applied_then_throttled_says_its_outcome_is_unknown() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    app.org("applied-throttled", json!({ "plan": "free" })).await;
+    let proxy = &app.faults().dynamodb;
+    proxy.inject(late("TransactWriteItems"));
+    proxy.inject(Rule::on("TransactWriteItems", Fault::Throttling));
+    let g = app.grant("applied-throttled", json!({ "resource": "conversations", "amount": 25, "reason": "r" })).await;
+    assert_eq!((g.status, g.code()), (503, Some("OUTCOME_UNKNOWN")), "{}", g.body);
+    proxy.clear();
+    let usage = app.resource_usage("applied-throttled", "conversations").await;
+    assert_eq!(usage["limit"], 125, "the first attempt was applied: {usage}");
+}
+
+/// The same for a reserve: its hold, applied, then its repeats throttled,
+/// is an outcome unknown, never "nothing recorded".
+#[tokio::test]
+async fn a_reserve_applied_then_throttled_says_its_outcome_is_unknown() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    app.org("hold-throttled", json!({ "plan": "free" })).await;
+    let proxy = &app.faults().dynamodb;
+    proxy.inject(late("UpdateItem"));
+    proxy.inject(Rule::on("UpdateItem", Fault::Throttling));
+    let r = app.reserve("hold-throttled", "conversations", json!({ "amount": 30 })).await;
+    assert_eq!((r.status, r.code()), (503, Some("OUTCOME_UNKNOWN")), "{}", r.body);
+    proxy.clear();
+    assert_eq!(app.resource_usage("hold-throttled", "conversations").await["held"], 30);
+}

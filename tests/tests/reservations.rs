@@ -479,3 +479,25 @@ async fn an_expired_id_is_expired_only_for_the_org_it_was_issued_to() {
     let r = app.commit("mine", &id, None).await;
     assert_eq!((r.status, r.code()), (409, Some("RESERVATION_EXPIRED")), "{}", r.body);
 }
+
+/// Review defect: the outcome record was found by the nonce alone, so an
+/// ended reservation's id with its amount or expiry altered answered the
+/// first outcome (or a conflict) instead of "not found".
+#[tokio::test]
+async fn an_ended_reservations_id_altered_is_not_found() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    free_org(&app, "altered").await;
+    let id = app.reserved("altered", "conversations", 5).await;
+    assert_eq!(app.commit("altered", &id, None).await.status, 200);
+    let issued = ReservationId::decode(&id).unwrap();
+    let later = issued.expires_at + chrono::Duration::seconds(1);
+    for other in [ReservationId { amount: 4, ..issued.clone() }, ReservationId { expires_at: later, ..issued.clone() }]
+    {
+        let other = other.encode();
+        let r = app.commit("altered", &other, None).await;
+        assert_eq!((r.status, r.code()), (404, Some("RESERVATION_NOT_FOUND")), "commit: {}", r.body);
+        let r = app.cancel("altered", &other).await;
+        assert_eq!((r.status, r.code()), (404, Some("RESERVATION_NOT_FOUND")), "release: {}", r.body);
+    }
+    assert_eq!(app.commit("altered", &id, None).await.status, 200, "the id itself still answers its outcome");
+}

@@ -120,7 +120,7 @@ impl Store {
             }
             writes.push(TransactWriteItem::builder().update(write.build()?).build());
         }
-        Ok(matches!(transact(&self.retrying, operation, writes).await?, Transacted::Committed))
+        Ok(matches!(transact(&self.once, operation, writes).await?, Transacted::Committed))
     }
 }
 

@@ -391,7 +391,7 @@ impl Store {
                 writes.push(TransactWriteItem::builder().put(put).build());
             }
             // Refused: the count moved since it was read; read it again.
-            match own(transact(&self.retrying, "count update", writes)).await? {
+            match own(transact(&self.once, "count update", writes)).await? {
                 Transacted::Committed => {
                     let mut after = before.clone();
                     after.used = value;

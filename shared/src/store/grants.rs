@@ -180,7 +180,7 @@ impl Store {
                 let put = self.key_record_put(org, grant_key_sk(idem), idem, grant_id, now)?;
                 writes.push(TransactWriteItem::builder().put(put).build());
             }
-            match own(transact(&self.retrying, "grant", writes)).await? {
+            match own(transact(&self.once, "grant", writes)).await? {
                 Transacted::Committed => {
                     let mut after = counter.clone();
                     after.grants.push(details.grant.clone());
@@ -259,7 +259,7 @@ impl Store {
                 self.audit_put(org, &entry)?,
                 self.outbox_put(org, &event, now)?,
             ];
-            match own(transact(&self.retrying, "grant revoke", writes)).await? {
+            match own(transact(&self.once, "grant revoke", writes)).await? {
                 Transacted::Committed => {
                     let mut after = counter.clone();
                     after.grants.retain(|g| g.id != id);

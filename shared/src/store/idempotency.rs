@@ -80,7 +80,7 @@ impl Store {
         const COUNTER: usize = 1;
         let writes =
             vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(update).build()];
-        let reasons = match own(transact(&self.retrying, "keyed consume", writes)).await? {
+        let reasons = match own(transact(&self.once, "keyed consume", writes)).await? {
             Transacted::Committed => return Ok(Idem::Done),
             Transacted::Refused(reasons) => reasons,
         };

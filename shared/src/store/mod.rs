@@ -52,10 +52,11 @@ use aws_sdk_dynamodb::Client;
 /// - `once`, for single-item writes: a write is never sent again once
 ///   DynamoDB may have applied it ([`crate::clients::SentOnce`]); its
 ///   outcome is then unknown, and an API request says so;
-/// - `retrying`, with every retry the SDK makes: reads, transactions (sent
-///   under a `ClientRequestToken`, so a repeat changes nothing), batches of
-///   puts that overwrite, and writes that recognise their own repeat (a
-///   reserve finds its hold already there).
+/// - `retrying`, with every retry the SDK makes: reads, batches of puts that
+///   overwrite, and writes that recognise their own repeat (a job run's
+///   hand-over finds its own record). Transactions go through `once` too:
+///   `sdk::transact` sends them again itself, under their token, and must
+///   see every attempt that may have been applied.
 #[derive(Clone, Debug)]
 pub struct Store {
     once: Client,

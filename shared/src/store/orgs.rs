@@ -160,7 +160,7 @@ impl Store {
             }
             if let Some(before) = existing.filter(|b| b.plan != profile.plan) {
                 let event = PlanChanged {
-                    event_id: new_event_id(),
+                    event_id: new_event_id(now),
                     org_id: org.clone(),
                     from: before.plan.clone(),
                     to: profile.plan.clone(),
@@ -178,7 +178,7 @@ impl Store {
 
             // Refused: the profile or a counter changed since it was read
             // (or the key was used meanwhile).
-            match own(transact(&self.retrying, "org update", writes)).await? {
+            match own(transact(&self.once, "org update", writes)).await? {
                 Transacted::Committed => {
                     return Ok(PutOrg::Written { profile, previous: existing.cloned().map(Box::new) });
                 }

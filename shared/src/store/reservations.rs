@@ -86,12 +86,16 @@ impl Store {
     ) -> Result<(Reserved, Vec<Expired>), StoreError> {
         let mut expired = Vec::new();
         let mut expires_at = reservation::expiry(now, ttl_seconds, None);
+        // A hold sent whose answer never came: it is sent again as it was,
+        // and recognised on the counter if the first was applied.
+        let mut unanswered: Option<ReservationId> = None;
+        let mut unsure = false;
         for attempt in 0..MAX_ATTEMPTS {
-            let id = ReservationId::new(org, resource, amount, expires_at);
-            let hold = Hold { nonce: id.nonce.clone(), amount, expires_at };
+            let id = unanswered.take().unwrap_or_else(|| ReservationId::new(org, resource, amount, expires_at));
+            let hold = Hold { nonce: id.nonce.clone(), amount, expires_at: id.expires_at };
             let update = self.consume_update(org, resource, amount, Some(hold), now);
             let old = match idempotency {
-                None => match own(update.send_with(&self.retrying)).await {
+                None => match own(update.send_with(&self.once)).await {
                     Ok(out) => {
                         let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
                         expired.extend(self.sweep_after(org, &counter, now).await);
@@ -99,7 +103,20 @@ impl Store {
                     }
                     Err(err) => match condition_failed_item(&err) {
                         Some(old) => old,
-                        None => return Err(err.into()),
+                        None if crate::clients::may_have_applied(&err) && attempt + 1 < MAX_ATTEMPTS => {
+                            unsure = true;
+                            unanswered = Some(id);
+                            backoff(attempt).await;
+                            continue;
+                        }
+                        None => {
+                            // An earlier attempt of this hold may have been
+                            // applied, whatever this one came to.
+                            if unsure {
+                                super::sdk::outcome_unknown_now();
+                            }
+                            return Err(err.into());
+                        }
                     },
                 },
                 Some(idem) => {
@@ -138,12 +155,13 @@ impl Store {
                     continue;
                 }
                 let counter = items::counter_from_item(item)?;
-                // Our own hold: the write was applied, and this was the SDK's
-                // retry of it after its answer was lost.
+                // Our own hold: an attempt whose answer never came was
+                // applied, and this one was its repeat.
                 if counter.holds.iter().any(|h| h.nonce == id.nonce) {
                     expired.extend(self.sweep_after(org, &counter, now).await);
                     return Ok((Reserved::Held { id, counter: counter.at(now) }, expired));
                 }
+                unsure = false;
                 if !counter.lapsed(now) && !counter.period_ended(now) {
                     if counter.holds.len() >= MAX_OPEN {
                         return Ok((Reserved::TooMany, expired));
@@ -185,14 +203,17 @@ impl Store {
                 TransactWriteItem::builder().update(update).build(),
                 TransactWriteItem::builder().put(record).build(),
             ];
-            let reasons = match own(transact(&self.retrying, "reservation end", writes)).await? {
+            let reasons = match own(transact(&self.once, "reservation end", writes)).await? {
                 Transacted::Committed => return Ok((Ended::Done(outcome), expired)),
                 Transacted::Refused(reasons) => reasons,
             };
             if reason(&reasons, RECORD) == "ConditionalCheckFailed"
                 && let Some(first) = reasons[RECORD].item().and_then(outcome_from_item)
             {
-                return Ok((Ended::Before(first), expired));
+                // The outcome of this very id; another id with its nonce
+                // (an amount or expiry altered) names nothing.
+                let ended = if first.reservation_id == id.encode() { Ended::Before(first) } else { Ended::NotFound };
+                return Ok((ended, expired));
             }
             let old = reasons[COUNTER].item().map(items::counter_from_item).transpose()?;
             let ours = |h: &&Hold| h.nonce == id.nonce && h.amount == id.amount && h.expires_at == id.expires_at;
@@ -338,7 +359,8 @@ impl Store {
         let record =
             get_consistent(&self.retrying, &self.table, key(items::pk(org), items::outcome_sk(&id.nonce))).await?;
         if let Some(first) = record.as_ref().and_then(outcome_from_item) {
-            return Ok(Ended::Before(first));
+            let ended = if first.reservation_id == id.encode() { Ended::Before(first) } else { Ended::NotFound };
+            return Ok(ended);
         }
         // Forged, altered, or another org's: nothing to say about it.
         if !id.issued_to(org) {

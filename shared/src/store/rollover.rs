@@ -108,6 +108,6 @@ impl Store {
             .build()?;
         let writes =
             vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(put).build()];
-        Ok(matches!(transact(&self.retrying, "rollover", writes).await?, Transacted::Committed))
+        Ok(matches!(transact(&self.once, "rollover", writes).await?, Transacted::Committed))
     }
 }

@@ -34,13 +34,16 @@ tokio::task_local! {
 #[derive(Debug, Clone)]
 pub struct Work {
     deadline: Instant,
-    own_write_sent: Arc<AtomicBool>,
+    /// An own write was sent and its outcome is not known.
+    unknown: Arc<AtomicBool>,
+    /// An own write was applied (or, at least, not refused).
+    applied: Arc<AtomicBool>,
 }
 
 impl Work {
     /// Store work that must end within `budget`.
     pub fn within(budget: Duration) -> Work {
-        Work { deadline: Instant::now() + budget, own_write_sent: Arc::default() }
+        Work { deadline: Instant::now() + budget, unknown: Arc::default(), applied: Arc::default() }
     }
 
     /// Runs `work` as this request's store work, cut short at the deadline
@@ -50,10 +53,11 @@ impl Work {
         tokio::time::timeout(left, WORK.scope(self.clone(), work))
     }
 
-    /// Whether the request's own write was sent and not certainly refused:
-    /// it may have been applied.
+    /// Whether one of the request's own writes was sent and not certainly
+    /// refused: something may have been recorded (a request that writes
+    /// several, a reset of every resource, may fail after the first).
     pub fn own_write_sent(&self) -> bool {
-        self.own_write_sent.load(Ordering::SeqCst)
+        self.unknown.load(Ordering::SeqCst) || self.applied.load(Ordering::SeqCst)
     }
 
     /// Whether the current request's work has time for one more DynamoDB
@@ -82,21 +86,31 @@ impl<E: std::error::Error + 'static> MayHaveApplied for SdkError<E, HttpResponse
     }
 }
 
-/// Sends the request's own write (see [`Work`]): it counts as sent from
-/// now, and as not sent again only if it certainly was not applied.
+/// An own write sent earlier may have been applied, whatever the last
+/// attempt came to: the request's outcome is unknown.
+pub(crate) fn outcome_unknown_now() {
+    let _ = WORK.try_with(|w| w.unknown.store(true, Ordering::SeqCst));
+}
+
+/// Sends one of the request's own writes (see [`Work`]): its outcome is
+/// unknown from now until it answers; an answer that is not a certain
+/// refusal counts as applied, whatever later writes of the request come to.
 pub(crate) async fn own<T, E: MayHaveApplied>(write: impl Future<Output = Result<T, E>>) -> Result<T, E> {
-    let mark = |sent: bool| {
-        let _ = WORK.try_with(|w| w.own_write_sent.store(sent, Ordering::SeqCst));
+    let set = |flag: fn(&Work) -> &AtomicBool, value: bool| {
+        let _ = WORK.try_with(|w| flag(w).store(value, Ordering::SeqCst));
     };
-    mark(true);
+    set(|w| &w.unknown, true);
     // Boxed, as `api::bounded` boxes its work: this wraps the deepest
     // futures of the store (the SDK's), which would otherwise sit in every
     // caller's frame.
     let result = Box::pin(write).await;
-    if let Err(err) = &result
-        && !err.may_have_applied()
-    {
-        mark(false);
+    match &result {
+        Ok(_) => {
+            set(|w| &w.applied, true);
+            set(|w| &w.unknown, false);
+        }
+        Err(err) if !err.may_have_applied() => set(|w| &w.unknown, false),
+        Err(_) => {}
     }
     result
 }
@@ -164,13 +178,18 @@ const TRANSIENT_REASONS: &[&str] = &["TransactionConflict", "ThrottlingError", "
 /// again is safe: DynamoDB answers a repeat of a transaction it carried out
 /// with success, and changes nothing. So a transaction whose answer never
 /// came (a timeout, a lost connection, a 5xx), or that is still in
-/// progress, is sent again with the same token until its outcome is known.
-/// One cancelled only because other transactions (or throttling) stood in
-/// the way was not applied, and is sent again with a new token after a
-/// jittered backoff. Either goes on while the request's budget leaves time
-/// for another attempt (outside a request, up to [`MAX_ATTEMPTS`] times):
-/// an admin's request, with a budget of seconds, outlasts a burst of
-/// transactions on a hot counter.
+/// progress, is sent again with the same token until its outcome is known;
+/// if the time runs out first, its outcome is unknown (`NoAnswer`), even
+/// when the last attempt was refused outright (throttling), since an
+/// earlier one may have been applied. One cancelled only because other
+/// transactions (or throttling) stood in the way was not applied (a repeat
+/// of an applied token would have succeeded), and is sent again with a new
+/// token after a jittered backoff. Either goes on while the request's
+/// budget leaves time for another attempt (outside a request, up to
+/// [`MAX_ATTEMPTS`] times): an admin's request, with a budget of seconds,
+/// outlasts a burst of transactions on a hot counter. `client` must not
+/// retry an attempt that may have been applied (`Store`'s single-write
+/// client): this loop must see every such attempt.
 pub(crate) async fn transact(
     client: &Client,
     operation: &'static str,
@@ -178,6 +197,8 @@ pub(crate) async fn transact(
 ) -> Result<Transacted, StoreError> {
     let mut token = crate::domain::random_hex(16);
     let mut attempt = 0;
+    // An attempt under the current token may have been applied.
+    let mut unsure = false;
     loop {
         let sent = client
             .transact_write_items()
@@ -190,8 +211,19 @@ pub(crate) async fn transact(
             Err(err) => err,
         };
         let pause = backoff_for(attempt);
+        let more = Work::time_for_another(attempt, pause);
+        let give_up = |err: StoreError, unsure: bool| {
+            if unsure {
+                tracing::warn!(operation, "transaction's outcome unknown: an earlier attempt may have been applied");
+                Err(StoreError::NoAnswer { summary: format!("{operation}: outcome unknown"), source: Box::new(err) })
+            } else {
+                Err(err)
+            }
+        };
         match err.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                // Under this token: so no earlier attempt of it was applied.
+                unsure = false;
                 let reasons = cancelled.cancellation_reasons();
                 let code = |r: &CancellationReason| r.code().unwrap_or("None").to_string();
                 if reasons.iter().any(|r| code(r) == "ConditionalCheckFailed") {
@@ -199,26 +231,41 @@ pub(crate) async fn transact(
                 }
                 let transient = reasons.iter().any(|r| TRANSIENT_REASONS.contains(&code(r).as_str()))
                     && reasons.iter().all(|r| code(r) == "None" || TRANSIENT_REASONS.contains(&code(r).as_str()));
-                if !transient || !Work::time_for_another(attempt, pause) {
+                if !transient || !more {
                     return Err(if transient { StoreError::Contended(operation) } else { err.into() });
                 }
                 tracing::debug!(operation, attempt, "transaction met another; retrying");
                 token = crate::domain::random_hex(16);
             }
             Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
-                if !Work::time_for_another(attempt, pause) {
-                    return Err(err.into());
+                unsure = true;
+                if !more {
+                    return give_up(err.into(), unsure);
                 }
                 tracing::debug!(operation, attempt, "transaction still in progress; asking again");
             }
-            _ if crate::clients::may_have_applied(&err) && Work::time_for_another(attempt, pause) => {
+            _ if crate::clients::may_have_applied(&err) => {
+                unsure = true;
+                if !more {
+                    return give_up(err.into(), unsure);
+                }
                 tracing::debug!(operation, attempt, "transaction's outcome unknown; sending it again with its token");
             }
-            _ => return Err(err.into()),
+            _ if is_throttling(&err) && more => {
+                tracing::debug!(operation, attempt, "transaction throttled; sending it again with its token");
+            }
+            _ => return give_up(err.into(), unsure),
         }
         tokio::time::sleep(pause).await;
         attempt += 1;
     }
+}
+
+/// DynamoDB refused the request as a whole for its rate: certainly not
+/// applied.
+fn is_throttling<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    let code = err.as_service_error().and_then(ProvideErrorMetadata::code);
+    matches!(code, Some("ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded"))
 }
 
 /// The reason code of item `index` of a refused transaction (`"None"` when
@@ -313,5 +360,30 @@ impl Query {
                 _ => return Ok(found),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review defect: a request that writes several items (a reset of every
+    /// resource) and fails after the first was applied said "nothing was
+    /// recorded": the second write's certain refusal cleared the flag the
+    /// first had left.
+    #[tokio::test]
+    async fn a_request_whose_first_write_applied_has_sent_its_write_whatever_the_next_comes_to() {
+        let work = Work::within(Duration::from_secs(5));
+        let done = work
+            .run(async {
+                own(async { Ok::<(), StoreError>(()) }).await.unwrap();
+                own(async { Err::<(), StoreError>(StoreError::Contended("second")) }).await.unwrap_err();
+            })
+            .await;
+        assert!(done.is_ok());
+        assert!(work.own_write_sent(), "the first write was applied");
+        let refused = Work::within(Duration::from_secs(5));
+        let _ = refused.run(own(async { Err::<(), StoreError>(StoreError::Contended("only")) })).await;
+        assert!(!refused.own_write_sent(), "refused outright: nothing was recorded");
     }
 }
