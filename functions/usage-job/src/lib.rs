@@ -198,6 +198,10 @@ pub struct Summary {
     /// Events of admin changes found unpublished in orgs' outboxes, and
     /// published.
     pub outbox_events: usize,
+    /// Emails SES refused for good (an unverified recipient in its sandbox,
+    /// an address it will not take): their notices are done, unsent, and
+    /// each is logged with its org.
+    pub emails_rejected: usize,
     /// Orgs whose notices were left owed because this invocation's time
     /// for deliveries was up: handed on to the run's next part.
     pub deferred: usize,
@@ -252,6 +256,7 @@ impl Summary {
                 self.snapshots += o.snapshot.len();
                 self.presumed_delivered += o.presumed;
                 self.outbox_events += o.events;
+                self.emails_rejected += o.rejected;
                 if o.deferred {
                     self.deferred += 1;
                     self.deferred_all.push(org.clone());
@@ -298,12 +303,21 @@ struct OrgOutcome {
     deferred: bool,
     /// Events published from the org's outbox.
     events: usize,
+    /// Emails SES refused for good.
+    rejected: usize,
     presumed: usize,
     emails: usize,
     periods_closed: usize,
     trial_expired: bool,
     /// The counters to record in today's snapshot.
     snapshot: Vec<Counter>,
+}
+
+impl OrgOutcome {
+    fn add(&mut self, done: delivery::Delivery) {
+        self.emails += done.emails;
+        self.rejected += done.rejected;
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -323,7 +337,7 @@ pub async fn run(deps: &Deps, now: DateTime<Utc>) -> Summary {
 
 /// Starts a run: every segment from its start.
 pub async fn run_with(deps: &Deps, now: DateTime<Utc>, options: Options) -> Summary {
-    let id = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand_u32());
+    let id = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), quota_shared::domain::random_u64() as u32);
     run_part(deps, first_part(id, now), options).await
 }
 
@@ -377,11 +391,6 @@ async fn take_over(deps: &Deps, run: JobRun, part: u32, options: Options) -> Opt
     Some(run_part(deps, run, options).await)
 }
 
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new().build_hasher().finish() as u32
-}
-
 /// One part of a run: the segments `run.cursors` names, from where they
 /// stand, until they end or the budget runs out; then the run is finished
 /// or handed over to the next part, with the orgs that failed so far. The
@@ -408,7 +417,8 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
         }
     }
     let last = left.is_empty() && failed.is_empty();
-    if last && !run.retry.is_empty() && options.may_deliver() {
+    let take_up = last && !run.retry.is_empty() && options.may_deliver();
+    if take_up {
         let retry: Vec<OrgEntry> = run.retry.iter().cloned().map(OrgEntry::to_retry).collect();
         tracing::info!(run = run.id, orgs = retry.len(), "daily job: the orgs earlier parts failed, again");
         let before = summary.lock().unwrap_or_else(|e| e.into_inner()).orgs_seen;
@@ -424,7 +434,7 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
     // no time to deliver (and, from the last part, the carried ones it had
     // no time to take up again).
     let mut handed_on: Vec<OrgId> = summary.deferred_all.clone();
-    if last && summary.run.retried == 0 && !run.retry.is_empty() {
+    if last && !take_up {
         handed_on.extend(run.retry.iter().cloned());
     }
     if last && handed_on.is_empty() {
@@ -443,9 +453,16 @@ async fn run_part(deps: &Deps, run: JobRun, options: Options) -> Summary {
         retry.extend(summary.failed_all.iter().cloned());
         retry.sort();
         retry.dedup();
+        // Past the cap the part hands over the first orgs only and fails
+        // its invocation (the alarm fires); the rest wait for the next
+        // day's run.
         let carried = retry.len() <= quota_shared::store::job::MAX_RETRY_CARRIED;
         if !carried {
-            tracing::error!(run = run.id, orgs = retry.len(), "daily job: too many failed orgs to hand over");
+            tracing::error!(
+                run = run.id,
+                orgs = retry.len(),
+                "daily job: too many failed orgs to hand over; the rest wait for tomorrow's run"
+            );
             retry.truncate(quota_shared::store::job::MAX_RETRY_CARRIED);
         }
         summary.run.continued = true;
@@ -657,7 +674,7 @@ async fn process_org(
             break;
         }
         match delivery::deliver_threshold(deps, profile, counter, now, budget, rounds).await {
-            Ok(sent) => outcome.emails += usize::from(sent),
+            Ok(done) => outcome.add(done),
             Err(err) => errors.push(JobError::from(err)),
         }
     }
@@ -694,7 +711,7 @@ async fn process_org(
                 break;
             }
             match delivery::deliver_closed_threshold(deps, profile, record, now, budget, rounds).await {
-                Ok(sent) => outcome.emails += usize::from(sent),
+                Ok(done) => outcome.add(done),
                 Err(err) => errors.push(JobError::from(err)),
             }
         }
@@ -715,11 +732,11 @@ async fn process_org(
         outcome.deferred = true;
     } else if trial_over && state.trial_notified_at.is_none() {
         match delivery::deliver_trial_ended(deps, profile, now, budget).await {
-            Ok(true) => {
+            Ok(Some(done)) => {
                 outcome.trial_expired = true;
-                outcome.emails += usize::from(!profile.contacts.recipients().is_empty());
+                outcome.add(done);
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(err) => errors.push(JobError::from(err)),
         }
     }
@@ -846,23 +863,46 @@ async fn emit_closed(
 /// [`HTTP_BUDGET`], and answers its summary: 200 when the run finished,
 /// 202 when it goes on in other invocations (`run.continued`).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let options = Options::for_http();
     let result = match Call::prepare(&req, Function::UsageJob) {
-        // Failed orgs are part of the report; a failed scan segment means
-        // orgs went unseen, which the admin hears as 503 (the log has the rest).
-        Ok(call) if call.route.endpoint == Endpoint::DailyJob => {
-            match run_with(deps, deps.clock.now(), options).await {
-                summary if summary.segments_failed > 0 || summary.run.hand_over_failed => {
-                    Err(ApiError::StoreUnavailable)
-                }
-                summary if summary.run.continued => Ok(api::json(lambda_http::http::StatusCode::ACCEPTED, &summary)),
-                summary => Ok(api::ok(&summary)),
-            }
-        }
+        Ok(call) if call.route.endpoint == Endpoint::DailyJob => Ok(run_over_http(deps, HTTP_ANSWER_BY).await),
         Ok(_) => Err(ApiError::NotFound),
         Err(e) => Err(e),
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// When a run over HTTP answers at the latest. Its gates
+/// ([`http_worst_case`]) end it well before; this bounds what they do not
+/// (a store whose every call takes its whole time bound).
+pub const HTTP_ANSWER_BY: Duration = Duration::from_secs(27);
+
+/// A run started over HTTP, answered by `answer_by` whatever happens: 200
+/// with its summary when it finished; 202 when it goes on (handed over, or
+/// still running after `answer_by`: it is not cut short, and its summary
+/// then names the run and says it continues); 503 when orgs went unseen (a
+/// failed scan segment, a hand-over not recorded; the log has the rest).
+pub async fn run_over_http(deps: &Deps, answer_by: Duration) -> Response<Body> {
+    use lambda_http::http::StatusCode;
+    let now = deps.clock.now();
+    let id = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), quota_shared::domain::random_u64() as u32);
+    let run = {
+        let (deps, id) = (deps.clone(), id.clone());
+        tokio::spawn(async move { run_part(&deps, first_part(id, now), Options::for_http()).await })
+    };
+    match tokio::time::timeout(answer_by, run).await {
+        Ok(Ok(summary)) if summary.segments_failed > 0 || summary.run.hand_over_failed => {
+            ApiError::StoreUnavailable.into_response()
+        }
+        Ok(Ok(summary)) if summary.run.continued => api::json(StatusCode::ACCEPTED, &summary),
+        Ok(Ok(summary)) => api::ok(&summary),
+        Ok(Err(_)) => ApiError::StoreUnavailable.into_response(),
+        Err(_) => {
+            tracing::warn!(run = id, "daily job over HTTP: still running at the answer's deadline");
+            let summary =
+                Summary { run: RunPart { id, part: 1, continued: true, ..Default::default() }, ..Default::default() };
+            api::json(StatusCode::ACCEPTED, &summary)
+        }
+    }
 }
 
 /// The Lambda's event ([`event::Invocation`]): an API Gateway v2 request

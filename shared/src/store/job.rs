@@ -125,8 +125,9 @@ pub struct JobRun {
 }
 
 /// Most failed orgs a run carries from part to part (each id is at most 64
-/// bytes; a record stays far below DynamoDB's 400 KB). Past it, a part's
-/// failures fail its invocation, as a single part's do.
+/// bytes; a record stays far below DynamoDB's 400 KB). Past it, a part
+/// hands over the first ones and fails its invocation (its alarm fires);
+/// the rest wait for the next day's run.
 pub const MAX_RETRY_CARRIED: usize = 1000;
 
 /// An org's index entries, in scan order; `None` without a profile (an org
