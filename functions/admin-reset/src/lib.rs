@@ -86,7 +86,7 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
                 .store
                 .replace_count(call.org(), resource, kind, deps.catalogue, now, idempotency.as_ref(), |before| {
                     let event = QuotaReset {
-                        event_id: new_event_id(),
+                        event_id: new_event_id(now),
                         org_id: call.org().clone(),
                         resource: resource.to_string(),
                         before: before.used,

@@ -71,9 +71,11 @@ impl EventKind {
     }
 }
 
-/// A new event's `eventId`.
-pub fn new_event_id() -> String {
-    format!("evt_{}", super::random_hex(12))
+/// A new `eventId` for an event of `at`: the time first (microseconds,
+/// zero-padded), so an org's pending events sort, and are published, in
+/// the order they were made; then 64 random bits.
+pub fn new_event_id(at: DateTime<Utc>) -> String {
+    format!("evt_{:016x}{}", at.timestamp_micros().max(0), super::random_hex(8))
 }
 
 /// An event written with the change it reports, waiting to be published
@@ -91,7 +93,7 @@ impl Pending {
     /// `event`, under the `eventId` its detail carries.
     pub fn of(event: &impl Event) -> Pending {
         let (kind, detail) = event.entry();
-        let id = detail["eventId"].as_str().map_or_else(new_event_id, str::to_string);
+        let id = detail["eventId"].as_str().map_or_else(|| new_event_id(Utc::now()), str::to_string);
         Pending { id, kind, detail }
     }
 }
@@ -303,7 +305,7 @@ impl GrantDetail {
         at: DateTime<Utc>,
     ) -> Self {
         GrantDetail {
-            event_id: new_event_id(),
+            event_id: new_event_id(at),
             org_id: org_id.clone(),
             resource: resource.to_string(),
             grant_id: details.grant.id.clone(),
@@ -460,7 +462,7 @@ mod tests {
             }
             .entry(),
             QuotaReset {
-                event_id: new_event_id(),
+                event_id: new_event_id(at),
                 org_id: org.clone(),
                 resource: "conversations".into(),
                 before: 85,
@@ -471,7 +473,7 @@ mod tests {
             }
             .entry(),
             PlanChanged {
-                event_id: new_event_id(),
+                event_id: new_event_id(at),
                 org_id: org.clone(),
                 from: "free".into(),
                 to: "growth".into(),

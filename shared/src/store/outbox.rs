@@ -53,7 +53,8 @@ impl Store {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// The org's events still to publish, oldest first by id order.
+    /// The org's events still to publish, oldest first (their ids begin with
+    /// their time).
     pub async fn outbox(&self, org: &OrgId) -> Result<Vec<Pending>, StoreError> {
         let query = Query { consistent: true, ..Query::new(items::pk(org), SortKeys::Prefix(OUTBOX_PREFIX.into())) };
         Ok(query.items(&self.retrying, &self.table).await?.iter().filter_map(pending_from_item).collect())
