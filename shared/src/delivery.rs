@@ -103,7 +103,8 @@ impl Notice {
 /// (a mark returns the counter as it stands, so one deferred behind this
 /// sender's claim is sent next); the consume path sends one, the job a few.
 /// `budget` bounds claiming and recording `sending`; the calls and the mark
-/// have bounds of their own. `Ok(true)` when an email went out.
+/// have bounds of their own; SES's throttling is retried for as long as
+/// `budget` too.
 pub async fn deliver_threshold(
     deps: &Deps,
     profile: &OrgProfile,
@@ -111,19 +112,53 @@ pub async fn deliver_threshold(
     now: DateTime<Utc>,
     budget: Duration,
     rounds: usize,
-) -> Result<bool, DeliveryError> {
+) -> Result<Delivery, DeliveryError> {
+    deliver_counter(deps, profile, counter, now, budget, rounds, budget).await
+}
+
+/// What delivering notices came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Emails that went out.
+    pub emails: usize,
+    /// Emails SES refused for good: their notices are done, unsent.
+    pub rejected: usize,
+}
+
+impl Delivery {
+    pub fn sent(&self) -> bool {
+        self.emails > 0
+    }
+
+    fn add(&mut self, emailed: bool, rejected: bool) {
+        self.emails += usize::from(emailed);
+        self.rejected += usize::from(rejected);
+    }
+}
+
+/// [`deliver_threshold`], retrying SES's throttling for `patience` (none on
+/// the consume path: the job sends what is left).
+async fn deliver_counter(
+    deps: &Deps,
+    profile: &OrgProfile,
+    counter: &Counter,
+    now: DateTime<Utc>,
+    budget: Duration,
+    rounds: usize,
+    patience: Duration,
+) -> Result<Delivery, DeliveryError> {
     let deadline = Instant::now() + budget;
     let mut current = counter.clone();
-    let mut sent = false;
+    let mut done = Delivery::default();
     for _ in 0..rounds {
         let Some(notice) = Notice::of_counter(&current) else { break };
         let Some(threshold) = notice.owed() else { break };
         // Boxed: the delivery's state machine is large, and would otherwise
         // sit inline in every caller's future (the consume handler's too).
-        match Box::pin(deliver(deps, profile, &notice, threshold, now, deadline)).await? {
+        match Box::pin(deliver(deps, profile, &notice, threshold, now, deadline, patience)).await? {
             Delivered::NotClaimed => break,
-            Delivered::Sent { emailed, after } => {
-                sent |= emailed;
+            Delivered::Sent { emailed, rejected, after } => {
+                done.add(emailed, rejected);
                 match after {
                     Some(Marked::Counter(counter)) => current = *counter,
                     _ => break,
@@ -131,7 +166,7 @@ pub async fn deliver_threshold(
             }
         }
     }
-    Ok(sent)
+    Ok(done)
 }
 
 /// Sends what a closed period still owes, the highest threshold its final
@@ -144,21 +179,21 @@ pub async fn deliver_closed_threshold(
     now: DateTime<Utc>,
     budget: Duration,
     rounds: usize,
-) -> Result<bool, DeliveryError> {
+) -> Result<Delivery, DeliveryError> {
     let org = &profile.org_id;
     let deadline = Instant::now() + budget;
     let mut current = closed.clone();
-    let mut sent = false;
+    let mut done = Delivery::default();
     for _ in 0..rounds {
         let owed = Notice::of_closed(&current).and_then(|n| n.owed().map(|t| (n, t)));
         let Some((notice, threshold)) = owed else {
             deps.store.settle_closed_notice(org, &closed.resource, closed.period).await?;
             break;
         };
-        match Box::pin(deliver(deps, profile, &notice, threshold, now, deadline)).await? {
+        match Box::pin(deliver(deps, profile, &notice, threshold, now, deadline, budget)).await? {
             Delivered::NotClaimed => break,
-            Delivered::Sent { emailed, after } => {
-                sent |= emailed;
+            Delivered::Sent { emailed, rejected, after } => {
+                done.add(emailed, rejected);
                 match after {
                     Some(Marked::Closed(record)) => current = record,
                     _ => break,
@@ -166,15 +201,16 @@ pub async fn deliver_closed_threshold(
             }
         }
     }
-    Ok(sent)
+    Ok(done)
 }
 
 enum Delivered {
     /// Already sent, or someone else holds it.
     NotClaimed,
     /// Published, sent (`emailed`: there were recipients) and marked;
+    /// `rejected`: SES refused the email for good (marked all the same);
     /// `after`: the item as the mark left it.
-    Sent { emailed: bool, after: Option<Marked> },
+    Sent { emailed: bool, rejected: bool, after: Option<Marked> },
 }
 
 /// claim → `sending` → publish + send → mark; or release after a call that
@@ -189,6 +225,7 @@ async fn deliver(
     threshold: u32,
     now: DateTime<Utc>,
     deadline: Instant,
+    patience: Duration,
 ) -> Result<Delivered, DeliveryError> {
     let org = &profile.org_id;
     let resource = notice.resource.as_str();
@@ -258,17 +295,26 @@ async fn deliver(
         }
         tracing::warn!(org = %org, resource, error = %err, "crossing events may not be published");
     }
+    let mut rejected = false;
     if let Some(email) = &email
-        && let Err(err) = deps.notifier.send(&recipients, email).await
+        && let Err(err) = deps.notifier.send(&recipients, email, patience).await
     {
-        // Released whatever the failure: the job sends it again. After a
-        // timeout the email may have gone out already; that one case can
-        // send it twice (SendEmail has no idempotency token).
-        if err.outcome_unknown {
-            tracing::warn!(org = %org, resource, threshold, error = %err, "email may have gone out; the job sends it again");
+        if err.rejected {
+            // SES will never take this message (an unverified recipient in
+            // the sandbox, an address it refuses): final for this notice,
+            // marked as done so that it is not tried every day.
+            tracing::error!(org = %org, resource, threshold, error = %err, "email rejected by SES for good; not sent");
+            rejected = true;
+        } else {
+            // Released: the job sends it again. After a timeout the email
+            // may have gone out already; that one case can send it twice
+            // (SendEmail has no idempotency token).
+            if err.outcome_unknown {
+                tracing::warn!(org = %org, resource, threshold, error = %err, "email may have gone out; the job sends it again");
+            }
+            release().await;
+            return Err(err.into());
         }
-        release().await;
-        return Err(err.into());
     }
     let after = match within(MARK_BUDGET, deps.store.mark_threshold(org, resource, threshold, lease, notice.holder))
         .await
@@ -280,8 +326,10 @@ async fn deliver(
         }
         None => None,
     };
-    tracing::info!(org = %org, resource, threshold, recipients = recipients.len(), "threshold notice sent");
-    Ok(Delivered::Sent { emailed: email.is_some(), after })
+    if !rejected {
+        tracing::info!(org = %org, resource, threshold, recipients = recipients.len(), "threshold notice sent");
+    }
+    Ok(Delivered::Sent { emailed: email.is_some() && !rejected, rejected, after })
 }
 
 /// The crossing's events: `QuotaThresholdCrossed`, and `QuotaExceeded` when
@@ -327,18 +375,19 @@ fn crossing_events(
 }
 
 /// Sends the one trial-ended email and publishes `TrialExpired`, if owed
-/// and not claimed elsewhere. `Ok(true)` when this call completed the notice.
+/// and not claimed elsewhere. `Some` when this call completed the notice
+/// (with how its email went).
 pub async fn deliver_trial_ended(
     deps: &Deps,
     profile: &OrgProfile,
     now: DateTime<Utc>,
     budget: Duration,
-) -> Result<bool, DeliveryError> {
+) -> Result<Option<Delivery>, DeliveryError> {
     let org = &profile.org_id;
-    let Some(trial_end) = profile.trial_ends_at else { return Ok(false) };
+    let Some(trial_end) = profile.trial_ends_at else { return Ok(None) };
     let trial_end_text = rfc3339(trial_end);
     let claim = within(budget, deps.store.claim_trial_notice(org, &profile.plan, &trial_end_text, deps.clock.now()));
-    let Some(lease) = claim.await.ok_or(DeliveryError::OutOfTime)?? else { return Ok(false) };
+    let Some(lease) = claim.await.ok_or(DeliveryError::OutOfTime)?? else { return Ok(None) };
     let recipients = profile.contacts.recipients();
     let expired = TrialExpired { org_id: org.clone(), plan: profile.plan.clone(), trial_ended_at: trial_end, at: now };
     let email = (!recipients.is_empty())
@@ -349,7 +398,7 @@ pub async fn deliver_trial_ended(
         }
     };
     if !deps.store.trial_sending(org, lease).await? {
-        return Ok(false); // the trial end moved: this notice is not owed
+        return Ok(None); // the trial end moved: this notice is not owed
     }
     if let Err(err) = deps.events.publish(&expired).await {
         if !err.outcome_unknown {
@@ -358,16 +407,24 @@ pub async fn deliver_trial_ended(
         }
         tracing::warn!(org = %org, error = %err, "TrialExpired may not be published");
     }
-    if let Some(email) = &email
-        && let Err(err) = deps.notifier.send(&recipients, email).await
-    {
-        release().await; // as for threshold emails: the job sends it again
-        return Err(err.into());
+    let mut done = Delivery::default();
+    if let Some(email) = &email {
+        match deps.notifier.send(&recipients, email, budget).await {
+            Ok(()) => done.add(true, false),
+            Err(err) if err.rejected => {
+                tracing::error!(org = %org, error = %err, "trial email rejected by SES for good; not sent");
+                done.add(false, true);
+            }
+            Err(err) => {
+                release().await; // as for threshold emails: the job sends it again
+                return Err(err.into());
+            }
+        }
     }
     if let Some(Err(err)) = within(MARK_BUDGET, deps.store.finish_trial_notice(org, lease, true, now)).await {
         tracing::warn!(org = %org, error = %err, "trial notice sent but not marked; the claim lapses as delivered");
     }
-    Ok(true)
+    Ok(Some(done))
 }
 
 /// After a write raised a counter (from `before`, when known): if a
@@ -390,7 +447,7 @@ pub async fn after_increase(deps: &Deps, counter: &Counter, before: Option<i64>,
         Some(Ok(None)) => Ok(false),
         Some(Ok(Some(profile))) => {
             let left = NOTIFY_BUDGET.saturating_sub(started.elapsed());
-            Box::pin(deliver_threshold(deps, &profile, counter, now, left, 1)).await
+            Box::pin(deliver_counter(deps, &profile, counter, now, left, 1, Duration::ZERO)).await.map(|d| d.sent())
         }
     };
     if let Err(err) = result {

@@ -47,6 +47,9 @@ pub enum Fault {
     /// `TransactionCanceledException` whose first item's reason is
     /// `TransactionConflict` (the others `None`), not forwarded.
     TransactionCanceledByConflict,
+    /// An SES v2 error, not forwarded: its HTTP status, its error type (the
+    /// `x-amzn-ErrorType` header, as SES v2 sends it) and message.
+    SesError(u16, &'static str, &'static str),
     /// Forward with the request's `Limit` at most this: the page boundaries
     /// of real DynamoDB, which stops a Query or Scan page at 1 MB read
     /// before it filters. DynamoDB Local does not (a filtered read comes
@@ -68,6 +71,7 @@ impl Fault {
             Fault::InternalError => "InternalError",
             Fault::TransactionCanceledByConflict => "TransactionCanceledByConflict",
             Fault::SmallPages(_) => "SmallPages",
+            Fault::SesError(_, kind, _) => kind,
         }
     }
 
@@ -152,6 +156,8 @@ struct Inner {
     forwarded: Mutex<BTreeMap<String, usize>>,
     /// Bodies of the requests the upstream accepted (2xx), by operation.
     accepted: Mutex<Vec<(String, Bytes)>>,
+    /// Every request's IAM actions, by the access key that signed it.
+    calls: Mutex<Vec<Call>>,
     /// Wakes stalled requests when the rules are cleared.
     unstall: Notify,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -209,6 +215,7 @@ impl FaultProxy {
             injected: Mutex::new(BTreeMap::new()),
             forwarded: Mutex::new(BTreeMap::new()),
             accepted: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
             unstall: Notify::new(),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -264,6 +271,12 @@ impl FaultProxy {
         self.inner.forwarded.lock().unwrap().clone()
     }
 
+    /// Every request's IAM actions so far, each with the access key that
+    /// signed it (SigV4's `Credential=`), in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.calls.lock().unwrap().clone()
+    }
+
     /// The bodies of every request for `operation` that the upstream
     /// accepted, whether or not its answer reached the caller.
     pub fn accepted(&self, operation: &str) -> Vec<Bytes> {
@@ -298,6 +311,77 @@ impl FaultProxy {
     }
 }
 
+/// One IAM action a request asked for: who signed it (its access key), the
+/// action (`dynamodb:UpdateItem`; each item of a `TransactWriteItems` is
+/// its own), on what (`table`, `index/<name>`, `bus`, `ses`), and for
+/// `PutEvents` the entry's `source` (the policy's condition key).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Call {
+    pub access_key: String,
+    pub action: String,
+    pub resource: String,
+    pub source: Option<String>,
+}
+
+/// The IAM actions a request asks for, as AWS authorizes it.
+fn calls_of(headers: &hyper::HeaderMap, path: &str, operation: &str, body: &[u8]) -> Vec<Call> {
+    let access_key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .unwrap_or("unsigned")
+        .to_string();
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let call = |action: String, resource: &str, source: Option<String>| Call {
+        access_key: access_key.clone(),
+        action,
+        resource: resource.to_string(),
+        source,
+    };
+    if path.contains("/outbound-emails") {
+        return vec![call("ses:SendEmail".into(), "ses", None)];
+    }
+    if operation == "PutEvents" {
+        let entries = json["Entries"].as_array().cloned().unwrap_or_default();
+        return entries
+            .iter()
+            .map(|e| call("events:PutEvents".into(), "bus", e["Source"].as_str().map(str::to_string)))
+            .collect();
+    }
+    if operation == "TransactWriteItems" {
+        let items = json["TransactItems"].as_array().cloned().unwrap_or_default();
+        let mut out = vec![call("dynamodb:TransactWriteItems".into(), "table", None)];
+        for item in items {
+            for (kind, action) in [
+                ("Put", "PutItem"),
+                ("Update", "UpdateItem"),
+                ("Delete", "DeleteItem"),
+                ("ConditionCheck", "ConditionCheckItem"),
+            ] {
+                if item.get(kind).is_some() {
+                    out.push(call(format!("dynamodb:{action}"), "table", None));
+                }
+            }
+        }
+        return out;
+    }
+    if operation.starts_with('/') {
+        return Vec::new(); // moto's own API (data, reset)
+    }
+    let service =
+        if headers.get("x-amz-target").and_then(|t| t.to_str().ok()).is_some_and(|t| t.starts_with("AWSEvents")) {
+            "events"
+        } else {
+            "dynamodb"
+        };
+    let resource = match json["IndexName"].as_str() {
+        Some(index) => format!("index/{index}"),
+        None => "table".to_string(),
+    };
+    vec![call(format!("{service}:{operation}"), &resource, None)]
+}
+
 /// The error a service returns to make hyper drop the connection unanswered.
 #[derive(Debug)]
 struct Dropped;
@@ -322,6 +406,8 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
     let fault = inner.decide(&operation);
     let (mut parts, body) = req.into_parts();
     let mut body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let calls = calls_of(&parts.headers, parts.uri.path(), &operation, &body);
+    inner.calls.lock().unwrap().extend(calls);
     match fault {
         Some(Fault::Stall) => {
             inner.unstall.notified().await;
@@ -353,6 +439,22 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
                 .status(400)
                 .header("content-type", "application/x-amz-json-1.0")
                 .body(Full::new(Bytes::from(body.to_string())))
+                .expect("static response"));
+        }
+        Some(Fault::SesError(status, kind, message)) => {
+            // SES v2 is a REST-JSON service: the error's type is in a header
+            // (with the service's namespace after a colon), its message in
+            // the body.
+            let body = serde_json::json!({ "message": message }).to_string();
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header(
+                    "x-amzn-errortype",
+                    format!("{kind}:http://internal.amazon.com/coral/com.amazonaws.services.email/"),
+                )
+                .header("x-amzn-requestid", "fault-proxy")
+                .body(Full::new(Bytes::from(body)))
                 .expect("static response"));
         }
         Some(f) => {

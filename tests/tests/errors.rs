@@ -259,7 +259,11 @@ async fn a_functions_configuration_comes_from_the_environment_alone() {
     );
     let eventbridge = all.events.client().expect("an EventBridge client");
     eventbridge.list_event_buses().send().await.expect("EventBridge at AWS_ENDPOINT_URL_EVENTBRIDGE");
-    let err = reads.notifier.send(&["a@example.com".into()], &sample_email()).await.expect_err("no client");
+    let err = reads
+        .notifier
+        .send(&["a@example.com".into()], &sample_email(), std::time::Duration::ZERO)
+        .await
+        .expect_err("no client");
     assert_eq!(err.to_string(), "email not sent: this function has no email client");
 }
 

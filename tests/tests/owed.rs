@@ -111,7 +111,7 @@ async fn a_lower_threshold_is_never_sent_after_a_higher_one() {
     let profile = app.deps.store.profile(&id).await.unwrap().unwrap();
     let sent =
         delivery::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 3).await.unwrap();
-    assert!(!sent, "110 counts as sent once 120 is");
+    assert!(!sent.sent(), "110 counts as sent once 120 is");
     app.run_job().await;
     assert_eq!(app.emails(&org).await.len(), 1);
 }
@@ -356,7 +356,10 @@ async fn quota_exceeded_is_published_once_whatever_the_sender_last_read() {
     // c2 now claims 110 %: a crossing, but not a second QuotaExceeded.
     let profile = app.deps.store.profile(&id).await.unwrap().unwrap();
     assert!(
-        delivery::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 1).await.unwrap()
+        delivery::deliver_threshold(&app.deps, &profile, &stale, app.now(), Duration::from_secs(5), 1)
+            .await
+            .unwrap()
+            .sent()
     );
     assert_eq!(count(&app, &org, "QuotaThresholdCrossed"), 1);
     assert_eq!(count(&app, &org, "QuotaExceeded"), 1);

@@ -24,6 +24,11 @@ use serde::Deserialize;
 /// `bytes` random bytes as lower-case hex, for ids: from the OS's generator;
 /// failing that (no entropy source at all), the time through a per-process
 /// keyed hasher keeps them unique, if guessable.
+/// A random number (jitter).
+pub fn random_u64() -> u64 {
+    u64::from_str_radix(&random_hex(8), 16).unwrap_or_default()
+}
+
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     if getrandom::getrandom(&mut buf).is_err() {

@@ -237,8 +237,11 @@ impl OrgPatch {
                 patch.billing = Some(billing.map(|a| parse_email("contacts.billing", a)).transpose()?);
             }
             if let Some(admins) = contacts.admins {
-                if admins.len() > 50 {
-                    return Err("contacts.admins may hold at most 50 addresses".into());
+                if admins.len() > MAX_ADMINS {
+                    return Err(format!(
+                        "contacts.admins may hold at most {MAX_ADMINS} addresses (SES sends one message to at most \
+                         50 recipients, owner and billing included)"
+                    ));
                 }
                 let admins =
                     admins.into_iter().map(|a| parse_email("contacts.admins", a)).collect::<Result<Vec<_>, _>>()?;
@@ -341,8 +344,18 @@ impl OrgPatch {
     }
 }
 
+/// Most admin addresses: with the owner and billing, the 50 recipients SES
+/// takes in one message.
+pub const MAX_ADMINS: usize = 48;
+
 fn parse_email(field: &str, address: String) -> Result<String, String> {
     let address = address.trim().to_string();
+    if !address.is_ascii() {
+        return Err(format!(
+            "{field}: {address:?} is not ASCII: SES sends only to 7-bit addresses (write an international \
+             domain in its xn-- form)"
+        ));
+    }
     let valid = address.len() <= 254
         && !address.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
         && address

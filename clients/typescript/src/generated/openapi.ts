@@ -941,6 +941,12 @@ export interface components {
         JobSummary: {
             orgsSeen: number;
             emailsSent: number;
+            /** @description Emails SES refused for good (an unverified recipient in its sandbox, an address it will not take); their notices are done, unsent */
+            emailsRejected: number;
+            /** @description Events of admin changes that no request had published, published by this run */
+            outboxEvents: number;
+            /** @description Orgs whose notices had no time left in this invocation, handed to the run's next part */
+            deferred: number;
             periodsClosed: number;
             trialsExpired: number;
             snapshots: number;
@@ -954,6 +960,10 @@ export interface components {
                 resumed: boolean;
                 continued: boolean;
                 handOverFailed: boolean;
+                /** @description Orgs that failed here, handed over for the run's last part to do again */
+                failuresHandedOver: number;
+                /** @description Orgs earlier parts failed or deferred that this part (the last) did again */
+                retried: number;
             };
         };
     };
