@@ -75,15 +75,27 @@ fn bus_name_ok(v: &str) -> bool {
     (1..=256).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b))
 }
 
-fn email_ok(v: &str) -> bool {
+/// An address alone (no display name), as SES takes it: visible ASCII
+/// without `<`, `>` and a second `@`; a domain of two or more non-empty
+/// labels. `template.yaml`'s `SenderEmail` pattern says the same (a test
+/// holds the two together).
+pub fn email_ok(v: &str) -> bool {
+    let part = |c: char| c.is_ascii_graphic() && !"<>@".contains(c);
     v.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
-    }) && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        let labels: Vec<&str> = domain.split('.').collect();
+        !local.is_empty()
+            && local.chars().all(part)
+            && labels.len() >= 2
+            && labels.iter().all(|l| !l.is_empty() && l.chars().all(part))
+    })
 }
 
-fn url_ok(v: &str) -> bool {
+/// An http(s) URL: a host part, and no space or control character
+/// (`template.yaml`'s `DashboardUrl` pattern).
+pub fn url_ok(v: &str) -> bool {
     let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.chars().any(char::is_whitespace))
+    let visible = |c: char| u32::from(c) > 0x20 && c != '\u{7f}';
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && r.chars().all(visible))
 }
 
 #[derive(Clone, Debug)]

@@ -140,3 +140,139 @@ fn api_functions_outlast_the_longest_request() {
     let room = std::time::Duration::from_secs(1);
     assert!(std::time::Duration::from_secs(timeout) >= worst + room, "{timeout} s must exceed {worst:?} by {room:?}");
 }
+
+/// A parameter's `AllowedPattern` as CloudFormation applies it: to the whole
+/// value.
+fn allowed(template: &Value, parameter: &str, value: &str) -> bool {
+    let spec = &template["Parameters"][parameter];
+    if let Some(values) = spec["AllowedValues"].as_sequence() {
+        return values
+            .iter()
+            .any(|v| v.as_str() == Some(value) || v.as_u64().map(|n| n.to_string()) == Some(value.into()));
+    }
+    match spec["AllowedPattern"].as_str() {
+        Some(pattern) => regex_lite::Regex::new(&format!("^(?:{pattern})$")).expect("a pattern").is_match(value),
+        None => true,
+    }
+}
+
+/// The `Key=Value` parameter overrides a text tells a user to pass, with
+/// the shell variables of the README's examples filled in as they would be.
+fn overrides(text: &str, template: &Value) -> Vec<(String, String)> {
+    let shell = [
+        ("$REGION", "eu-west-1"),
+        ("$POOL", "eu-west-1_AbCdEf123"),
+        ("$CLIENT", "1h57kf5cpq17m0eml12EXAMPLE"),
+        ("$ADMIN_CLIENT", "2admin5cpq17m0eml12EXAMPLE"),
+        ("$CONSOLE_CLIENT", "3console5cpq17m0eml1EXAMPLE"),
+    ];
+    let params = template["Parameters"].as_mapping().unwrap();
+    let mut out = Vec::new();
+    for token in text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+        let Some((key, value)) = token.split_once('=') else { continue };
+        if !params.contains_key(key) {
+            continue;
+        }
+        let mut value = value.trim_end_matches(',').to_string();
+        // Longest names first: $CLIENT is inside $ADMIN_CLIENT.
+        let mut vars = shell.to_vec();
+        vars.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+        for (name, example) in vars {
+            value = value.replace(name, example);
+        }
+        assert!(!value.contains('$'), "{key}={value}: a shell variable this test does not know");
+        out.push((key.to_string(), value));
+    }
+    out
+}
+
+/// Review defect: `ScopePrefix=quota/` (samconfig.toml and the README's
+/// Cognito steps) broke the pattern `[!#-.0-~]*`, which excludes `/`:
+/// CloudFormation refused the change set. Every value the README,
+/// samconfig.toml and the template's defaults give a parameter is one
+/// CloudFormation accepts.
+#[test]
+fn every_documented_parameter_value_is_one_cloudformation_accepts() {
+    let template = template();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let samconfig: toml::Table = std::fs::read_to_string(format!("{root}/samconfig.toml")).unwrap().parse().unwrap();
+    let sam = samconfig["default"]["deploy"]["parameters"]["parameter_overrides"].as_array().unwrap();
+    let sam: Vec<String> = sam.iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let mut values = overrides(&readme, &template);
+    values.extend(overrides(&sam.join(" "), &template));
+    for (name, spec) in template["Parameters"].as_mapping().unwrap() {
+        if let Some(default) =
+            spec["Default"].as_str().map(str::to_string).or(spec["Default"].as_u64().map(|n| n.to_string()))
+        {
+            values.push((name.as_str().unwrap().to_string(), default));
+        }
+    }
+    let given: BTreeSet<&str> = values.iter().map(|(k, _)| k.as_str()).collect();
+    for must in ["JwtIssuer", "JwtAudience", "ScopePrefix", "SenderEmail", "DashboardUrl", "ConsoleClientId"] {
+        assert!(given.contains(must), "no documented value for {must}");
+    }
+    for (name, value) in &values {
+        assert!(allowed(&template, name, value), "{name}={value:?} breaks its AllowedPattern");
+    }
+    // The README's deploy commands name every app client in the audience.
+    for (name, value) in values.iter().filter(|(n, _)| n == "JwtAudience") {
+        assert!(!value.is_empty(), "{name}");
+    }
+    let audiences: Vec<&String> = values.iter().filter(|(n, _)| n == "JwtAudience").map(|(_, v)| v).collect();
+    assert!(
+        audiences.iter().any(|a| a.split(',').count() == 3),
+        "a deploy with app, admin and console clients: {audiences:?}"
+    );
+}
+
+/// What a parameter's pattern lets through is what the functions accept at
+/// start-up, and the other way round: a `SenderEmail` the template takes
+/// never stops the functions at init (the API answering 500), and one the
+/// functions would refuse is refused by CloudFormation first.
+#[test]
+fn the_templates_patterns_and_the_functions_config_agree() {
+    let template = template();
+    let emails = [
+        "quota@example.com",
+        "q.uota+tag@mail.example.co.uk",
+        "Quota <q@example.com>",
+        "q@example",
+        "q@.example.com",
+        "q@example..com",
+        "q@example.com.",
+        "@example.com",
+        "a b@example.com",
+        "q@exa@mple.com",
+        "jørgen@example.com",
+        "q@example.com\n",
+        "",
+    ];
+    for email in emails {
+        let code = quota_shared::deps::email_ok(email);
+        assert_eq!(allowed(&template, "SenderEmail", email), code, "SenderEmail {email:?}: template and code differ");
+    }
+    let urls = [
+        "https://app.example.com/billing",
+        "http://127.0.0.1:3000/v1/health",
+        "https://app.example.com/usage?org=acme#top",
+        "https://",
+        "https:///path",
+        "ftp://app.example.com",
+        "https://app example.com",
+        "https://app.example.com/\t",
+        "https://bücher.example/konto",
+    ];
+    for url in urls {
+        let code = quota_shared::deps::url_ok(url);
+        assert_eq!(allowed(&template, "DashboardUrl", url), code, "DashboardUrl {url:?}: template and code differ");
+    }
+    // The template's own examples start the functions.
+    let config = quota_shared::deps::Config::new(
+        "quota-service-QuotaTable-1A2B3C4D5E6F".into(),
+        "quota-service-quota".into(),
+        "quota@example.com".into(),
+        "https://app.example.com/billing".into(),
+    );
+    assert!(config.is_ok(), "{config:?}");
+}
