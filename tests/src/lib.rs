@@ -21,7 +21,7 @@ pub use serde_json::{Value, json};
 pub mod aws;
 pub mod proxy;
 
-pub use proxy::{Fault, FaultProxy, Rule};
+pub use proxy::{Call, Fault, FaultProxy, Rule};
 
 /// Who a request claims to be.
 #[derive(Debug, Clone)]
@@ -82,6 +82,9 @@ pub struct TestApp {
     /// that must not meet another test's in the shared SES server.
     pub id: String,
     faults: Option<Faults>,
+    /// In an [`TestApp::attributed`] app: each function's own dependencies,
+    /// its AWS calls signed with an access key of its own.
+    by_function: Option<std::collections::BTreeMap<&'static str, Deps>>,
 }
 
 /// The fault-injecting proxies of a [`TestApp::with_faults`] app.
@@ -188,7 +191,35 @@ impl TestApp {
         quota_local::ensure_local_resources(&direct).await.expect("create the table, SES identity and bus");
         requests.take();
         let id = table.trim_start_matches("test-").to_string();
-        TestApp { deps, direct, clock, requests, id, faults }
+        TestApp { deps, direct, clock, requests, id, faults, by_function: None }
+    }
+
+    /// As [`TestApp::with_faults`], with each function's AWS calls signed
+    /// with an access key of its own ([`access_key`]), as each function's
+    /// role signs them in AWS: the proxies record who called what
+    /// ([`FaultProxy::calls`]). `deps` is the daily job's.
+    pub async fn attributed(now: &str) -> TestApp {
+        use quota_shared::api::Function;
+        let mut app = TestApp::build(now, true).await;
+        let aws = aws_config().await;
+        let (dynamodb, other) = {
+            let faults = app.faults();
+            (faults.dynamodb.url(), faults.aws.url())
+        };
+        let mut by_function = std::collections::BTreeMap::new();
+        for function in Function::ALL {
+            let creds = aws_sdk_dynamodb::config::Credentials::new(access_key(function), "local", None, None, "test");
+            let signed = aws
+                .to_builder()
+                .credentials_provider(aws_types::sdk_config::SharedCredentialsProvider::new(creds))
+                .build();
+            let deps =
+                deps_for(&signed, app.deps.store.table(), &app.clock, &app.requests, Some(&dynamodb), Some(&other));
+            by_function.insert(function.name(), deps);
+        }
+        app.deps = by_function[Function::UsageJob.name()].clone();
+        app.by_function = Some(by_function);
+        app
     }
 
     /// The proxies of a [`TestApp::with_faults`] app.
@@ -298,7 +329,12 @@ impl TestApp {
         let event =
             quota_local::apigw_event(&method, path, query, &map, body.unwrap_or("").as_bytes(), auth.claims().as_ref());
         let request = quota_local::request_from_event(&event).expect("the event parses");
-        let response = quota_local::dispatch(deps, request).await;
+        let response = match &self.by_function {
+            Some(each) if std::ptr::eq(deps, &self.deps) => {
+                quota_local::dispatch_with(|f| &each[f.name()], request).await
+            }
+            _ => quota_local::dispatch(deps, request).await,
+        };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes: &[u8] = response.body().as_ref();
@@ -430,6 +466,12 @@ impl TestApp {
             .cloned()
             .unwrap_or_else(|| panic!("{resource} missing from {}", all.body))
     }
+}
+
+/// The access key a function's calls are signed with in an
+/// [`TestApp::attributed`] app.
+pub fn access_key(function: quota_shared::api::Function) -> String {
+    format!("AKIATEST{}", function.name().to_uppercase().replace('-', ""))
 }
 
 /// The local SES/EventBridge server's state (`/moto-api/data.json`).

@@ -19,6 +19,15 @@ pub enum Function {
 }
 
 impl Function {
+    pub const ALL: [Function; 6] = [
+        Function::CheckQuota,
+        Function::IncrementUsage,
+        Function::GetUsage,
+        Function::ManageOrgs,
+        Function::AdminReset,
+        Function::UsageJob,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Function::CheckQuota => "check-quota",

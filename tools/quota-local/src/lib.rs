@@ -36,6 +36,14 @@ pub const DEFAULT_ROUTE_FUNCTION: Function = Function::GetUsage;
 /// Routes a request to the function that owns it, as API Gateway does;
 /// what no route matches goes to the `$default` route's function.
 pub async fn dispatch(deps: &Deps, req: Request) -> Response<Body> {
+    dispatch_with(|_| deps, req).await
+}
+
+/// [`dispatch`], each function with dependencies of its own (`deps_of`):
+/// as in AWS, where each has its own role (the tests that hold each
+/// function's calls to its policy sign each function's with a key of its
+/// own).
+pub async fn dispatch_with<'d>(deps_of: impl Fn(Function) -> &'d Deps, req: Request) -> Response<Body> {
     // The console's routes (`GET /console`, `GET /console/{proxy+}`, no
     // authorizer) go to its function; locally it signs in with a token in
     // its URL's fragment, so it has no OIDC settings.
@@ -46,6 +54,7 @@ pub async fn dispatch(deps: &Deps, req: Request) -> Response<Body> {
         Ok(route) => route.endpoint.function(),
         Err(_) => DEFAULT_ROUTE_FUNCTION,
     };
+    let deps = deps_of(function);
     match function {
         Function::CheckQuota => check_quota::handle(deps, req).await,
         Function::IncrementUsage => increment_usage::handle(deps, req).await,
