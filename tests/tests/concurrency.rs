@@ -132,6 +132,21 @@ async fn closed_periods(app: &TestApp, org: &str) -> Vec<(i64, i64)> {
     out.items().iter().map(|i| (n(i, "used"), n(i, "overage"))).collect()
 }
 
+/// Sends a request until it is answered with anything but 503 (which says
+/// to retry: with the same key or reservation id a retry is exact).
+async fn until_answered<F: std::future::Future<Output = quota_tests::Reply>>(
+    send: impl Fn() -> F,
+) -> quota_tests::Reply {
+    for _ in 0..20 {
+        let r = send().await;
+        if r.status != 503 {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("503 twenty times");
+}
+
 /// `rem` as stored, beside what it must equal: `lim - used - held`.
 async fn stored_rem(app: &TestApp, org: &str, resource: &str) -> (i64, i64) {
     let item = app.counter_item(org, resource).await;
@@ -171,14 +186,29 @@ async fn mixed_reservations_and_consumes_never_pass_a_hard_limit_and_count_each_
         })
     };
 
-    let consumers = (0..60).map(|_| {
+    // As a client does on a busy machine: every write keyed (a reservation
+    // is its own key for its end) and a 503 retried with it, so each
+    // answer is the write's one outcome.
+    let consumers = (0..60).map(|i| {
         let app = Arc::clone(&app);
-        tokio::spawn(async move { (app.consume("mixed", "conversations", 1).await.status == 200) as i64 })
+        tokio::spawn(async move {
+            let key = format!("mixed-{i}");
+            let r = until_answered(|| app.consume_with_key("mixed", "conversations", 1, &key)).await;
+            (r.status == 200) as i64
+        })
     });
     let reservers = (0..30).map(|i: i64| {
         let app = Arc::clone(&app);
         tokio::spawn(async move {
-            let r = app.reserve("mixed", "conversations", json!({ "amount": 4 })).await;
+            let key = format!("mixed-reserve-{i}");
+            let body = json!({ "amount": 4 }).to_string();
+            let path = "/v1/orgs/mixed/usage/conversations/reserve";
+            let headers = [("idempotency-key", key.as_str())];
+            let (body, headers) = (&body, &headers);
+            let r = until_answered(|| {
+                app.send(lambda_http::http::Method::POST, path, Some(body), headers, &quota_tests::APP)
+            })
+            .await;
             if r.status != 201 {
                 assert_eq!(r.status, 429, "{}", r.body);
                 return 0;
@@ -188,18 +218,18 @@ async fn mixed_reservations_and_consumes_never_pass_a_hard_limit_and_count_each_
                 // Less, more (one above the hold: under the limit's rules), all.
                 0 | 1 => {
                     let actual = if i % 4 == 0 { i % 4 + 2 } else { 5 };
-                    let c = app.commit("mixed", &id, Some(actual)).await;
+                    let c = until_answered(|| app.commit("mixed", &id, Some(actual))).await;
                     match c.status {
                         200 => c.body["used"].as_i64().unwrap(),
                         429 => {
-                            assert_eq!(app.cancel("mixed", &id).await.status, 200);
+                            assert_eq!(until_answered(|| app.cancel("mixed", &id)).await.status, 200);
                             0
                         }
                         other => panic!("commit: {other} {}", c.body),
                     }
                 }
                 2 => {
-                    assert_eq!(app.cancel("mixed", &id).await.status, 200);
+                    assert_eq!(until_answered(|| app.cancel("mixed", &id)).await.status, 200);
                     0
                 }
                 // Commit and release race for the same reservation: one wins.
