@@ -195,6 +195,11 @@ async fn org_profile_round_trips_and_updates_keep_absent_fields() {
     assert_eq!(got.body["anchorDay"], 15);
     assert_eq!(got.body["contacts"]["admins"], json!(["a@acme.dk"]));
     assert_eq!(got.body["createdAt"], "2026-03-10T12:00:00Z");
+    // The usage report names the zone its period's instants are midnights of.
+    let report = app.get("/v1/orgs/profile/usage", &APP).await;
+    assert_eq!(report.body["timezone"], "America/New_York");
+    assert_eq!(report.body["period"]["start"], "2026-02-15T05:00:00Z");
+    assert_eq!(report.body["period"]["end"], "2026-03-15T04:00:00Z");
 }
 
 #[tokio::test]

@@ -23,6 +23,9 @@ pub struct OrgUsage {
     /// The language the org's people read: the texts the service writes
     /// for them, and what a screen showing this report should use.
     pub locale: super::locale::Locale,
+    /// The org's IANA time zone: its periods begin and end at midnight
+    /// there, and a screen should write their dates in it.
+    pub timezone: String,
     pub period: PeriodInfo,
     pub resources: Vec<Usage>,
     pub at_risk: AtRisk,
@@ -90,6 +93,7 @@ pub fn org_usage(profile: &OrgProfile, counters: &[Counter], catalogue: &Catalog
         org_id: profile.org_id.to_string(),
         plan: profile.plan.clone(),
         locale: profile.locale,
+        timezone: profile.timezone.name().to_string(),
         period: PeriodInfo {
             start: rfc3339(period.start),
             end: rfc3339(period.end),

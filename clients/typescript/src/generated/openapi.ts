@@ -761,6 +761,8 @@ export interface components {
             orgId: string;
             plan: string;
             locale: components["schemas"]["Locale"];
+            /** @description The org's IANA time zone; its periods begin and end at midnight there */
+            timezone: components["schemas"]["TimeZone"];
             period: {
                 start: components["schemas"]["Timestamp"];
                 end: components["schemas"]["Timestamp"];
