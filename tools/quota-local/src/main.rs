@@ -146,6 +146,9 @@ Try it (the admin token below is valid for 12 hours):
   curl -s -X POST {base}/v1/orgs/acme/usage/conversations/consume -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"amount":1}}'
   curl -s {base}/v1/orgs/acme/usage -H "Authorization: Bearer $TOKEN"
 
+The operator console, signed in as that admin:
+  {base}/console/#access_token={admin}
+
 Ctrl-C stops everything.
 "#
     );
