@@ -212,6 +212,11 @@ export class QuotaClient {
     };
   }
 
+  /** The plan catalogue: every plan's limits and features. */
+  plans(): Promise<Schemas["Catalogue"]> {
+    return this.#get({ method: "GET", path: ["v1", "plans"], repeat: "always" });
+  }
+
   /** Record `amount` (default 1) units if allowed. A refusal is a value, never an exception. */
   async consume(orgId: string, resource: Resource, options: ConsumeOptions = {}): Promise<Decision> {
     const key = options.idempotencyKey ?? (await newIdempotencyKey());

@@ -106,6 +106,17 @@ test("usage, history, features and feature read the org", async () => {
   assert.deepEqual(features.features.sso, { feature: "sso", enabled: true, source: "override" });
   assert.deepEqual(features.features.priority_support, { feature: "priority_support", enabled: false, source: "plan" });
   assert.deepEqual(await client.feature(orgId, "custom_domain"), { feature: "custom_domain", enabled: true, source: "plan" });
+  const plans = await client.plans();
+  assert.equal(plans.plans.free?.limits.conversations?.limit, 100);
+  // The admin's list of orgs, page by page, finds this one.
+  let cursor;
+  let found;
+  do {
+    const page = await adminClient().admin.listOrgs({ limit: 100, cursor });
+    found = found ?? page.orgs.find((o) => o.orgId === orgId);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor && !found);
+  assert.equal(found?.plan, "growth");
 });
 
 test("reserve holds units; commit records the actual use once; release frees them", async () => {
