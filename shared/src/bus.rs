@@ -31,21 +31,39 @@ pub struct EventBus {
     client: Option<Client>,
     bus: String,
     published: Option<Arc<Mutex<Vec<Published>>>>,
+    tap: Option<Tap>,
+}
+
+/// Where the local server and the tests hand what the bus accepted, as an
+/// EventBridge rule hands it on in AWS (`crate::outbound::local`).
+#[derive(Clone)]
+struct Tap(Arc<dyn Fn(crate::outbound::BusEvent) + Send + Sync>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
 }
 
 impl EventBus {
     pub fn new(client: Client, bus: impl Into<String>) -> Self {
-        EventBus { client: Some(client), bus: bus.into(), published: None }
+        EventBus { client: Some(client), bus: bus.into(), published: None, tap: None }
     }
 
     /// Without a client: every publish fails, saying so.
     pub fn absent(bus: impl Into<String>) -> Self {
-        EventBus { client: None, bus: bus.into(), published: None }
+        EventBus { client: None, bus: bus.into(), published: None, tap: None }
     }
 
     /// Keeps a copy of every accepted event.
     pub fn recording(mut self) -> Self {
         self.published = Some(Arc::default());
+        self
+    }
+
+    /// Hands every accepted event, with the id EventBridge gave it, to `tap`.
+    pub fn tapped(mut self, tap: impl Fn(crate::outbound::BusEvent) + Send + Sync + 'static) -> Self {
+        self.tap = Some(Tap(Arc::new(tap)));
         self
     }
 
@@ -101,6 +119,13 @@ impl EventBus {
         }
         if let Some(log) = &self.published {
             log.lock().unwrap_or_else(|e| e.into_inner()).extend(events.iter().cloned());
+        }
+        if let Some(Tap(tap)) = &self.tap {
+            for (i, (kind, detail)) in events.iter().enumerate() {
+                let id = out.entries().get(i).and_then(|e| e.event_id()).map(str::to_string);
+                let id = id.unwrap_or_else(|| crate::domain::random_hex(16));
+                tap(crate::outbound::BusEvent { id, kind: *kind, time: chrono::Utc::now(), detail: detail.clone() });
+            }
         }
         Ok(())
     }

@@ -65,7 +65,7 @@ pub async fn local_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).http_client(http_client()).load().await
 }
 
-fn timeout_config(t: &ClientTimeouts) -> TimeoutConfig {
+pub fn timeout_config(t: &ClientTimeouts) -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(t.connect)
         .operation_attempt_timeout(t.attempt)
@@ -73,7 +73,7 @@ fn timeout_config(t: &ClientTimeouts) -> TimeoutConfig {
         .build()
 }
 
-fn retry_config(t: &ClientTimeouts) -> RetryConfig {
+pub fn retry_config(t: &ClientTimeouts) -> RetryConfig {
     if t.max_attempts <= 1 {
         return RetryConfig::disabled();
     }

@@ -105,6 +105,8 @@ pub struct Deps {
     pub catalogue: &'static Catalogue,
     pub notifier: Notifier,
     pub events: EventBus,
+    /// Where customers' channels may point (`crate::outbound`).
+    pub net: crate::outbound::Net,
 }
 
 impl Deps {
@@ -119,6 +121,7 @@ impl Deps {
             catalogue: Catalogue::builtin(),
             notifier: Notifier::absent(&config.sender_email, &config.dashboard_url),
             events: EventBus::absent(&config.event_bus),
+            net: crate::outbound::Net::public(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod deps;
 pub mod domain;
 pub mod notify;
+pub mod outbound;
 pub mod store;
 pub mod timeouts;
 

@@ -61,6 +61,17 @@ pub const EVENTBRIDGE: ClientTimeouts = ClientTimeouts {
     initial_backoff: Duration::from_millis(50),
 };
 
+/// SQS, for channel deliveries (`functions/deliver-channels`): a queued
+/// delivery sent twice is the same delivery (its `webhook-id`), so the SDK
+/// may retry.
+pub const SQS: ClientTimeouts = ClientTimeouts {
+    connect: Duration::from_millis(500),
+    attempt: Duration::from_secs(2),
+    operation: Duration::from_secs(5),
+    max_attempts: 3,
+    initial_backoff: Duration::from_millis(50),
+};
+
 /// All the store work of one API request: past it, the request answers
 /// `503 STORE_UNAVAILABLE` (with `Retry-After`), within 3 s in all.
 pub const STORE_BUDGET: Duration = Duration::from_millis(2800);

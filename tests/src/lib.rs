@@ -20,8 +20,23 @@ pub use serde_json::{Value, json};
 
 pub mod aws;
 pub mod proxy;
+pub mod receiver;
 
 pub use proxy::{Call, Fault, FaultProxy, Rule};
+
+/// Polls `check` until it gives `Some`, for as long as a loaded machine may
+/// need (two minutes): waits for a state, never for a time. Panics naming
+/// `what` when the state never comes.
+pub async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
 
 /// Who a request claims to be.
 #[derive(Debug, Clone)]
@@ -148,8 +163,30 @@ fn deps_for(
         catalogue: Catalogue::builtin(),
         notifier: Notifier::new(aws_sdk_sesv2::Client::from_conf(ses.build()), SENDER, DASHBOARD),
         events: EventBus::new(aws_sdk_eventbridge::Client::from_conf(eventbridge.build()), BUS).recording(),
+        net: quota_shared::outbound::Net::tests(test_hosts()),
     }
 }
+
+/// The only names the tests' channels resolve, from a fixed table (no DNS
+/// server is ever asked), and the addresses they stand for. Deliveries in
+/// the tests connect to loopback only, whatever a name says.
+pub fn test_hosts() -> quota_shared::outbound::http::StaticResolver {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("an address");
+    let table = [
+        (HOOKS_HOST, vec![ip("93.184.215.14")]),
+        ("intranet.quota-tests.example", vec![ip("10.0.0.8")]),
+        ("metadata.quota-tests.example", vec![ip("169.254.169.254")]),
+        ("mixed.quota-tests.example", vec![ip("93.184.215.14"), ip("192.168.1.9")]),
+        (RECEIVER_HOST, vec![ip("127.0.0.1")]),
+    ];
+    quota_shared::outbound::http::StaticResolver(table.into_iter().map(|(h, ips)| (h.to_string(), ips)).collect())
+}
+
+/// A public name, in the tests' table: a channel may point at it (and no
+/// delivery in a test ever reaches it).
+pub const HOOKS_HOST: &str = "hooks.quota-tests.example";
+/// A name for this machine, in the tests' table.
+pub const RECEIVER_HOST: &str = "receiver.quota-tests.example";
 
 impl TestApp {
     /// A fresh table and a clock pinned at `now` (RFC 3339).
@@ -222,6 +259,20 @@ impl TestApp {
         app
     }
 
+    /// The AWS configuration of the function `binary` in an
+    /// [`TestApp::attributed`] app (its calls signed with its own key), and
+    /// its dependencies, through the proxies.
+    pub async fn signed_as(&self, binary: &str) -> (aws_config::SdkConfig, Deps) {
+        let aws = aws_config().await;
+        let creds = aws_sdk_dynamodb::config::Credentials::new(access_key_of(binary), "local", None, None, "test");
+        let signed =
+            aws.to_builder().credentials_provider(aws_types::sdk_config::SharedCredentialsProvider::new(creds)).build();
+        let (dynamodb, other) = (self.faults().dynamodb.url(), self.faults().aws.url());
+        let deps =
+            deps_for(&signed, self.deps.store.table(), &self.clock, &self.requests, Some(&dynamodb), Some(&other));
+        (signed, deps)
+    }
+
     /// The proxies of a [`TestApp::with_faults`] app.
     pub fn faults(&self) -> &Faults {
         self.faults.as_ref().expect("a TestApp::with_faults app")
@@ -277,6 +328,16 @@ impl TestApp {
             .filter(|(_, d)| d["orgId"] == org)
             .map(|(k, d)| (k.detail_type().to_string(), d))
             .collect()
+    }
+
+    /// Delivers what the bus accepts to the orgs' channels, in-process, as
+    /// `quota-local` does (`outbound::local`), waiting `scale` times the
+    /// deployed schedule between attempts.
+    pub fn deliver_to_channels(&mut self, scale: f64) {
+        use quota_shared::outbound::{Sender, local};
+        let sender = Sender::new(self.deps.net.clone());
+        let worker = local::start(self.deps.store.clone(), sender, DASHBOARD.into(), local::Backoff { scale });
+        self.deps.events = self.deps.events.clone().tapped(move |event| worker.event(event));
     }
 
     /// Runs the daily job through `POST /v1/admin/jobs/daily`.
@@ -471,7 +532,13 @@ impl TestApp {
 /// The access key a function's calls are signed with in an
 /// [`TestApp::attributed`] app.
 pub fn access_key(function: quota_shared::api::Function) -> String {
-    format!("AKIATEST{}", function.name().to_uppercase().replace('-', ""))
+    access_key_of(function.name())
+}
+
+/// [`access_key`] for any function by its binary's name (one that serves
+/// no route too, such as `deliver-channels`).
+pub fn access_key_of(binary: &str) -> String {
+    format!("AKIATEST{}", binary.to_uppercase().replace('-', ""))
 }
 
 /// The local SES/EventBridge server's state (`/moto-api/data.json`).

@@ -369,12 +369,12 @@ fn calls_of(headers: &hyper::HeaderMap, path: &str, operation: &str, body: &[u8]
     if operation.starts_with('/') {
         return Vec::new(); // moto's own API (data, reset)
     }
-    let service =
-        if headers.get("x-amz-target").and_then(|t| t.to_str().ok()).is_some_and(|t| t.starts_with("AWSEvents")) {
-            "events"
-        } else {
-            "dynamodb"
-        };
+    let target = headers.get("x-amz-target").and_then(|t| t.to_str().ok()).unwrap_or_default();
+    if target.starts_with("AmazonSQS") {
+        // Every queue the tests' functions use is the channel queue.
+        return vec![call(format!("sqs:{operation}"), "channel-queue", None)];
+    }
+    let service = if target.starts_with("AWSEvents") { "events" } else { "dynamodb" };
     let resource = match json["IndexName"].as_str() {
         Some(index) => format!("index/{index}"),
         None => "table".to_string(),

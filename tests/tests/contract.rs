@@ -119,7 +119,16 @@ fn the_spec_names_every_error_code() {
         ApiError::GrantNotFound,
         ApiError::TooManyGrants(0),
         ApiError::UnknownFeature(String::new()),
-    ];
+        ApiError::ChannelNotFound,
+        ApiError::TooManyChannels(0),
+    ]
+    .into_iter()
+    .chain(
+        quota_shared::domain::channel::REFUSAL_CODES
+            .into_iter()
+            .map(|code| ApiError::InvalidChannel { code, message: String::new() }),
+    )
+    .collect::<Vec<_>>();
     // Exhaustive: a new variant does not compile here until it is listed above.
     for err in &every {
         match err {
@@ -140,7 +149,10 @@ fn the_spec_names_every_error_code() {
             | ApiError::TooManyReservations(_)
             | ApiError::GrantNotFound
             | ApiError::TooManyGrants(_)
-            | ApiError::UnknownFeature(_) => {}
+            | ApiError::UnknownFeature(_)
+            | ApiError::InvalidChannel { .. }
+            | ApiError::ChannelNotFound
+            | ApiError::TooManyChannels(_) => {}
             ApiError::ReservationEnded(status) => match status {
                 Status::Committed | Status::Released | Status::Expired => {}
             },

@@ -227,6 +227,25 @@ fn every_fixture_is_shaped_as_aws_sends_it() {
         let text = std::fs::read_to_string(&path).unwrap();
         let fixture: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         seen += 1;
+        if fixture.get("Records").is_some() {
+            // The channel queue's batch: SQS's record (`sam local generate-event sqs
+            // receive-message`), its body the event as EventBridge puts it in the queue.
+            use aws_lambda_events::sqs::SqsEvent;
+            let batch: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is an SQS event: {e}"));
+            let (mut sent, mut known) = (Default::default(), Default::default());
+            key_paths(&fixture, "", &mut sent);
+            key_paths(&serde_json::to_value(&batch).unwrap(), "", &mut known);
+            let unknown: Vec<&String> = sent.difference(&known).collect();
+            assert!(unknown.is_empty(), "{name}: fields AWS's type does not have: {unknown:?}");
+            for record in &batch.records {
+                let body = record.body.as_deref().unwrap();
+                let event: EventBridgeEvent<Value> =
+                    serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(event.source, "quota-service", "{name}");
+                assert!(quota_shared::domain::events::EventKind::parse(&event.detail_type).is_some(), "{name}");
+            }
+            continue;
+        }
         if fixture.get("requestContext").is_none() {
             let event: EventBridgeEvent<Value> =
                 serde_json::from_value(fixture).unwrap_or_else(|e| panic!("{name} is an EventBridge event: {e}"));

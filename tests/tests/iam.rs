@@ -12,11 +12,29 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use lambda_http::http::Method;
 use quota_shared::api::Function;
-use quota_tests::{ADMIN, APP, Fault, Rule, TestApp, Value, access_key, json};
+use quota_tests::{ADMIN, APP, Fault, Rule, TestApp, Value, json};
 use serde_norway::Value as Yaml;
 
 /// Granted and never performed in the tour, with the reason it stays.
 const KEPT: &[(&str, &str, &str, &str)] = &[
+    (
+        "deliver-channels",
+        "sqs:ReceiveMessage",
+        "channel-queue",
+        "Lambda's event source mapping polls the queue with the function's role",
+    ),
+    (
+        "deliver-channels",
+        "sqs:DeleteMessage",
+        "channel-queue",
+        "Lambda's event source mapping deletes a handled message with the function's role",
+    ),
+    (
+        "deliver-channels",
+        "sqs:GetQueueAttributes",
+        "channel-queue",
+        "Lambda's event source mapping reads the queue's attributes with the function's role",
+    ),
     (
         "usage-job",
         "sqs:SendMessage",
@@ -54,6 +72,8 @@ fn resource_kind(resource: &Yaml) -> String {
         "ses-configuration-set".into()
     } else if text.contains(":identity/") {
         "ses".into()
+    } else if text.contains("ChannelQueue") {
+        "channel-queue".into()
     } else if text.contains("DeadLetterQueue") {
         "dlq".into()
     } else {
@@ -154,6 +174,24 @@ async fn tour(app: &TestApp) {
     must(app, app.get("/v1/admin/orgs/tour/audit", &ADMIN).await, 200, "audit").await;
     must(app, app.get("/v1/admin/orgs?limit=10", &ADMIN).await, 200, "list orgs").await;
 
+    // manage-channels: add (keyed, then its replay), list, deliveries, remove.
+    let hook = json!({ "type": "webhook", "url": app_receiver_url(), "events": ["QuotaThresholdCrossed"] }).to_string();
+    let r = app.send(Method::POST, "/v1/orgs/tour/channels", Some(&hook), &key("ch-1"), &ADMIN).await;
+    let channel = must(app, r, 201, "add a channel").await;
+    let r = app.send(Method::POST, "/v1/orgs/tour/channels", Some(&hook), &key("ch-1"), &ADMIN).await;
+    must(app, r, 201, "add a channel again").await;
+    let slack = json!({ "type": "slack", "url": app_receiver_url(), "events": ["QuotaThresholdCrossed"] });
+    let other = must(app, app.post("/v1/orgs/tour/channels", slack, &ADMIN).await, 201, "a second channel").await;
+    must(app, app.get("/v1/orgs/tour/channels", &ADMIN).await, 200, "list channels").await;
+    let id = channel["id"].as_str().unwrap();
+    must(app, app.get(&format!("/v1/orgs/tour/channels/{id}/deliveries"), &ADMIN).await, 200, "deliveries").await;
+    let other_path = format!("/v1/orgs/tour/channels/{}", other["id"].as_str().unwrap());
+    must(app, app.send(Method::DELETE, &other_path, None, &[], &ADMIN).await, 200, "remove a channel").await;
+
+    // deliver-channels: the rule's message for "tour" fanned out, then its
+    // delivery failed once (hidden for its backoff) and delivered.
+    deliver(app).await;
+
     // get-usage.
     for path in [
         "/v1/health",
@@ -209,6 +247,48 @@ async fn tour(app: &TestApp) {
     }
 }
 
+/// The webhook receiver the tour's channels point at (it answers 500 once, then 204).
+fn app_receiver_url() -> String {
+    RECEIVER.get().expect("started before the tour").url("/tour")
+}
+
+static RECEIVER: std::sync::OnceLock<quota_tests::receiver::Receiver> = std::sync::OnceLock::new();
+
+async fn deliver(app: &TestApp) {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    let (signed, deps) = app.signed_as("deliver-channels").await;
+    let proxied = deliver_channels::sqs_config(&signed).endpoint_url(app.faults().aws.url()).build();
+    // The queue is the stack's, made by CloudFormation: not the function's doing.
+    let aws = quota_tests::aws_config().await;
+    let moto = std::env::var("MOTO_URL").expect("MOTO_URL");
+    let unsigned = aws_sdk_sqs::Client::from_conf(deliver_channels::sqs_config(&aws).endpoint_url(moto).build());
+    let queue = unsigned.create_queue().queue_name("tour-channels").send().await.unwrap();
+    let url = queue.queue_url().unwrap().to_string();
+    let deliverer = deliver_channels::Deliverer::new(
+        &deps,
+        aws_sdk_sqs::Client::from_conf(proxied),
+        url.clone(),
+        quota_tests::DASHBOARD,
+    );
+    let mut batch: SqsEvent = serde_json::from_str(include_str!("../../events/sqs-channel-event.json")).unwrap();
+    let mut body: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    body["detail"]["orgId"] = json!("tour");
+    batch.records[0].body = Some(body.to_string());
+    assert!(deliverer.handle(batch).await.batch_item_failures.is_empty());
+    let got = unsigned.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let message = got.messages().first().expect("a delivery queued").clone();
+    for (count, failures) in [(1, 1), (2, 0)] {
+        let mut record = SqsMessage::default();
+        record.message_id = message.message_id().map(str::to_string);
+        record.receipt_handle = message.receipt_handle().map(str::to_string);
+        record.body = message.body().map(str::to_string);
+        record.attributes.insert("ApproximateReceiveCount".into(), count.to_string());
+        let mut event = SqsEvent::default();
+        event.records = vec![record];
+        assert_eq!(deliverer.handle(event).await.batch_item_failures.len(), failures, "attempt {count}");
+    }
+}
+
 #[test]
 fn each_function_performs_exactly_what_its_policy_grants() {
     // The tour polls every handler's future in one task: debug builds need
@@ -221,6 +301,8 @@ fn each_function_performs_exactly_what_its_policy_grants() {
         .expect("a runtime");
     runtime.block_on(async {
         tokio::spawn(async {
+            let receiver = quota_tests::receiver::Receiver::answering(&[500, 204]).await;
+            assert!(RECEIVER.set(receiver).is_ok());
             let app = TestApp::attributed("2026-03-02T09:00:00Z").await;
             Box::pin(tour(&app)).await;
             check(&app);
@@ -233,7 +315,9 @@ fn each_function_performs_exactly_what_its_policy_grants() {
 fn check(app: &TestApp) {
     let mut calls = app.faults().dynamodb.calls();
     calls.extend(app.faults().aws.calls());
-    let by_key: BTreeMap<String, &str> = Function::ALL.iter().map(|f| (access_key(*f), f.name())).collect();
+    // Every function: those that serve routes, and the one that serves the channel queue.
+    let names: Vec<&str> = Function::ALL.iter().map(|f| f.name()).chain(["deliver-channels"]).collect();
+    let by_key: BTreeMap<String, &str> = names.iter().map(|n| (quota_tests::access_key_of(n), *n)).collect();
     let mut performed: BTreeMap<&str, BTreeSet<(String, String)>> = BTreeMap::new();
     let mut sources: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for call in &calls {
@@ -245,8 +329,7 @@ fn check(app: &TestApp) {
     }
     let policies = policies();
     let mut problems = Vec::new();
-    for function in Function::ALL {
-        let name = function.name();
+    for name in names.iter().copied() {
         let grants = &policies[name];
         let done = performed.get(name).cloned().unwrap_or_default();
         // SES also checks the recipients' identities in its sandbox and the
@@ -280,5 +363,5 @@ fn check(app: &TestApp) {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert!(performed.len() == Function::ALL.len(), "every function was toured: {:?}", performed.keys());
+    assert!(performed.len() == names.len(), "every function was toured: {:?}", performed.keys());
 }

@@ -276,3 +276,30 @@ fn the_templates_patterns_and_the_functions_config_agree() {
     );
     assert!(config.is_ok(), "{config:?}");
 }
+
+/// The channel queue gives a delivery the code's attempts and no more, holds
+/// it for longer than their schedule, and hides a message in flight for six
+/// times the function's timeout; the rule sends exactly the events a channel
+/// can take.
+#[test]
+fn the_channel_queue_and_rule_follow_the_delivery_schedule() {
+    use quota_shared::domain::channel::CHANNEL_EVENTS;
+    use quota_shared::domain::webhook::{MAX_ATTEMPTS, RETRY_DELAYS};
+    let template = template();
+    let resources = &template["Resources"];
+    let queue = &resources["ChannelQueue"]["Properties"];
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(u64::from(MAX_ATTEMPTS)));
+    let schedule: std::time::Duration = RETRY_DELAYS.iter().sum();
+    assert!(queue["MessageRetentionPeriod"].as_u64().unwrap() > schedule.as_secs());
+    let timeout = resources["DeliverChannelsFunction"]["Properties"]["Timeout"].as_u64().unwrap();
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout);
+    // Every attempt (10 s at most) and its record fit in the function's time.
+    assert!(std::time::Duration::from_secs(timeout) > quota_shared::outbound::http::ATTEMPT_TIMEOUT * 3);
+    // The longest wait is one a message's visibility can be set to (12 hours at most).
+    assert!(RETRY_DELAYS.iter().all(|d| d.as_secs() <= 12 * 3600));
+    let pattern = &resources["ChannelEventsRule"]["Properties"]["EventPattern"];
+    let kinds: BTreeSet<&str> =
+        pattern["detail-type"].as_sequence().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(kinds, CHANNEL_EVENTS.iter().map(|k| k.detail_type()).collect());
+    assert_eq!(pattern["source"][0].as_str(), Some("quota-service"));
+}

@@ -13,6 +13,10 @@ pub enum Scope {
     Read,
     Write,
     Admin,
+    /// An org's own settings (its notification channels): `quota:admin`,
+    /// or `quota:write` on a token bound to that org, so that a customer
+    /// manages its own channels and an app's unbound token manages none.
+    OwnOrg,
 }
 
 impl Scope {
@@ -22,7 +26,7 @@ impl Scope {
     pub fn granted_by(self) -> &'static [&'static str] {
         match self {
             Scope::Read => &["quota:read", "quota:admin"],
-            Scope::Write => &["quota:write", "quota:admin"],
+            Scope::Write | Scope::OwnOrg => &["quota:write", "quota:admin"],
             Scope::Admin => &["quota:admin"],
         }
     }
@@ -30,7 +34,7 @@ impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "quota:read",
-            Scope::Write => "quota:write",
+            Scope::Write | Scope::OwnOrg => "quota:write",
             Scope::Admin => "quota:admin",
         }
     }
@@ -137,11 +141,24 @@ impl Principal {
         if self.binding == Binding::Invalid {
             return Err(ApiError::Forbidden("this token's org_id claim is not a valid organization id"));
         }
+        if scope == Scope::OwnOrg {
+            return match &self.binding {
+                Binding::Any if self.has(Scope::Admin) => Ok(()),
+                Binding::Org(bound) if self.has(Scope::Write) && org == Some(bound) => Ok(()),
+                Binding::Org(bound) if org != Some(bound) => {
+                    Err(ApiError::Forbidden("this token is bound to another organization"))
+                }
+                _ => Err(ApiError::Forbidden(
+                    "an org's channels need quota:admin, or quota:write on a token bound to that org",
+                )),
+            };
+        }
         if !self.has(scope) {
             return Err(ApiError::Forbidden(match scope {
                 Scope::Read => "this route needs the quota:read scope",
                 Scope::Write => "this route needs the quota:write scope",
                 Scope::Admin => "this route needs the quota:admin scope",
+                Scope::OwnOrg => unreachable!("decided above"),
             }));
         }
         if let Binding::Org(bound) = &self.binding {
@@ -209,6 +226,20 @@ mod tests {
         assert!(p.authorize(Scope::Write, Some(&acme)).is_ok());
         assert!(matches!(p.authorize(Scope::Write, Some(&other)), Err(ApiError::Forbidden(_))));
         assert!(matches!(p.authorize(Scope::Admin, Some(&acme)), Err(ApiError::Forbidden(_))));
+    }
+
+    #[test]
+    fn an_orgs_own_settings_take_the_admin_or_that_orgs_own_write_token() {
+        let acme = OrgId::parse("acme").unwrap();
+        let other = OrgId::parse("other").unwrap();
+        let ok = |p: Principal, org: &OrgId| p.authorize(Scope::OwnOrg, Some(org)).is_ok();
+        assert!(ok(principal(&[Scope::Admin], None), &acme), "the platform's admin");
+        assert!(ok(principal(&[Scope::Write], Some("acme")), &acme), "the org's own token");
+        assert!(ok(principal(&[Scope::Admin], Some("acme")), &acme), "admin implies write, bound");
+        assert!(!ok(principal(&[Scope::Write], Some("acme")), &other), "another org's");
+        assert!(!ok(principal(&[Scope::Read, Scope::Write], None), &acme), "an app's unbound token");
+        assert!(!ok(principal(&[Scope::Read], Some("acme")), &acme), "read only");
+        assert!(!ok(principal(&[Scope::Write], Some("null")), &acme), "an invalid binding");
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub enum ApiError {
     TooManyGrants(usize),
     #[error("unknown feature {0:?}")]
     UnknownFeature(String),
+    /// A channel refused for its type, URL or events: the code says which.
+    #[error("{message}")]
+    InvalidChannel { code: &'static str, message: String },
+    #[error("no such channel")]
+    ChannelNotFound,
+    #[error("this organization already has {0} channels; remove one first")]
+    TooManyChannels(usize),
 }
 
 impl ApiError {
@@ -64,9 +71,10 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest(_) | ApiError::InvalidOrgId | ApiError::NotReleasable(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidRequest(_)
+            | ApiError::InvalidOrgId
+            | ApiError::NotReleasable(_)
+            | ApiError::InvalidChannel { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::OrgNotFound
@@ -74,10 +82,12 @@ impl ApiError {
             | ApiError::NotFound
             | ApiError::ReservationNotFound
             | ApiError::GrantNotFound
-            | ApiError::UnknownFeature(_) => StatusCode::NOT_FOUND,
-            ApiError::ReservationEnded(_) | ApiError::TooManyReservations(_) | ApiError::TooManyGrants(_) => {
-                StatusCode::CONFLICT
-            }
+            | ApiError::UnknownFeature(_)
+            | ApiError::ChannelNotFound => StatusCode::NOT_FOUND,
+            ApiError::ReservationEnded(_)
+            | ApiError::TooManyReservations(_)
+            | ApiError::TooManyGrants(_)
+            | ApiError::TooManyChannels(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -110,6 +120,9 @@ impl ApiError {
             ApiError::GrantNotFound => "GRANT_NOT_FOUND",
             ApiError::TooManyGrants(_) => "TOO_MANY_GRANTS",
             ApiError::UnknownFeature(_) => "UNKNOWN_FEATURE",
+            ApiError::InvalidChannel { code, .. } => code,
+            ApiError::ChannelNotFound => "CHANNEL_NOT_FOUND",
+            ApiError::TooManyChannels(_) => "TOO_MANY_CHANNELS",
         }
     }
 

@@ -16,16 +16,18 @@ pub enum Function {
     ManageOrgs,
     AdminReset,
     UsageJob,
+    ManageChannels,
 }
 
 impl Function {
-    pub const ALL: [Function; 6] = [
+    pub const ALL: [Function; 7] = [
         Function::CheckQuota,
         Function::IncrementUsage,
         Function::GetUsage,
         Function::ManageOrgs,
         Function::AdminReset,
         Function::UsageJob,
+        Function::ManageChannels,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl Function {
             Function::ManageOrgs => "manage-orgs",
             Function::AdminReset => "admin-reset",
             Function::UsageJob => "usage-job",
+            Function::ManageChannels => "manage-channels",
         }
     }
 }
@@ -64,6 +67,10 @@ pub enum Endpoint {
     Features,
     Feature,
     ListOrgs,
+    AddChannel,
+    ListChannels,
+    RemoveChannel,
+    ChannelDeliveries,
 }
 
 impl Endpoint {
@@ -89,6 +96,9 @@ impl Endpoint {
             | Endpoint::Commit
             | Endpoint::CancelReservation => Function::IncrementUsage,
             Endpoint::Check | Endpoint::CheckMany => Function::CheckQuota,
+            Endpoint::AddChannel | Endpoint::ListChannels | Endpoint::RemoveChannel | Endpoint::ChannelDeliveries => {
+                Function::ManageChannels
+            }
         }
     }
 
@@ -117,6 +127,9 @@ impl Endpoint {
             | Endpoint::AddGrant
             | Endpoint::RevokeGrant
             | Endpoint::ListOrgs => Some(Scope::Admin),
+            Endpoint::AddChannel | Endpoint::ListChannels | Endpoint::RemoveChannel | Endpoint::ChannelDeliveries => {
+                Some(Scope::OwnOrg)
+            }
         }
     }
 }
@@ -141,6 +154,10 @@ pub const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::DELETE, "/v1/orgs/{org}/reservations/{reservationId}", Endpoint::CancelReservation),
     (Method::GET, "/v1/orgs/{org}/features", Endpoint::Features),
     (Method::GET, "/v1/orgs/{org}/features/{feature}", Endpoint::Feature),
+    (Method::POST, "/v1/orgs/{org}/channels", Endpoint::AddChannel),
+    (Method::GET, "/v1/orgs/{org}/channels", Endpoint::ListChannels),
+    (Method::DELETE, "/v1/orgs/{org}/channels/{channelId}", Endpoint::RemoveChannel),
+    (Method::GET, "/v1/orgs/{org}/channels/{channelId}/deliveries", Endpoint::ChannelDeliveries),
     (Method::POST, "/v1/admin/orgs/{org}/grants", Endpoint::AddGrant),
     (Method::DELETE, "/v1/admin/orgs/{org}/grants/{grantId}", Endpoint::RevokeGrant),
     (Method::POST, "/v1/admin/orgs/{org}/reset", Endpoint::AdminReset),

@@ -19,6 +19,8 @@ pub enum AuditAction {
     Reset,
     GrantAdded,
     GrantRevoked,
+    ChannelAdded,
+    ChannelRemoved,
 }
 
 impl AuditAction {
@@ -32,6 +34,8 @@ impl AuditAction {
             AuditAction::GrantRevoked => "grant_revoked",
             AuditAction::UsageSet => "usage_set",
             AuditAction::Reset => "reset",
+            AuditAction::ChannelAdded => "channel_added",
+            AuditAction::ChannelRemoved => "channel_removed",
         }
     }
 
@@ -45,6 +49,8 @@ impl AuditAction {
             Self::Reset,
             Self::GrantAdded,
             Self::GrantRevoked,
+            Self::ChannelAdded,
+            Self::ChannelRemoved,
         ]
         .into_iter()
         .find(|a| a.as_str() == text)
@@ -96,6 +102,19 @@ impl AuditEntry {
             after,
             reason: Some(grant.reason.clone()),
         }
+    }
+
+    /// A notification channel added (`after`) or removed (`before`): what it
+    /// is, never its secret.
+    pub fn channel(
+        at: DateTime<Utc>,
+        actor: &str,
+        action: AuditAction,
+        channel: &super::channel::Channel,
+    ) -> AuditEntry {
+        let value = Some(channel.to_json(false));
+        let (before, after) = if action == AuditAction::ChannelAdded { (None, value) } else { (value, None) };
+        AuditEntry { at, actor: actor.to_string(), action, resource: None, before, after, reason: None }
     }
 
     /// An admin reset of `resource` from `before` to 0.

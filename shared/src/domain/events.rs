@@ -16,6 +16,7 @@ use super::usage::percentage;
 pub enum EventKind {
     QuotaThresholdCrossed,
     QuotaExceeded,
+    QuotaRecovered,
     QuotaReset,
     PlanChanged,
     TrialExpired,
@@ -28,9 +29,10 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    const ALL: [EventKind; 10] = [
+    const ALL: [EventKind; 11] = [
         EventKind::QuotaThresholdCrossed,
         EventKind::QuotaExceeded,
+        EventKind::QuotaRecovered,
         EventKind::QuotaReset,
         EventKind::PlanChanged,
         EventKind::TrialExpired,
@@ -50,6 +52,7 @@ impl EventKind {
         match self {
             EventKind::QuotaThresholdCrossed => "QuotaThresholdCrossed",
             EventKind::QuotaExceeded => "QuotaExceeded",
+            EventKind::QuotaRecovered => "QuotaRecovered",
             EventKind::QuotaReset => "QuotaReset",
             EventKind::PlanChanged => "PlanChanged",
             EventKind::TrialExpired => "TrialExpired",
@@ -154,6 +157,52 @@ pub struct QuotaExceeded {
 
 impl Event for QuotaExceeded {
     const KIND: EventKind = EventKind::QuotaExceeded;
+}
+
+/// What brought a resource back below a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryCause {
+    Reset,
+    Grant,
+    PlanChange,
+    NewPeriod,
+}
+
+/// Usage is back below a threshold it had reached: the "resolved" half of
+/// `QuotaThresholdCrossed` and `QuotaExceeded`, after a reset, a grant, a
+/// plan or limit change, or a new period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaRecovered {
+    pub event_id: String,
+    pub org_id: OrgId,
+    pub resource: String,
+    /// The highest threshold it had reached, which it is now below.
+    pub threshold: u32,
+    pub used: i64,
+    /// `null` when the resource is now unlimited.
+    pub limit: Option<i64>,
+    pub percentage: Option<f64>,
+    /// Whether new use of it is refused now (a trial that has ended, say).
+    pub blocked: bool,
+    pub cause: RecoveryCause,
+    pub plan: String,
+    pub period: Option<Period>,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
+}
+
+impl Event for QuotaRecovered {
+    const KIND: EventKind = EventKind::QuotaRecovered;
+}
+
+/// The threshold a change took a resource back below, if it did: the
+/// highest reached before it, when what is reached after is lower (or none).
+pub fn recovered_from(before: (i64, Option<i64>), after: (i64, Option<i64>), enforcement: Enforcement) -> Option<u32> {
+    let was = super::notice::threshold_reached(before.0, before.1, enforcement)?;
+    let now = super::notice::threshold_reached(after.0, after.1, enforcement);
+    now.is_none_or(|now| now < was).then_some(was)
 }
 
 /// An admin reset a resource's current count to 0.
@@ -461,6 +510,21 @@ mod tests {
                 at,
             }
             .entry(),
+            QuotaRecovered {
+                event_id: new_event_id(at),
+                org_id: org.clone(),
+                resource: "conversations".into(),
+                threshold: 110,
+                used: 112,
+                limit: Some(150),
+                percentage: Some(74.67),
+                blocked: false,
+                cause: RecoveryCause::Grant,
+                plan: "basic".into(),
+                period: Some(period),
+                at,
+            }
+            .entry(),
             QuotaReset {
                 event_id: new_event_id(at),
                 org_id: org.clone(),
@@ -516,6 +580,24 @@ mod tests {
         }
         let closed = &rendered_period_id(&org, period);
         assert_eq!(closed, "acme/2026-03-01T00:00:00Z");
+    }
+
+    #[test]
+    fn recovery_is_from_the_highest_threshold_reached_to_a_lower_one() {
+        let soft = Enforcement::Soft;
+        let hard = Enforcement::Hard;
+        assert_eq!(recovered_from((112, Some(100)), (112, Some(150)), soft), Some(110), "a grant: 110 % to 74 %");
+        assert_eq!(
+            recovered_from((100, Some(100)), (100, Some(120)), hard),
+            Some(100),
+            "100 % to 83 %: still above 80"
+        );
+        assert_eq!(recovered_from((85, Some(100)), (0, Some(100)), hard), Some(80), "a reset");
+        assert_eq!(recovered_from((85, Some(100)), (85, None), hard), Some(80), "now unlimited");
+        assert_eq!(recovered_from((70, Some(100)), (0, Some(100)), hard), None, "no threshold reached before");
+        assert_eq!(recovered_from((85, Some(100)), (82, Some(100)), hard), None, "still at 80 %");
+        assert_eq!(recovered_from((85, Some(100)), (95, Some(100)), hard), None, "higher");
+        assert_eq!(recovered_from((85, Some(100)), (85, Some(90)), hard), None, "a smaller limit");
     }
 
     fn grant(at: DateTime<Utc>) -> Grant {

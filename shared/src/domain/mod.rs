@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod channel;
 pub mod decision;
 pub mod events;
 pub mod feature;
@@ -17,6 +18,7 @@ pub mod period;
 pub mod report;
 pub mod reservation;
 pub mod usage;
+pub mod webhook;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
@@ -99,5 +101,21 @@ mod tests {
         for not in [json!(5.5), json!("5"), json!(null), json!(true), json!(1e300), json!([5])] {
             assert_eq!(json_integer(&not), None, "{not}");
         }
+    }
+}
+
+/// `#[serde(with = "…")]` for a time written as [`rfc3339`] and read from
+/// any RFC 3339 text.
+pub(crate) mod serde_rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::Deserialize;
+
+    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        super::ser_rfc3339(t, s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
     }
 }

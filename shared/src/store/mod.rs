@@ -14,12 +14,14 @@
 //! | `reservations` | reserve, commit and release |
 //! | `grants` | grants added and revoked, and the sweep of what has expired |
 //! | `audit` | the audit log |
+//! | `channels` | an org's notification channels and their deliveries |
 //! | `lease`, `notices` | the claim protocol, and the notices that use it |
 //! | `closed` | the period-close event's claim, sending and marks |
 //! | `job` | the daily job's index scan, pending closed periods, continued runs |
 //! | `snapshots` | daily snapshots and the history read |
 
 mod audit;
+mod channels;
 mod closed;
 mod counters;
 mod error;
@@ -37,6 +39,7 @@ pub mod schema;
 mod sdk;
 pub mod snapshots;
 
+pub use channels::ChannelAdded;
 pub use counters::CountChange;
 pub use error::{BoxError, StoreError, root_cause};
 pub use grants::{Granted, Revoked};

@@ -60,6 +60,7 @@ pub async fn dispatch_with<'d>(deps_of: impl Fn(Function) -> &'d Deps, req: Requ
         Function::IncrementUsage => increment_usage::handle(deps, req).await,
         Function::GetUsage => get_usage::handle(deps, req).await,
         Function::ManageOrgs => manage_orgs::handle(deps, req).await,
+        Function::ManageChannels => manage_channels::handle(deps, req).await,
         Function::AdminReset => admin_reset::handle(deps, req).await,
         Function::UsageJob => {
             let response = usage_job::handle(deps, req).await;

@@ -10,7 +10,13 @@
 //! `DASHBOARD_URL` (default `http://127.0.0.1:3000/v1/health`),
 //! `LOCAL_JWT_SECRET` (default `local-dev-secret`), `QUOTA_NOW` (RFC 3339;
 //! pins the clock), `EMAIL_OUTBOX_DIR` (also write each sent email there as
-//! `.html`), and the SDK's `AWS_ENDPOINT_URL_*` variables.
+//! `.html`), `QUOTA_ALLOW_PRIVATE_WEBHOOKS=1` (channels may point at
+//! loopback, `http://127.0.0.1:…`, for a receiver on this machine), and the
+//! SDK's `AWS_ENDPOINT_URL_*` variables.
+//!
+//! Channel deliveries run in-process (`quota_shared::outbound::local`):
+//! what the bus accepts is fanned out to the channels that take it, and each
+//! delivery is attempted, and retried on the deployed schedule.
 
 use std::process::ExitCode;
 
@@ -115,6 +121,16 @@ async fn serve(secret: String) -> anyhow::Result<()> {
     if let Ok(dir) = std::env::var("EMAIL_OUTBOX_DIR") {
         deps.notifier = deps.notifier.with_outbox(dir.into());
     }
+    match std::env::var("QUOTA_ALLOW_PRIVATE_WEBHOOKS").as_deref() {
+        Ok("1") => deps.net = quota_shared::outbound::Net::local(),
+        Ok("0" | "") | Err(_) => {}
+        Ok(other) => bail!("QUOTA_ALLOW_PRIVATE_WEBHOOKS={other:?} is invalid: 1 or unset"),
+    }
+    let sender = quota_shared::outbound::Sender::new(deps.net.clone());
+    let backoff = quota_shared::outbound::local::Backoff::DEPLOYED;
+    let channels =
+        quota_shared::outbound::local::start(deps.store.clone(), sender, config.dashboard_url.clone(), backoff);
+    deps.events = deps.events.clone().tapped(move |event| channels.event(event));
     quota_local::ensure_local_resources(&deps).await?;
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

@@ -1,0 +1,423 @@
+//! Notification channels: an org's webhooks, Slack and Discord, managed
+//! through the API and delivered in-process (as `quota-local` does) to a
+//! receiver on loopback. No test reaches beyond loopback: names resolve from
+//! the tests' own table, and the deliveries' sender connects to loopback
+//! only, whatever a URL says.
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use lambda_http::http::Method;
+use quota_tests::receiver::{Received, Receiver};
+use quota_tests::{ADMIN, APP, Auth, HOOKS_HOST, RECEIVER_HOST, Reply, TestApp, Value, json, until};
+use sha2::Sha256;
+
+fn channels(org: &str) -> String {
+    format!("/v1/orgs/{org}/channels")
+}
+
+/// A webhook channel for `events` to `url`, added as `auth`.
+async fn add(app: &TestApp, org: &str, kind: &str, url: &str, events: &[&str], auth: &Auth) -> Reply {
+    app.post(&channels(org), json!({ "type": kind, "url": url, "events": events }), auth).await
+}
+
+/// The channel's deliveries, once `n` of them are settled (delivered or failed).
+async fn settled(app: &TestApp, org: &str, channel: &str, n: usize) -> Vec<Value> {
+    let path = format!("{}/{channel}/deliveries?limit=100", channels(org));
+    until(&format!("{n} settled deliveries"), || async {
+        let reply = app.get(&path, &ADMIN).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let list = reply.body["deliveries"].as_array().cloned().unwrap_or_default();
+        let done = list.iter().filter(|d| d["status"] == "delivered" || d["status"] == "failed").count();
+        (list.len() == n && done == n).then_some(list)
+    })
+    .await
+}
+
+/// Checks a request as a Standard Webhooks receiver would: the signature
+/// over `{id}.{timestamp}.{body}` under the secret's decoded key.
+fn verify(secret: &str, got: &Received) {
+    let id = got.header("webhook-id").expect("webhook-id");
+    let timestamp = got.header("webhook-timestamp").expect("webhook-timestamp");
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut mac = <Hmac<Sha256>>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{}", got.body).as_bytes());
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    assert_eq!(got.header("webhook-signature"), Some(expected.as_str()), "signature of {id}");
+    let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>().unwrap();
+    assert!((0..300).contains(&age), "a timestamp of now, on the wall clock: {age} s old");
+}
+
+#[tokio::test]
+async fn a_webhook_gets_exactly_one_signed_delivery_per_threshold_crossed() {
+    let mut app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.deliver_to_channels(0.001);
+    let receiver = Receiver::start().await;
+    let org = app.unique("hooked");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added =
+        add(&app, &org, "webhook", &receiver.url("/hooks/quota"), &["QuotaThresholdCrossed", "QuotaExceeded"], &ADMIN)
+            .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let secret = added.body["secret"].as_str().expect("a webhook's secret, on creation").to_string();
+    let channel = added.body["id"].as_str().unwrap().to_string();
+    assert_eq!(added.body["events"], json!(["QuotaThresholdCrossed", "QuotaExceeded"]));
+
+    // 80 %, then 100 % (and the limit reached): three events, each delivered once.
+    assert_eq!(app.consume(&org, "conversations", 80).await.status, 200);
+    assert_eq!(app.consume(&org, "conversations", 20).await.status, 200);
+    let deliveries = settled(&app, &org, &channel, 3).await;
+    assert!(deliveries.iter().all(|d| d["status"] == "delivered" && d["attempts"] == 1), "{deliveries:?}");
+
+    let published: Vec<(String, Value)> = app
+        .events(&org)
+        .into_iter()
+        .filter(|(kind, _)| kind == "QuotaThresholdCrossed" || kind == "QuotaExceeded")
+        .collect();
+    assert_eq!(published.len(), 3, "{published:?}");
+    let got = receiver.received();
+    assert_eq!(got.len(), 3, "one request per event: {got:?}");
+    let mut seen = Vec::new();
+    for request in &got {
+        verify(&secret, request);
+        assert_eq!(request.path, "/hooks/quota");
+        let body = request.json();
+        assert_eq!(body["data"]["orgId"], org.as_str());
+        seen.push((body["type"].as_str().unwrap().to_string(), body["data"]["threshold"].clone()));
+        assert!(published.iter().any(|(kind, detail)| body["type"] == kind.as_str() && &body["data"] == detail));
+    }
+    seen.sort_by_key(|(k, t)| (k.clone(), t.to_string()));
+    assert_eq!(
+        seen,
+        [
+            ("QuotaExceeded".to_string(), Value::Null),
+            ("QuotaThresholdCrossed".to_string(), json!(100)),
+            ("QuotaThresholdCrossed".to_string(), json!(80)),
+        ]
+    );
+    let ids: std::collections::BTreeSet<_> = got.iter().map(|r| r.header("webhook-id").unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 3, "one id per event");
+    let listed: std::collections::BTreeSet<_> =
+        deliveries.iter().map(|d| d["webhookId"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, listed, "the deliveries list names the ids the receiver saw");
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_twice_then_succeeds_gets_the_same_id_three_times_and_nothing_more() {
+    let mut app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.deliver_to_channels(0.001);
+    let receiver = Receiver::answering(&[503, 500, 200]).await;
+    let org = app.unique("flaky");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added = add(&app, &org, "webhook", &receiver.url("/h"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let channel = added.body["id"].as_str().unwrap().to_string();
+    app.consume(&org, "conversations", 85).await;
+
+    let deliveries = settled(&app, &org, &channel, 1).await;
+    let d = &deliveries[0];
+    assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("delivered"), Some(3)), "{d}");
+    let codes: Vec<&Value> = d["history"].as_array().unwrap().iter().map(|a| &a["responseCode"]).collect();
+    assert_eq!(codes, [&json!(503), &json!(500), &json!(200)]);
+    let got = receiver.received();
+    assert_eq!(got.len(), 3, "three attempts, nothing after the success");
+    let ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id").unwrap()).collect();
+    assert!(ids.iter().all(|id| *id == d["webhookId"].as_str().unwrap()), "one id on every attempt: {ids:?}");
+    assert!(got.iter().all(|r| r.body == got[0].body), "the same body on every attempt");
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_well_is_failed_after_the_last_attempt() {
+    let mut app = TestApp::new("2026-03-10T12:00:00Z").await;
+    // The whole day-long schedule, shortened to about a second.
+    app.deliver_to_channels(0.000_01);
+    let receiver = Receiver::answering(&[500]).await;
+    let org = app.unique("down");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added = add(&app, &org, "webhook", &receiver.url("/h"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let channel = added.body["id"].as_str().unwrap().to_string();
+    app.consume(&org, "conversations", 90).await;
+    let deliveries = settled(&app, &org, &channel, 1).await;
+    let max = quota_shared::domain::webhook::MAX_ATTEMPTS;
+    assert_eq!(
+        (deliveries[0]["status"].as_str(), deliveries[0]["attempts"].as_u64()),
+        (Some("failed"), Some(u64::from(max)))
+    );
+    assert_eq!(receiver.received().len(), max as usize);
+}
+
+#[tokio::test]
+async fn a_receiver_that_hangs_does_not_slow_consumes() {
+    let mut app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.deliver_to_channels(0.001);
+    let receiver = Receiver::start().await;
+    receiver.hold();
+    let org = app.unique("hang");
+    app.org(&org, json!({ "plan": "growth" })).await;
+    add(&app, &org, "webhook", &receiver.url("/h"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    // 80 % of 300: a delivery begins, and the receiver holds it.
+    assert_eq!(app.consume(&org, "conversations", 240).await.status, 200);
+    until("the receiver holding the delivery", || async { (receiver.held() == 1).then_some(()) }).await;
+    // Every consume answers while that delivery still waits for its answer.
+    for _ in 0..20 {
+        assert_eq!(app.consume(&org, "conversations", 1).await.status, 200);
+    }
+    assert_eq!(app.resource_usage(&org, "conversations").await["used"], 260);
+    assert_eq!(receiver.held(), 1, "still held: the consumes did not wait for it");
+    receiver.release();
+}
+
+#[tokio::test]
+async fn urls_inside_a_network_are_refused_before_anything_is_kept() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("ssrf");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let code = |reply: &Reply| (reply.status, reply.body["error"]["code"].as_str().unwrap_or_default().to_string());
+    for (url, expected) in [
+        ("https://10.0.0.5/hook", "CHANNEL_URL_FORBIDDEN"),
+        ("https://169.254.169.254/latest/meta-data/", "CHANNEL_URL_FORBIDDEN"),
+        ("https://[fd00:ec2::254]/", "CHANNEL_URL_FORBIDDEN"),
+        ("https://0xa9.0xfe.0xa9.0xfe/", "CHANNEL_URL_FORBIDDEN"),
+        ("https://intranet.quota-tests.example/hook", "CHANNEL_URL_FORBIDDEN"),
+        ("https://metadata.quota-tests.example/", "CHANNEL_URL_FORBIDDEN"),
+        ("https://mixed.quota-tests.example/hook", "CHANNEL_URL_FORBIDDEN"),
+        ("https://nowhere.quota-tests.example/hook", "CHANNEL_URL_UNRESOLVED"),
+        ("http://hooks.quota-tests.example/hook", "CHANNEL_URL_NOT_HTTPS"),
+        ("ftp://hooks.quota-tests.example/hook", "CHANNEL_URL_NOT_HTTPS"),
+        ("https://user:pw@hooks.quota-tests.example/", "CHANNEL_URL_INVALID"),
+    ] {
+        let reply = add(&app, &org, "webhook", url, &["QuotaExceeded"], &ADMIN).await;
+        assert_eq!(code(&reply), (400, expected.to_string()), "{url}: {}", reply.body);
+    }
+    // Locally (the flag the tests run with), loopback is allowed, and a public name.
+    let local = add(&app, &org, "webhook", "http://127.0.0.1:9/hook", &["QuotaExceeded"], &ADMIN).await;
+    assert_eq!(local.status, 201, "{}", local.body);
+    let named = add(&app, &org, "slack", &format!("http://{RECEIVER_HOST}:9/x"), &["QuotaExceeded"], &ADMIN).await;
+    assert_eq!(code(&named), (400, "CHANNEL_URL_NOT_HTTPS".into()), "plain http to a name, even one for loopback");
+    let public =
+        add(&app, &org, "slack", &format!("https://{HOOKS_HOST}/services/T/B/x"), &["QuotaExceeded"], &ADMIN).await;
+    assert_eq!(public.status, 201, "{}", public.body);
+    assert_eq!(public.body.get("secret"), None, "only a webhook has a secret");
+    let listed = app.get(&channels(&org), &ADMIN).await;
+    assert_eq!(listed.body["channels"].as_array().unwrap().len(), 2, "nothing refused was kept");
+
+    // Without the flag (as in AWS): loopback is refused too.
+    let mut aws = app.deps.clone();
+    aws.net.reach = quota_shared::domain::channel::Reach::PUBLIC;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        &format!("https://{RECEIVER_HOST}/x"),
+    ] {
+        let body = json!({ "type": "webhook", "url": url, "events": ["QuotaExceeded"] }).to_string();
+        let reply = app.send_via(&aws, Method::POST, &channels(&org), Some(&body), &[], &ADMIN).await;
+        assert_eq!(code(&reply), (400, "CHANNEL_URL_FORBIDDEN".into()), "{url}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn bad_channels_get_a_clear_code() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("badch");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let url = format!("https://{HOOKS_HOST}/h");
+    for (body, status, code) in [
+        (json!({ "type": "teams", "url": url, "events": ["QuotaExceeded"] }), 400, "UNKNOWN_CHANNEL_TYPE"),
+        (json!({ "type": "webhook", "url": url, "events": ["QuotaExeeded"] }), 400, "UNKNOWN_EVENT"),
+        (json!({ "type": "webhook", "url": url, "events": ["QuotaReset"] }), 400, "UNKNOWN_EVENT"),
+        (json!({ "type": "webhook", "url": url, "events": [] }), 400, "INVALID_REQUEST"),
+        (json!({ "type": "webhook", "url": url }), 400, "INVALID_REQUEST"),
+        (json!({ "type": "webhook", "url": url, "events": ["QuotaExceeded"], "extra": 1 }), 400, "INVALID_REQUEST"),
+        (json!({ "url": url, "events": ["QuotaExceeded"] }), 400, "INVALID_REQUEST"),
+    ] {
+        let reply = app.post(&channels(&org), body.clone(), &ADMIN).await;
+        assert_eq!((reply.status, reply.body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+    }
+    let missing = add(&app, "no-such-org", "webhook", &url, &["QuotaExceeded"], &ADMIN).await;
+    assert_eq!((missing.status, missing.body["error"]["code"].as_str()), (404, Some("ORG_NOT_FOUND")));
+    let unknown =
+        app.send(Method::DELETE, &format!("{}/chn_000000000000000000000000", channels(&org)), None, &[], &ADMIN).await;
+    assert_eq!((unknown.status, unknown.body["error"]["code"].as_str()), (404, Some("CHANNEL_NOT_FOUND")));
+    let malformed = app.get(&format!("{}/not-an-id/deliveries", channels(&org)), &ADMIN).await;
+    assert_eq!(malformed.status, 404);
+}
+
+#[tokio::test]
+async fn an_org_manages_its_own_channels_and_no_one_elses() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let (own, other) = (app.unique("own"), app.unique("other"));
+    app.org(&own, json!({ "plan": "free" })).await;
+    app.org(&other, json!({ "plan": "free" })).await;
+    let url = format!("https://{HOOKS_HOST}/h");
+    let theirs = add(&app, &other, "webhook", &url, &["QuotaExceeded"], &ADMIN).await;
+    let theirs = theirs.body["id"].as_str().unwrap().to_string();
+
+    let own_name: &'static str = Box::leak(own.clone().into_boxed_str());
+    let customer = Auth::Token { sub: "customer", scope: "quota:read quota:write", org: Some(own_name) };
+    let mine = add(&app, &own, "discord", &url, &["QuotaExceeded"], &customer).await;
+    assert_eq!(mine.status, 201, "{}", mine.body);
+    assert_eq!(app.get(&channels(&own), &customer).await.status, 200);
+
+    let forbidden = |r: Reply| (r.status, r.body["error"]["code"].as_str().map(str::to_string));
+    let refused = (403, Some("FORBIDDEN".to_string()));
+    assert_eq!(forbidden(app.get(&channels(&other), &customer).await), refused);
+    assert_eq!(forbidden(add(&app, &other, "webhook", &url, &["QuotaExceeded"], &customer).await), refused);
+    let theirs_path = format!("{}/{theirs}", channels(&other));
+    assert_eq!(forbidden(app.send(Method::DELETE, &theirs_path, None, &[], &customer).await), refused);
+    assert_eq!(forbidden(app.get(&format!("{theirs_path}/deliveries"), &customer).await), refused);
+    // An app's own token (bound to no org) manages no customer's channels; a read-only one neither.
+    assert_eq!(forbidden(app.get(&channels(&own), &APP).await), refused);
+    let reader = Auth::Token { sub: "reader", scope: "quota:read", org: Some(own_name) };
+    assert_eq!(forbidden(app.get(&channels(&own), &reader).await), refused);
+    // The other org's channel is still there.
+    assert_eq!(app.get(&channels(&other), &ADMIN).await.body["channels"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_org_keeps_at_most_ten_channels_however_many_are_added_at_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("ten");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let url = format!("https://{HOOKS_HOST}/h");
+    let replies =
+        futures::future::join_all((0..14).map(|_| add(&app, &org, "webhook", &url, &["QuotaExceeded"], &ADMIN))).await;
+    let created = replies.iter().filter(|r| r.status == 201).count();
+    let full = replies.iter().filter(|r| r.status == 409 && r.body["error"]["code"] == "TOO_MANY_CHANNELS").count();
+    assert_eq!((created, full), (10, 4), "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    let listed = app.get(&channels(&org), &ADMIN).await.body["channels"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 10);
+    assert!(listed.iter().all(|c| c.get("secret").is_none()), "a secret is shown once, on creation");
+    // One removed: room for one more, and the audit log has both.
+    let first = listed[0]["id"].as_str().unwrap();
+    let removed = app.send(Method::DELETE, &format!("{}/{first}", channels(&org)), None, &[], &ADMIN).await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(add(&app, &org, "slack", &url, &["QuotaExceeded"], &ADMIN).await.status, 201);
+    assert_eq!(add(&app, &org, "slack", &url, &["QuotaExceeded"], &ADMIN).await.status, 409);
+    let audit = app.get(&format!("/v1/admin/orgs/{org}/audit?limit=500"), &ADMIN).await;
+    let actions: Vec<&str> =
+        audit.body["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "channel_added").count(), 11);
+    assert_eq!(actions.iter().filter(|a| **a == "channel_removed").count(), 1);
+    let entry = audit.body["entries"].as_array().unwrap().iter().find(|e| e["action"] == "channel_removed").unwrap();
+    assert_eq!(entry["actor"], "admin@ops");
+    assert_eq!(entry["before"]["id"], first);
+    assert!(!audit.body.to_string().contains("whsec_"), "no secret in the audit log");
+}
+
+#[tokio::test]
+async fn a_keyed_creation_retried_answers_the_channel_it_made() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("keyed");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let body =
+        json!({ "type": "webhook", "url": format!("https://{HOOKS_HOST}/h"), "events": ["QuotaExceeded"] }).to_string();
+    let send = |body: String| {
+        let path = channels(&org);
+        let app = &app;
+        async move { app.send(Method::POST, &path, Some(&body), &[("idempotency-key", "add-1")], &ADMIN).await }
+    };
+    let first = send(body.clone()).await;
+    let again = send(body.clone()).await;
+    assert_eq!((first.status, again.status), (201, 201));
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!((&again.body["id"], &again.body["secret"]), (&first.body["id"], &first.body["secret"]));
+    assert_eq!(app.get(&channels(&org), &ADMIN).await.body["channels"].as_array().unwrap().len(), 1);
+    let other = body.replace("QuotaExceeded", "TrialExpired");
+    assert_eq!(send(other).await.body["error"]["code"], "IDEMPOTENCY_KEY_REUSED");
+}
+
+#[tokio::test]
+async fn slack_and_discord_get_the_message_in_the_orgs_language() {
+    let mut app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.deliver_to_channels(0.001);
+    let receiver = Receiver::start().await;
+    let org = app.unique("chat");
+    app.org(&org, json!({ "plan": "free", "locale": "da" })).await;
+    let slack = add(&app, &org, "slack", &receiver.url("/slack"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let discord = add(&app, &org, "discord", &receiver.url("/discord"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    app.consume(&org, "conversations", 80).await;
+    settled(&app, &org, slack.body["id"].as_str().unwrap(), 1).await;
+    settled(&app, &org, discord.body["id"].as_str().unwrap(), 1).await;
+    let got = receiver.received();
+    let by_path = |p: &str| got.iter().find(|r| r.path == p).unwrap().json();
+    let text = format!("⚠️ `{org}`: Samtaler har nået 80% (80 af 100 brugt).");
+    assert_eq!(by_path("/slack")["text"], format!("{text}\n<{}|Se forbrug>", quota_tests::DASHBOARD));
+    assert_eq!(by_path("/discord")["content"], format!("{text}\n[Se forbrug]({})", quota_tests::DASHBOARD));
+    assert!(got.iter().all(|r| r.header("webhook-signature").is_none()), "chats are not signed");
+}
+
+/// The deployed path: the channel queue's batch (the fixture, as SQS hands
+/// it to the function) fans out into a delivery sent to the queue (moto's
+/// SQS); that message, handed over as the event source mapping would, fails
+/// once (hidden for the schedule's wait), then is delivered on its second
+/// receive with the same id; a repeat of the event queues nothing more.
+#[tokio::test]
+async fn the_deliverer_fans_out_and_retries_through_its_queue() {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let receiver = Receiver::answering(&[500, 204]).await;
+    let org = app.unique("queued");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added = add(&app, &org, "webhook", &receiver.url("/q"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let channel = added.body["id"].as_str().unwrap().to_string();
+
+    let aws = quota_tests::aws_config().await;
+    let moto = std::env::var("MOTO_URL").expect("MOTO_URL: run with scripts/test");
+    let sqs = aws_sdk_sqs::Client::from_conf(deliver_channels::sqs_config(&aws).endpoint_url(moto).build());
+    let queue = sqs.create_queue().queue_name(format!("channels-{org}")).send().await.expect("a queue");
+    let queue_url = queue.queue_url().unwrap().to_string();
+    let deliverer = deliver_channels::Deliverer::new(&app.deps, sqs.clone(), queue_url.clone(), quota_tests::DASHBOARD);
+
+    // The rule's message, for this test's org.
+    let fixture = include_str!("../../events/sqs-channel-event.json");
+    let mut batch: SqsEvent = serde_json::from_str(fixture).unwrap();
+    let body: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    let mut body = body;
+    body["detail"]["orgId"] = json!(org);
+    batch.records[0].body = Some(body.to_string());
+    let answer = deliverer.handle(batch.clone()).await;
+    assert!(answer.batch_item_failures.is_empty(), "fanned out");
+
+    let receive = || async {
+        let got = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();
+        got.messages().to_vec()
+    };
+    let queued = receive().await;
+    assert_eq!(queued.len(), 1, "one delivery for the one channel");
+    let as_record = |m: &aws_sdk_sqs::types::Message, count: u32| {
+        let mut record = SqsMessage::default();
+        record.message_id = m.message_id().map(str::to_string);
+        record.receipt_handle = m.receipt_handle().map(str::to_string);
+        record.body = m.body().map(str::to_string);
+        record.attributes.insert("ApproximateReceiveCount".into(), count.to_string());
+        record
+    };
+    let batch_of = |record: SqsMessage| {
+        let mut event = SqsEvent::default();
+        event.records = vec![record];
+        event
+    };
+    let first = deliverer.handle(batch_of(as_record(&queued[0], 1))).await;
+    assert_eq!(first.batch_item_failures.len(), 1, "the 500 comes back");
+    let path = format!("{}/{channel}/deliveries", channels(&org));
+    let listed = app.get(&path, &ADMIN).await.body["deliveries"][0].clone();
+    assert_eq!((listed["status"].as_str(), listed["attempts"].as_u64()), (Some("retrying"), Some(1)));
+    let second = deliverer.handle(batch_of(as_record(&queued[0], 2))).await;
+    assert!(second.batch_item_failures.is_empty(), "delivered");
+    sqs.delete_message()
+        .queue_url(&queue_url)
+        .receipt_handle(queued[0].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let listed = app.get(&path, &ADMIN).await.body["deliveries"][0].clone();
+    assert_eq!((listed["status"].as_str(), listed["attempts"].as_u64()), (Some("delivered"), Some(2)));
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_eq!(got[0].json()["data"]["orgId"], org.as_str());
+
+    // SQS hands the rule's message over again (at least once): nothing more is queued.
+    assert!(deliverer.handle(batch).await.batch_item_failures.is_empty());
+    assert!(receive().await.is_empty(), "a settled delivery is not queued again");
+    assert_eq!(receiver.received().len(), 2);
+}
