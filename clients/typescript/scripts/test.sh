@@ -36,6 +36,8 @@ export EVENT_BUS_NAME="quota-ts-client-$$"
 export LOCAL_JWT_SECRET="ts-client-tests-$$-$RANDOM"
 export QUOTA_LOCAL_BIN
 export QUOTA_BASE_URL="http://127.0.0.1:$port"
+# Channels to a receiver of the tests' own, and never anywhere but loopback.
+export QUOTA_ALLOW_PRIVATE_WEBHOOKS=1 QUOTA_WEBHOOKS_LOOPBACK_ONLY=1
 step "quota-local on $QUOTA_BASE_URL (table $TABLE_NAME, log $logs/quota-local.log)"
 PORT="$port" "$QUOTA_LOCAL_BIN" >"$logs/quota-local.log" 2>&1 &
 server=$!

@@ -25,6 +25,11 @@ export type AuditLog = Schemas["AuditLog"];
 export type OrgList = Schemas["OrgList"];
 export type OrgSummary = Schemas["OrgSummary"];
 export type OrgFilter = "all" | "at_risk" | "blocked" | "trial_ending";
+export type ChannelRequest = Schemas["ChannelRequest"];
+export type Channel = Schemas["Channel"];
+export type ChannelEvent = Schemas["ChannelEvent"];
+export type ChannelList = Schemas["ChannelList"];
+export type DeliveryList = Schemas["DeliveryList"];
 
 /** What to answer for check, consume and reserve when the service cannot be reached and the retries are spent. */
 export type OnUnavailable = "deny" | "allow";
@@ -147,6 +152,20 @@ export class QuotaClient {
     listOrgs(options?: { limit?: number; cursor?: string; filter?: OrgFilter }): Promise<OrgList>;
   };
 
+  /**
+   * An org's own notification channels. Needs `quota:admin`, or
+   * `quota:write` on a token bound to that org (a customer's own).
+   */
+  readonly channels: {
+    /** A webhook (signed; its `secret` is in this answer only), Slack or Discord channel for `events`. */
+    add(orgId: string, request: ChannelRequest & { idempotencyKey?: string }): Promise<Channel>;
+    list(orgId: string): Promise<ChannelList>;
+    /** Resolves when the channel is gone: with it, or null when there was none (an earlier attempt removed it). */
+    remove(orgId: string, channelId: string): Promise<Channel | null>;
+    /** Its recent deliveries, newest first, each with its attempts. */
+    deliveries(orgId: string, channelId: string, options?: { limit?: number }): Promise<DeliveryList>;
+  };
+
   constructor(options: QuotaClientOptions) {
     const { token, getToken } = options;
     if ((token === undefined) === (getToken === undefined)) {
@@ -207,6 +226,39 @@ export class QuotaClient {
           method: "GET",
           path: ["v1", "admin", "orgs"],
           query: { limit: options?.limit, cursor: options?.cursor, filter: options?.filter },
+          repeat: "always",
+        }),
+    };
+    this.channels = {
+      // Keyed: a retry answers the channel (and the secret) the first attempt made.
+      add: async (orgId, { idempotencyKey, ...request }) =>
+        this.#get({
+          method: "POST",
+          path: org(orgId, "channels"),
+          body: request,
+          idempotencyKey: idempotencyKey ?? (await newIdempotencyKey()),
+          repeat: "always",
+        }),
+      list: (orgId) => this.#get({ method: "GET", path: org(orgId, "channels"), repeat: "always" }),
+      // A repeat after a removal whose answer was lost finds nothing to remove: gone either way.
+      remove: async (orgId, channelId) => {
+        try {
+          const { removed } = await this.#get<{ removed: Channel }>({
+            method: "DELETE",
+            path: org(orgId, "channels", channelId),
+            repeat: "always",
+          });
+          return removed;
+        } catch (error) {
+          if (error instanceof QuotaApiError && error.code === "CHANNEL_NOT_FOUND") return null;
+          throw error;
+        }
+      },
+      deliveries: (orgId, channelId, options) =>
+        this.#get({
+          method: "GET",
+          path: org(orgId, "channels", channelId, "deliveries"),
+          query: { limit: options?.limit },
           repeat: "always",
         }),
     };

@@ -1,11 +1,16 @@
 export { QuotaClient } from "./client.js";
 export type {
   AuditLog,
+  Channel,
+  ChannelEvent,
+  ChannelList,
+  ChannelRequest,
   CheckManyResult,
   CheckOptions,
   CommitResult,
   ConsumeOptions,
   Decision,
+  DeliveryList,
   Entitlement,
   FallbackDecision,
   Feature,

@@ -74,6 +74,13 @@ impl Net {
         Net { reach: Reach::LOCAL, resolver: Arc::new(hosts), loopback_only: true }
     }
 
+    /// Loopback and nothing else, with no DNS server ever asked (only
+    /// `localhost` resolves): what a test harness runs `quota-local` with.
+    pub fn loopback_only() -> Net {
+        let localhost = [("localhost".to_string(), vec![IpAddr::from([127, 0, 0, 1])])];
+        Net::tests(StaticResolver(localhost.into_iter().collect()))
+    }
+
     /// `url` as a channel may use it now: its shape, and every address its
     /// host resolves to (a name that resolves to nothing is refused).
     pub async fn check(&self, url: &str) -> Result<(Target, Vec<IpAddr>), Refused> {

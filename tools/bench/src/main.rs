@@ -100,6 +100,8 @@ impl Bench {
             "https://app.example.com/usage".into(),
         )?;
         let mut deps = Deps::new(&aws, &config, Clock::system());
+        // No channel of the benchmark's may lead anywhere but loopback.
+        deps.net = quota_shared::outbound::Net::loopback_only();
         deps.store = Store::new(counted_client(&aws, &log, None), &table);
         quota_local::ensure_local_resources(&deps).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -11,8 +11,10 @@
 //! `LOCAL_JWT_SECRET` (default `local-dev-secret`), `QUOTA_NOW` (RFC 3339;
 //! pins the clock), `EMAIL_OUTBOX_DIR` (also write each sent email there as
 //! `.html`), `QUOTA_ALLOW_PRIVATE_WEBHOOKS=1` (channels may point at
-//! loopback, `http://127.0.0.1:…`, for a receiver on this machine), and the
-//! SDK's `AWS_ENDPOINT_URL_*` variables.
+//! loopback, `http://127.0.0.1:…`, for a receiver on this machine),
+//! `QUOTA_WEBHOOKS_LOOPBACK_ONLY=1` (deliveries reach loopback only, and no
+//! name but `localhost` resolves: for test harnesses), and the SDK's
+//! `AWS_ENDPOINT_URL_*` variables.
 //!
 //! Channel deliveries run in-process (`quota_shared::outbound::local`):
 //! what the bus accepts is fanned out to the channels that take it, and each
@@ -125,6 +127,11 @@ async fn serve(secret: String) -> anyhow::Result<()> {
         Ok("1") => deps.net = quota_shared::outbound::Net::local(),
         Ok("0" | "") | Err(_) => {}
         Ok(other) => bail!("QUOTA_ALLOW_PRIVATE_WEBHOOKS={other:?} is invalid: 1 or unset"),
+    }
+    match std::env::var("QUOTA_WEBHOOKS_LOOPBACK_ONLY").as_deref() {
+        Ok("1") => deps.net = quota_shared::outbound::Net::loopback_only(),
+        Ok("0" | "") | Err(_) => {}
+        Ok(other) => bail!("QUOTA_WEBHOOKS_LOOPBACK_ONLY={other:?} is invalid: 1 or unset"),
     }
     let sender = quota_shared::outbound::Sender::new(deps.net.clone());
     let backoff = quota_shared::outbound::local::Backoff::DEPLOYED;

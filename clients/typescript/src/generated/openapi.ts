@@ -419,6 +419,106 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{orgId}/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–64 of A-Z a-z 0-9 _ -
+                 * @example acme
+                 */
+                orgId: components["parameters"]["OrgId"];
+            };
+            cookie?: never;
+        };
+        /** The org's channels (never their secrets) */
+        get: operations["listChannels"];
+        put?: never;
+        /**
+         * Add a notification channel (audited)
+         * @description Tells the org's people about its quota where they want it: a
+         *     `webhook` gets each event's JSON (`{"type", "timestamp", "data"}`,
+         *     `data` as `docs/events.md` documents the event's detail), signed as
+         *     Standard Webhooks says (`webhook-id`, `webhook-timestamp`,
+         *     `webhook-signature`); `slack` and `discord` get a message in the
+         *     org's language. The `url` must be `https` and lead to a public
+         *     address: one written as (or resolving to) a loopback, private,
+         *     link-local or metadata address is refused, and checked again before
+         *     every delivery. A webhook's signing `secret` is in this answer only
+         *     (and in a retry's with the same `Idempotency-Key`). At most 10
+         *     channels per org. Needs `quota:admin`, or `quota:write` on a token
+         *     bound to this org. Audited (`channel_added`).
+         */
+        post: operations["addChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/channels/{channelId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–64 of A-Z a-z 0-9 _ -
+                 * @example acme
+                 */
+                orgId: components["parameters"]["OrgId"];
+                /**
+                 * @description As `POST /v1/orgs/{orgId}/channels` answered it; anything else answers `404 CHANNEL_NOT_FOUND`
+                 * @example chn_5f1c0a9e3b7d4c2a8e6f0b1d
+                 */
+                channelId: components["parameters"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a channel (audited)
+         * @description Takes no body. Nothing more is delivered to it, attempts due included. Audited (`channel_removed`). A channel that is unknown or already removed answers 404 `CHANNEL_NOT_FOUND`.
+         */
+        delete: operations["removeChannel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{orgId}/channels/{channelId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–64 of A-Z a-z 0-9 _ -
+                 * @example acme
+                 */
+                orgId: components["parameters"]["OrgId"];
+                /**
+                 * @description As `POST /v1/orgs/{orgId}/channels` answered it; anything else answers `404 CHANNEL_NOT_FOUND`
+                 * @example chn_5f1c0a9e3b7d4c2a8e6f0b1d
+                 */
+                channelId: components["parameters"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A channel's recent deliveries, each with its attempts
+         * @description Newest first (kept 30 days). A delivery is `pending`, `retrying` (an attempt failed; the next follows the schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 8 h, 8 h), `delivered` (a 2xx answer) or `failed` (every attempt failed: dead-lettered). Its `webhookId` is the `webhook-id` header of every attempt.
+         */
+        get: operations["channelDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/orgs/{orgId}/reset": {
         parameters: {
             query?: never;
@@ -589,7 +689,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "INVALID_REQUEST" | "INVALID_ORG_ID" | "NOT_RELEASABLE" | "UNAUTHORIZED" | "FORBIDDEN" | "ORG_NOT_FOUND" | "UNKNOWN_RESOURCE" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "IDEMPOTENCY_KEY_REUSED" | "STORE_UNAVAILABLE" | "OUTCOME_UNKNOWN" | "RESERVATION_NOT_FOUND" | "RESERVATION_COMMITTED" | "RESERVATION_RELEASED" | "RESERVATION_EXPIRED" | "TOO_MANY_RESERVATIONS" | "GRANT_NOT_FOUND" | "TOO_MANY_GRANTS" | "UNKNOWN_FEATURE";
+                code: "INVALID_REQUEST" | "INVALID_ORG_ID" | "NOT_RELEASABLE" | "UNAUTHORIZED" | "FORBIDDEN" | "ORG_NOT_FOUND" | "UNKNOWN_RESOURCE" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "IDEMPOTENCY_KEY_REUSED" | "STORE_UNAVAILABLE" | "OUTCOME_UNKNOWN" | "RESERVATION_NOT_FOUND" | "RESERVATION_COMMITTED" | "RESERVATION_RELEASED" | "RESERVATION_EXPIRED" | "TOO_MANY_RESERVATIONS" | "GRANT_NOT_FOUND" | "TOO_MANY_GRANTS" | "UNKNOWN_FEATURE" | "UNKNOWN_CHANNEL_TYPE" | "UNKNOWN_EVENT" | "CHANNEL_URL_INVALID" | "CHANNEL_URL_NOT_HTTPS" | "CHANNEL_URL_FORBIDDEN" | "CHANNEL_URL_UNRESOLVED" | "CHANNEL_NOT_FOUND" | "TOO_MANY_CHANNELS";
                 message: string;
             };
         };
@@ -793,6 +893,47 @@ export interface components {
                 [key: string]: components["schemas"]["Entitlement"];
             };
         };
+        /** @enum {string} */
+        ChannelEvent: "QuotaThresholdCrossed" | "QuotaExceeded" | "QuotaRecovered" | "TrialExpired" | "GrantAdded" | "GrantRevoked" | "GrantExpired" | "UsagePeriodClosed";
+        ChannelRequest: {
+            /** @enum {string} */
+            type: "webhook" | "slack" | "discord";
+            /** @description https, to a public address */
+            url: string;
+            events: components["schemas"]["ChannelEvent"][];
+        };
+        Channel: {
+            id: string;
+            /** @enum {string} */
+            type: "webhook" | "slack" | "discord";
+            url: string;
+            events: components["schemas"]["ChannelEvent"][];
+            /** @description The webhook's signing secret (Standard Webhooks), on creation only */
+            secret?: string;
+            createdAt: components["schemas"]["Timestamp"];
+        };
+        ChannelList: {
+            orgId: string;
+            channels: components["schemas"]["Channel"][];
+        };
+        DeliveryList: {
+            orgId: string;
+            channelId: string;
+            deliveries: {
+                webhookId: string;
+                type: components["schemas"]["ChannelEvent"];
+                /** @enum {string} */
+                status: "pending" | "retrying" | "delivered" | "failed";
+                attempts: number;
+                createdAt: components["schemas"]["Timestamp"];
+                /** @description The latest attempts (up to 10), oldest first */
+                history: {
+                    at: components["schemas"]["Timestamp"];
+                    responseCode: number | null;
+                    error: string | null;
+                }[];
+            }[];
+        };
         OrgList: {
             orgs: components["schemas"]["OrgSummary"][];
             nextCursor: string | null;
@@ -933,7 +1074,7 @@ export interface components {
                 at: string;
                 actor: string;
                 /** @enum {string} */
-                action: "org_created" | "plan_changed" | "limits_changed" | "features_changed" | "usage_set" | "reset" | "grant_added" | "grant_revoked";
+                action: "org_created" | "plan_changed" | "limits_changed" | "features_changed" | "usage_set" | "reset" | "grant_added" | "grant_revoked" | "channel_added" | "channel_removed";
                 resource?: string;
                 before?: unknown;
                 after?: unknown;
@@ -1038,6 +1179,15 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description `CHANNEL_NOT_FOUND`: no channel of this org has this id */
+        ChannelNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description `RESERVATION_NOT_FOUND`: no reservation of this org has this id */
         ReservationNotFound: {
             headers: {
@@ -1132,6 +1282,11 @@ export interface components {
          * @example grt_5f1c0a9e3b7d4c2a8e6f0b1d
          */
         GrantId: string;
+        /**
+         * @description As `POST /v1/orgs/{orgId}/channels` answered it; anything else answers `404 CHANNEL_NOT_FOUND`
+         * @example chn_5f1c0a9e3b7d4c2a8e6f0b1d
+         */
+        ChannelId: string;
         /** @description 1–255 visible ASCII characters */
         IdempotencyKey: string;
     };
@@ -2094,6 +2249,203 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    listChannels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–64 of A-Z a-z 0-9 _ -
+                 * @example acme
+                 */
+                orgId: components["parameters"]["OrgId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    addChannel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1–255 visible ASCII characters */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /**
+                 * @description 1–64 of A-Z a-z 0-9 _ -
+                 * @example acme
+                 */
+                orgId: components["parameters"]["OrgId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "type": "webhook",
+                 *       "url": "https://hooks.example.com/quota",
+                 *       "events": [
+                 *         "QuotaThresholdCrossed",
+                 *         "QuotaRecovered"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["ChannelRequest"];
+            };
+        };
+        responses: {
+            /** @description The channel; a webhook's signing secret, this once */
+            201: {
+                headers: {
+                    /** @description Present (`true`) when this answers an earlier creation with the same key */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "chn_5f1c0a9e3b7d4c2a8e6f0b1d",
+                     *       "type": "webhook",
+                     *       "url": "https://hooks.example.com/quota",
+                     *       "events": [
+                     *         "QuotaThresholdCrossed",
+                     *         "QuotaRecovered"
+                     *       ],
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwQ2xvZ2FsZ2U=",
+                     *       "createdAt": "2026-12-07T10:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description `INVALID_REQUEST`, `UNKNOWN_CHANNEL_TYPE`, `UNKNOWN_EVENT`, `CHANNEL_URL_INVALID`, `CHANNEL_URL_NOT_HTTPS`, `CHANNEL_URL_FORBIDDEN` (an address inside a network), `CHANNEL_URL_UNRESOLVED` (the host does not resolve) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "CHANNEL_URL_FORBIDDEN",
+                     *         "message": "url points at 169.254.169.254, a cloud metadata address; a channel must reach a public address"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description `TOO_MANY_CHANNELS`: the org already has 10 channels */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["KeyReused"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    removeChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description 1–64 of A-Z a-z 0-9 _ -
+                 * @example acme
+                 */
+                orgId: components["parameters"]["OrgId"];
+                /**
+                 * @description As `POST /v1/orgs/{orgId}/channels` answered it; anything else answers `404 CHANNEL_NOT_FOUND`
+                 * @example chn_5f1c0a9e3b7d4c2a8e6f0b1d
+                 */
+                channelId: components["parameters"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The channel removed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        orgId: string;
+                        removed: components["schemas"]["Channel"];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["ChannelNotFound"];
+            503: components["responses"]["StoreUnavailable"];
+        };
+    };
+    channelDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description 1–64 of A-Z a-z 0-9 _ -
+                 * @example acme
+                 */
+                orgId: components["parameters"]["OrgId"];
+                /**
+                 * @description As `POST /v1/orgs/{orgId}/channels` answered it; anything else answers `404 CHANNEL_NOT_FOUND`
+                 * @example chn_5f1c0a9e3b7d4c2a8e6f0b1d
+                 */
+                channelId: components["parameters"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["ChannelNotFound"];
             503: components["responses"]["StoreUnavailable"];
         };
     };
