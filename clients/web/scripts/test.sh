@@ -52,6 +52,8 @@ export EVENT_BUS_NAME="quota-web-$$"
 export LOCAL_JWT_SECRET="web-tests-$$-$RANDOM"
 export QUOTA_LOCAL_BIN
 export QUOTA_BASE_URL="http://127.0.0.1:$port"
+# Channels to a receiver of the tests' own, and never anywhere but loopback.
+export QUOTA_ALLOW_PRIVATE_WEBHOOKS=1 QUOTA_WEBHOOKS_LOOPBACK_ONLY=1
 export QUOTA_WEB_SCREENSHOTS="${QUOTA_WEB_SCREENSHOTS:-$logs/screenshots}"
 step "quota-local on $QUOTA_BASE_URL (table $TABLE_NAME, log $logs/quota-local.log)"
 PORT="$port" "$QUOTA_LOCAL_BIN" >"$logs/quota-local.log" 2>&1 &
