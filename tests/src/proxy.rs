@@ -371,8 +371,10 @@ fn calls_of(headers: &hyper::HeaderMap, path: &str, operation: &str, body: &[u8]
     }
     let target = headers.get("x-amz-target").and_then(|t| t.to_str().ok()).unwrap_or_default();
     if target.starts_with("AmazonSQS") {
-        // Every queue the tests' functions use is the channel queue.
-        return vec![call(format!("sqs:{operation}"), "channel-queue", None)];
+        // The channel queue, or its dead-letter queue (its name says so).
+        let queue = json["QueueUrl"].as_str().unwrap_or_default();
+        let resource = if queue.contains("dead") { "channel-dlq" } else { "channel-queue" };
+        return vec![call(format!("sqs:{operation}"), resource, None)];
     }
     let service = if target.starts_with("AWSEvents") { "events" } else { "dynamodb" };
     let resource = match json["IndexName"].as_str() {

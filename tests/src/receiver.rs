@@ -39,6 +39,7 @@ struct State {
     received: Vec<Received>,
     script: VecDeque<u16>,
     holding: usize,
+    answered: usize,
 }
 
 pub struct Receiver {
@@ -89,6 +90,7 @@ impl Receiver {
                             };
                             // Held: no answer until released.
                             let _ = held.wait_for(|h| !*h).await;
+                            state.lock().unwrap().answered += 1;
                             let mut response = Response::new(Full::new(Bytes::new()));
                             *response.status_mut() = hyper::StatusCode::from_u16(code.unwrap_or(204)).unwrap();
                             Ok::<_, std::convert::Infallible>(response)
@@ -126,6 +128,11 @@ impl Receiver {
     /// Requests that arrived while held.
     pub fn held(&self) -> usize {
         self.state.lock().unwrap().holding
+    }
+
+    /// Requests answered so far.
+    pub fn answered(&self) -> usize {
+        self.state.lock().unwrap().answered
     }
 }
 

@@ -155,13 +155,13 @@ async fn a_receiver_that_hangs_does_not_slow_consumes() {
     add(&app, &org, "webhook", &receiver.url("/h"), &["QuotaThresholdCrossed"], &ADMIN).await;
     // 80 % of 300: a delivery begins, and the receiver holds it.
     assert_eq!(app.consume(&org, "conversations", 240).await.status, 200);
-    until("the receiver holding the delivery", || async { (receiver.held() == 1).then_some(()) }).await;
-    // Every consume answers while that delivery still waits for its answer.
+    until("the receiver holding the delivery", || async { (receiver.held() >= 1).then_some(()) }).await;
+    // Every consume answers while no delivery has had its answer.
     for _ in 0..20 {
         assert_eq!(app.consume(&org, "conversations", 1).await.status, 200);
     }
     assert_eq!(app.resource_usage(&org, "conversations").await["used"], 260);
-    assert_eq!(receiver.held(), 1, "still held: the consumes did not wait for it");
+    assert_eq!(receiver.answered(), 0, "the consumes answered while the receiver answered nothing");
     receiver.release();
 }
 
@@ -345,79 +345,253 @@ async fn slack_and_discord_get_the_message_in_the_orgs_language() {
     assert!(got.iter().all(|r| r.header("webhook-signature").is_none()), "chats are not signed");
 }
 
-/// The deployed path: the channel queue's batch (the fixture, as SQS hands
-/// it to the function) fans out into a delivery sent to the queue (moto's
-/// SQS); that message, handed over as the event source mapping would, fails
-/// once (hidden for the schedule's wait), then is delivered on its second
-/// receive with the same id; a repeat of the event queues nothing more.
+/// The queue the deliverer's deliveries go through (moto's SQS), its
+/// dead-letter queue, and the deliverer, for `app`.
+async fn deliverer(app: &TestApp, name: &str) -> (deliver_channels::Deliverer, aws_sdk_sqs::Client, String, String) {
+    let aws = quota_tests::aws_config().await;
+    let moto = std::env::var("MOTO_URL").expect("MOTO_URL: run with scripts/test");
+    let sqs = aws_sdk_sqs::Client::from_conf(deliver_channels::sqs_config(&aws).endpoint_url(moto).build());
+    let make = |n: String| {
+        let sqs = sqs.clone();
+        async move { sqs.create_queue().queue_name(n).send().await.expect("a queue").queue_url().unwrap().to_string() }
+    };
+    let (queue_url, dead_url) = (make(format!("ch-{name}")).await, make(format!("ch-{name}-dead")).await);
+    let queues = deliver_channels::Queues { queue_url: queue_url.clone(), dead_letters_url: dead_url.clone() };
+    let deliverer = deliver_channels::Deliverer::new(&app.deps, sqs.clone(), queues, quota_tests::DASHBOARD);
+    (deliverer, sqs, queue_url, dead_url)
+}
+
+/// The rule's message (the fixture, as SQS hands it over) for `org`.
+fn rule_batch(org: &str) -> aws_lambda_events::event::sqs::SqsEvent {
+    let fixture = include_str!("../../events/sqs-channel-event.json");
+    let mut batch: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(fixture).unwrap();
+    let mut body: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    body["detail"]["orgId"] = json!(org);
+    batch.records[0].body = Some(body.to_string());
+    batch
+}
+
+/// What is visible in `queue` now.
+async fn visible(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let got = sqs.receive_message().queue_url(queue).max_number_of_messages(10).send().await.unwrap();
+    got.messages().to_vec()
+}
+
+/// A queued message, handed to the function as the event source mapping would.
+fn batch_of(message: &aws_sdk_sqs::types::Message) -> aws_lambda_events::event::sqs::SqsEvent {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    let mut record = SqsMessage::default();
+    record.message_id = message.message_id().map(str::to_string);
+    record.receipt_handle = message.receipt_handle().map(str::to_string);
+    record.body = message.body().map(str::to_string);
+    // Receive counts the function must not take for attempts.
+    record.attributes.insert("ApproximateReceiveCount".into(), "5".into());
+    let mut event = SqsEvent::default();
+    event.records = vec![record];
+    event
+}
+
+/// The deployed path: the rule's message fans out into a delivery sent to
+/// the queue (moto's SQS); handed over as the event source mapping would,
+/// it fails twice (hidden for the schedule's wait: after its second failure
+/// five minutes, so nothing is visible), then is delivered with the same id;
+/// a repeat of the event queues nothing more.
 #[tokio::test]
 async fn the_deliverer_fans_out_and_retries_through_its_queue() {
-    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
-    let receiver = Receiver::answering(&[500, 204]).await;
+    let receiver = Receiver::answering(&[500, 500, 204]).await;
     let org = app.unique("queued");
     app.org(&org, json!({ "plan": "free" })).await;
     let added = add(&app, &org, "webhook", &receiver.url("/q"), &["QuotaThresholdCrossed"], &ADMIN).await;
     let channel = added.body["id"].as_str().unwrap().to_string();
+    let (deliverer, sqs, queue_url, _) = deliverer(&app, &org).await;
 
-    let aws = quota_tests::aws_config().await;
-    let moto = std::env::var("MOTO_URL").expect("MOTO_URL: run with scripts/test");
-    let sqs = aws_sdk_sqs::Client::from_conf(deliver_channels::sqs_config(&aws).endpoint_url(moto).build());
-    let queue = sqs.create_queue().queue_name(format!("channels-{org}")).send().await.expect("a queue");
-    let queue_url = queue.queue_url().unwrap().to_string();
-    let deliverer = deliver_channels::Deliverer::new(&app.deps, sqs.clone(), queue_url.clone(), quota_tests::DASHBOARD);
-
-    // The rule's message, for this test's org.
-    let fixture = include_str!("../../events/sqs-channel-event.json");
-    let mut batch: SqsEvent = serde_json::from_str(fixture).unwrap();
-    let body: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
-    let mut body = body;
-    body["detail"]["orgId"] = json!(org);
-    batch.records[0].body = Some(body.to_string());
-    let answer = deliverer.handle(batch.clone()).await;
-    assert!(answer.batch_item_failures.is_empty(), "fanned out");
-
-    let receive = || async {
-        let got = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();
-        got.messages().to_vec()
-    };
-    let queued = receive().await;
+    assert!(deliverer.handle(rule_batch(&org)).await.batch_item_failures.is_empty(), "fanned out");
+    let queued = visible(&sqs, &queue_url).await;
     assert_eq!(queued.len(), 1, "one delivery for the one channel");
-    let as_record = |m: &aws_sdk_sqs::types::Message, count: u32| {
-        let mut record = SqsMessage::default();
-        record.message_id = m.message_id().map(str::to_string);
-        record.receipt_handle = m.receipt_handle().map(str::to_string);
-        record.body = m.body().map(str::to_string);
-        record.attributes.insert("ApproximateReceiveCount".into(), count.to_string());
-        record
-    };
-    let batch_of = |record: SqsMessage| {
-        let mut event = SqsEvent::default();
-        event.records = vec![record];
-        event
-    };
-    let first = deliverer.handle(batch_of(as_record(&queued[0], 1))).await;
-    assert_eq!(first.batch_item_failures.len(), 1, "the 500 comes back");
     let path = format!("{}/{channel}/deliveries", channels(&org));
-    let listed = app.get(&path, &ADMIN).await.body["deliveries"][0].clone();
-    assert_eq!((listed["status"].as_str(), listed["attempts"].as_u64()), (Some("retrying"), Some(1)));
-    let second = deliverer.handle(batch_of(as_record(&queued[0], 2))).await;
-    assert!(second.batch_item_failures.is_empty(), "delivered");
-    sqs.delete_message()
-        .queue_url(&queue_url)
-        .receipt_handle(queued[0].receipt_handle().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let listed = app.get(&path, &ADMIN).await.body["deliveries"][0].clone();
-    assert_eq!((listed["status"].as_str(), listed["attempts"].as_u64()), (Some("delivered"), Some(2)));
+    let state = || async {
+        let d = app.get(&path, &ADMIN).await.body["deliveries"][0].clone();
+        (d["status"].as_str().unwrap().to_string(), d["attempts"].as_u64().unwrap())
+    };
+    assert_eq!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.len(), 1, "the 500 comes back");
+    assert_eq!(state().await, ("retrying".to_string(), 1), "numbered by its record, not the receive count");
+    assert_eq!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.len(), 1);
+    assert_eq!(state().await, ("retrying".to_string(), 2));
+    assert!(visible(&sqs, &queue_url).await.is_empty(), "hidden for the second wait (5 minutes)");
+    assert!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.is_empty(), "delivered");
+    assert_eq!(state().await, ("delivered".to_string(), 3));
     let got = receiver.received();
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.header("webhook-id") == got[0].header("webhook-id")));
     assert_eq!(got[0].json()["data"]["orgId"], org.as_str());
 
     // SQS hands the rule's message over again (at least once): nothing more is queued.
-    assert!(deliverer.handle(batch).await.batch_item_failures.is_empty());
-    assert!(receive().await.is_empty(), "a settled delivery is not queued again");
+    assert!(deliverer.handle(rule_batch(&org)).await.batch_item_failures.is_empty());
+    assert_eq!(receiver.received().len(), 3);
+}
+
+/// Hand-overs of one event before any attempt (SQS's at-least-once, an
+/// EventBridge retry) queue its delivery once; two copies of one delivery
+/// attempted at once leave it delivered, whichever answer comes first.
+#[tokio::test]
+async fn repeated_hand_overs_queue_once_and_racing_copies_end_delivered() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let receiver = Receiver::answering(&[500, 204]).await;
+    let org = app.unique("twice");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added = add(&app, &org, "webhook", &receiver.url("/t"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let channel = added.body["id"].as_str().unwrap().to_string();
+    let (deliverer, sqs, queue_url, _) = deliverer(&app, &org).await;
+    for _ in 0..3 {
+        assert!(deliverer.handle(rule_batch(&org)).await.batch_item_failures.is_empty());
+    }
+    let queued = visible(&sqs, &queue_url).await;
+    assert_eq!(queued.len(), 1, "one delivery, however often its event came");
+
+    receiver.hold();
+    let both = futures::future::join(deliverer.handle(batch_of(&queued[0])), deliverer.handle(batch_of(&queued[0])));
+    let release = async {
+        until("both copies at the receiver", || async { (receiver.held() == 2).then_some(()) }).await;
+        receiver.release();
+    };
+    let ((first, second), ()) = futures::future::join(both, release).await;
+    // The copy that got the 500 comes back only if it was recorded before the 204.
+    let back = first.batch_item_failures.len() + second.batch_item_failures.len();
+    assert!(back <= 1, "{back}");
+    let d = app.get(&format!("{}/{channel}/deliveries", channels(&org)), &ADMIN).await.body["deliveries"][0].clone();
+    assert_eq!(d["status"], "delivered", "{d}");
+    // Received again, a delivered delivery is done with, and sends nothing.
+    assert!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.is_empty());
     assert_eq!(receiver.received().len(), 2);
+}
+
+/// The last attempt's failure: recorded `failed`, and the message moved to
+/// the dead-letter queue by the function (not left to the queue's redrive).
+#[tokio::test]
+async fn the_last_failed_attempt_is_dead_lettered_and_shown_failed() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let receiver = Receiver::answering(&[500]).await;
+    let org = app.unique("dead");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added = add(&app, &org, "webhook", &receiver.url("/d"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let channel = added.body["id"].as_str().unwrap().to_string();
+    let (deliverer, sqs, queue_url, dead_url) = deliverer(&app, &org).await;
+    deliverer.handle(rule_batch(&org)).await;
+    let queued = visible(&sqs, &queue_url).await;
+    let max = quota_shared::domain::webhook::MAX_ATTEMPTS;
+    for attempt in 1..=max {
+        let failures = deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.len();
+        assert_eq!(failures, usize::from(attempt < max), "attempt {attempt}: done with only after the last");
+    }
+    let d = app.get(&format!("{}/{channel}/deliveries", channels(&org)), &ADMIN).await.body["deliveries"][0].clone();
+    assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("failed"), Some(u64::from(max))));
+    let dead = visible(&sqs, &dead_url).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), queued[0].body(), "the delivery, as queued");
+    assert_eq!(receiver.received().len(), max as usize);
+}
+
+#[tokio::test]
+async fn a_channels_url_is_shown_masked_but_to_its_creator() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("masked");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let url = format!("https://{HOOKS_HOST}/services/T0AAA/B0BBB/s3cr3tTOKENa1B2");
+    let added = add(&app, &org, "slack", &url, &["QuotaExceeded"], &ADMIN).await;
+    assert_eq!(added.body["url"], url.as_str(), "its creator sees what it sent");
+    let id = added.body["id"].as_str().unwrap();
+    let listed = app.get(&channels(&org), &ADMIN).await;
+    assert_eq!(listed.body["channels"][0]["url"], format!("https://{HOOKS_HOST}/…a1B2"));
+    let removed = app.send(Method::DELETE, &format!("{}/{id}", channels(&org)), None, &[], &ADMIN).await;
+    let audit = app.get(&format!("/v1/admin/orgs/{org}/audit"), &ADMIN).await;
+    for (what, reply) in [("list", &listed), ("removal", &removed), ("audit log", &audit)] {
+        assert!(!reply.body.to_string().contains("s3cr3tTOKEN"), "the {what} shows the URL's token: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn a_creation_key_answers_its_creator_only_and_for_24_hours() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("keyowner");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let body =
+        json!({ "type": "webhook", "url": format!("https://{HOOKS_HOST}/h"), "events": ["QuotaExceeded"] }).to_string();
+    let send = |auth: Auth| {
+        let (path, body, app) = (channels(&org), body.clone(), &app);
+        async move { app.send(Method::POST, &path, Some(&body), &[("idempotency-key", "k-1")], &auth).await }
+    };
+    let first = send(ADMIN).await;
+    assert_eq!(first.status, 201);
+    let org_name: &'static str = Box::leak(org.clone().into_boxed_str());
+    let customer = Auth::Token { sub: "customer", scope: "quota:write", org: Some(org_name) };
+    let other = send(customer).await;
+    assert_eq!(other.body["error"]["code"], "IDEMPOTENCY_KEY_REUSED", "another caller gets no one's secret");
+    assert!(!other.body.to_string().contains("whsec_"));
+    // A day on, the key is free again (whether or not TTL removed its record).
+    app.advance(chrono::Duration::hours(25));
+    let later = send(ADMIN).await;
+    assert_eq!(later.status, 201);
+    assert_ne!(later.body["id"], first.body["id"]);
+}
+
+/// A resolver that never answers: the customer's DNS, made slow.
+#[derive(Debug)]
+struct Stalling;
+
+impl quota_shared::outbound::http::Resolve for Stalling {
+    fn resolve<'a>(
+        &'a self,
+        _: &'a str,
+        _: u16,
+    ) -> futures::future::BoxFuture<'a, std::io::Result<Vec<std::net::IpAddr>>> {
+        Box::pin(futures::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_host_whose_dns_never_answers_is_refused_within_the_requests_bounds() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("slowdns");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let mut slow = app.deps.clone();
+    slow.net.resolver = std::sync::Arc::new(Stalling);
+    let body =
+        json!({ "type": "webhook", "url": format!("https://{HOOKS_HOST}/h"), "events": ["QuotaExceeded"] }).to_string();
+    let reply = tokio::time::timeout(
+        quota_shared::timeouts::WORST_CASE_REQUEST,
+        app.send_via(&slow, Method::POST, &channels(&org), Some(&body), &[], &ADMIN),
+    )
+    .await
+    .expect("an answer within the longest a request may take");
+    assert_eq!((reply.status, reply.body["error"]["code"].as_str()), (400, Some("CHANNEL_URL_UNRESOLVED")));
+}
+
+#[tokio::test]
+async fn a_webhook_whose_secret_is_unreadable_is_never_sent_unsigned() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let receiver = Receiver::start().await;
+    let org = app.unique("nosecret");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added = add(&app, &org, "webhook", &receiver.url("/s"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let id = added.body["id"].as_str().unwrap();
+    // The secret lost (an item edited by hand, say).
+    let store = &app.direct.store;
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", S(format!("ORG#{org}")))
+        .key("sk", S(format!("CHANNEL#{id}")))
+        .update_expression("SET secret = :s")
+        .expression_attribute_values(":s", S("whsec_".into()))
+        .send()
+        .await
+        .unwrap();
+    let (deliverer, sqs, queue_url, _) = deliverer(&app, &org).await;
+    deliverer.handle(rule_batch(&org)).await;
+    let queued = visible(&sqs, &queue_url).await;
+    assert!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.is_empty(), "done with: nothing to send");
+    assert!(receiver.received().is_empty(), "nothing signed with an empty key");
 }

@@ -72,6 +72,8 @@ fn resource_kind(resource: &Yaml) -> String {
         "ses-configuration-set".into()
     } else if text.contains(":identity/") {
         "ses".into()
+    } else if text.contains("ChannelDeadLetterQueue") {
+        "channel-dlq".into()
     } else if text.contains("ChannelQueue") {
         "channel-queue".into()
     } else if text.contains("DeadLetterQueue") {
@@ -189,7 +191,8 @@ async fn tour(app: &TestApp) {
     must(app, app.send(Method::DELETE, &other_path, None, &[], &ADMIN).await, 200, "remove a channel").await;
 
     // deliver-channels: the rule's message for "tour" fanned out, then its
-    // delivery failed once (hidden for its backoff) and delivered.
+    // delivery failed (hidden for its backoff) until its last attempt
+    // dead-lettered it.
     deliver(app).await;
 
     // get-usage.
@@ -247,7 +250,7 @@ async fn tour(app: &TestApp) {
     }
 }
 
-/// The webhook receiver the tour's channels point at (it answers 500 once, then 204).
+/// The webhook receiver the tour's channels point at (it answers 500, always).
 fn app_receiver_url() -> String {
     RECEIVER.get().expect("started before the tour").url("/tour")
 }
@@ -264,12 +267,11 @@ async fn deliver(app: &TestApp) {
     let unsigned = aws_sdk_sqs::Client::from_conf(deliver_channels::sqs_config(&aws).endpoint_url(moto).build());
     let queue = unsigned.create_queue().queue_name("tour-channels").send().await.unwrap();
     let url = queue.queue_url().unwrap().to_string();
-    let deliverer = deliver_channels::Deliverer::new(
-        &deps,
-        aws_sdk_sqs::Client::from_conf(proxied),
-        url.clone(),
-        quota_tests::DASHBOARD,
-    );
+    let dead = unsigned.create_queue().queue_name("tour-channels-dead").send().await.unwrap();
+    let queues =
+        deliver_channels::Queues { queue_url: url.clone(), dead_letters_url: dead.queue_url().unwrap().into() };
+    let sqs = aws_sdk_sqs::Client::from_conf(proxied);
+    let deliverer = deliver_channels::Deliverer::new(&deps, sqs, queues, quota_tests::DASHBOARD);
     let mut batch: SqsEvent = serde_json::from_str(include_str!("../../events/sqs-channel-event.json")).unwrap();
     let mut body: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
     body["detail"]["orgId"] = json!("tour");
@@ -277,15 +279,17 @@ async fn deliver(app: &TestApp) {
     assert!(deliverer.handle(batch).await.batch_item_failures.is_empty());
     let got = unsigned.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
     let message = got.messages().first().expect("a delivery queued").clone();
-    for (count, failures) in [(1, 1), (2, 0)] {
+    // Failed (the receiver answers 500) until the last attempt, which dead-letters it.
+    let max = quota_shared::domain::webhook::MAX_ATTEMPTS;
+    for attempt in 1..=max {
         let mut record = SqsMessage::default();
         record.message_id = message.message_id().map(str::to_string);
         record.receipt_handle = message.receipt_handle().map(str::to_string);
         record.body = message.body().map(str::to_string);
-        record.attributes.insert("ApproximateReceiveCount".into(), count.to_string());
         let mut event = SqsEvent::default();
         event.records = vec![record];
-        assert_eq!(deliverer.handle(event).await.batch_item_failures.len(), failures, "attempt {count}");
+        let failures = deliverer.handle(event).await.batch_item_failures.len();
+        assert_eq!(failures, usize::from(attempt < max), "attempt {attempt}");
     }
 }
 
@@ -301,7 +305,7 @@ fn each_function_performs_exactly_what_its_policy_grants() {
         .expect("a runtime");
     runtime.block_on(async {
         tokio::spawn(async {
-            let receiver = quota_tests::receiver::Receiver::answering(&[500, 204]).await;
+            let receiver = quota_tests::receiver::Receiver::answering(&[500]).await;
             assert!(RECEIVER.set(receiver).is_ok());
             let app = TestApp::attributed("2026-03-02T09:00:00Z").await;
             Box::pin(tour(&app)).await;

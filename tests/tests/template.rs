@@ -288,7 +288,12 @@ fn the_channel_queue_and_rule_follow_the_delivery_schedule() {
     let template = template();
     let resources = &template["Resources"];
     let queue = &resources["ChannelQueue"]["Properties"];
-    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(u64::from(MAX_ATTEMPTS)));
+    // More receives than attempts: a receive that made none (the table
+    // unreachable, a timeout) must not cost a delivery its last attempts.
+    assert!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap() > 2 * u64::from(MAX_ATTEMPTS));
+    let source = &resources["DeliverChannelsFunction"]["Properties"]["Events"]["Queue"]["Properties"];
+    assert!(source["ScalingConfig"]["MaximumConcurrency"].as_u64().is_some_and(|n| n <= 50), "bounded concurrency");
+    assert_eq!(source["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
     let schedule: std::time::Duration = RETRY_DELAYS.iter().sum();
     assert!(queue["MessageRetentionPeriod"].as_u64().unwrap() > schedule.as_secs());
     let timeout = resources["DeliverChannelsFunction"]["Properties"]["Timeout"].as_u64().unwrap();

@@ -4,10 +4,12 @@
 //! - an **event**, as the EventBridge rule on the service's bus puts it
 //!   there (the event's JSON as the body): fanned out into one delivery per
 //!   channel that takes it, each sent to the same queue;
-//! - a **delivery** (`domain::webhook::Delivery`): one attempt. A failure
-//!   stays in the queue, hidden for the schedule's wait
-//!   (`ChangeMessageVisibility`), and is received again; the queue's redrive
-//!   policy moves it to the dead-letter queue after the last attempt.
+//! - a **delivery** (`domain::webhook::Delivery`): one attempt, numbered by
+//!   its record. A failure stays in the queue, hidden for the schedule's
+//!   wait (`ChangeMessageVisibility`), and is received again; after the last
+//!   attempt it is recorded `failed` and moved to the dead-letter queue. The
+//!   queue's own redrive (after more receives than attempts) only catches a
+//!   message that kept failing before any attempt (the table unreachable).
 //!
 //! The batch's messages are handled concurrently, each on its own; only the
 //! ones that must come back are reported as failures.
@@ -35,7 +37,15 @@ pub struct Deliverer {
     sender: Sender,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    dead_letters_url: String,
     dashboard_url: String,
+}
+
+/// The queues the deliverer uses: `CHANNEL_QUEUE_URL`, and
+/// `CHANNEL_DEAD_LETTER_QUEUE_URL` for deliveries that failed every attempt.
+pub struct Queues {
+    pub queue_url: String,
+    pub dead_letters_url: String,
 }
 
 /// What became of one message.
@@ -48,12 +58,13 @@ pub enum Handled {
 }
 
 impl Deliverer {
-    pub fn new(deps: &Deps, sqs: aws_sdk_sqs::Client, queue_url: String, dashboard_url: &str) -> Deliverer {
+    pub fn new(deps: &Deps, sqs: aws_sdk_sqs::Client, queues: Queues, dashboard_url: &str) -> Deliverer {
         Deliverer {
             store: deps.store.clone(),
             sender: Sender::new(deps.net.clone()),
             sqs,
-            queue_url,
+            queue_url: queues.queue_url,
+            dead_letters_url: queues.dead_letters_url,
             dashboard_url: dashboard_url.to_string(),
         }
     }
@@ -103,14 +114,11 @@ impl Deliverer {
     }
 
     async fn delivery(&self, message: &SqsMessage, delivery: &Delivery) -> Handled {
-        let number = message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse::<u32>().ok()).unwrap_or(1);
-        let outcome = outbound::attempt(&self.store, &self.sender, &self.dashboard_url, delivery, number).await;
+        let outcome = outbound::attempt(&self.store, &self.sender, &self.dashboard_url, delivery).await;
         let wait = match outcome {
             Ok(Outcome::Delivered | Outcome::Dropped(_)) => return Handled::Done,
             Ok(Outcome::Retry(wait)) => wait,
-            // The last attempt: straight back, so that the redrive policy
-            // moves it to the dead-letter queue now.
-            Ok(Outcome::Failed) => std::time::Duration::ZERO,
+            Ok(Outcome::Failed) => return self.dead_letter(message).await,
             Err(err) => {
                 tracing::error!(error = %err, webhook = delivery.webhook_id, "delivery not recorded; it comes back");
                 return Handled::Again;
@@ -130,6 +138,22 @@ impl Deliverer {
             tracing::warn!(error = %quota_shared::store::root_cause(&err), "backoff not set");
         }
         Handled::Again
+    }
+}
+
+impl Deliverer {
+    /// The last attempt failed (recorded `failed`): the message goes to the
+    /// dead-letter queue, and off this one.
+    async fn dead_letter(&self, message: &SqsMessage) -> Handled {
+        let body = message.body.clone().unwrap_or_default();
+        match self.sqs.send_message().queue_url(&self.dead_letters_url).message_body(body).send().await {
+            Ok(_) => Handled::Done,
+            Err(err) => {
+                // Back it comes; the queue's redrive takes it after enough receives.
+                tracing::error!(error = %quota_shared::store::root_cause(&err), "not dead-lettered; it comes back");
+                Handled::Again
+            }
+        }
     }
 }
 

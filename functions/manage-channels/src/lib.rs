@@ -12,7 +12,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
-use quota_shared::domain::channel::{Channel, ChannelBody, ChannelRequest, MAX_CHANNELS, Refused};
+use quota_shared::domain::channel::{Channel, ChannelBody, ChannelRequest, MAX_CHANNELS, Refused, Shown};
 use quota_shared::domain::idempotency::IdempotencyKey;
 use quota_shared::store::ChannelAdded;
 use quota_shared::{ApiError, Deps};
@@ -49,10 +49,15 @@ async fn add(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, 
     // Where the URL leads now, before anything is kept: a name that
     // resolves inside a network is refused here, and again at delivery.
     deps.net.check(&request.url).await.map_err(refused)?;
-    let named = format!("add-channel\n{}", String::from_utf8_lossy(req.body().as_ref()).trim());
+    // The key names the request and who made it: a retry answers its
+    // creator (with the secret), and no one else.
+    let named = format!("add-channel\n{}\n{}", call.subject(), String::from_utf8_lossy(req.body().as_ref()).trim());
     let idempotency = api::idempotency_key(req, |k| IdempotencyKey::for_admin(k, &named))?;
     let now = deps.clock.now();
-    let channel = Channel::new(request, call.subject(), now);
+    let Some(channel) = Channel::new(request, call.subject(), now) else {
+        tracing::error!("no secure randomness for a signing secret: nothing kept");
+        return Err(ApiError::StoreUnavailable);
+    };
     let added = api::bounded_admin(async {
         Ok(deps.store.add_channel(call.org(), &channel, idempotency.as_ref(), now).await?)
     })
@@ -60,9 +65,11 @@ async fn add(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, 
     match added {
         ChannelAdded::Added(channel) => {
             tracing::info!(channel = channel.id, kind = channel.kind.as_str(), actor = call.subject(), "channel added");
-            Ok(api::json(StatusCode::CREATED, &channel.to_json(true)))
+            Ok(api::json(StatusCode::CREATED, &channel.to_json(Shown::ToItsCreator)))
         }
-        ChannelAdded::Replayed(channel) => Ok(api::replayed(api::json(StatusCode::CREATED, &channel.to_json(true)))),
+        ChannelAdded::Replayed(channel) => {
+            Ok(api::replayed(api::json(StatusCode::CREATED, &channel.to_json(Shown::ToItsCreator))))
+        }
         ChannelAdded::TooMany => Err(ApiError::TooManyChannels(MAX_CHANNELS)),
         ChannelAdded::Gone => Err(ApiError::ChannelNotFound),
     }
@@ -74,7 +81,7 @@ async fn list(deps: &Deps, call: &Call) -> Result<Response<Body>, ApiError> {
     if channels.is_empty() && deps.store.profile(call.org()).await?.is_none() {
         return Err(ApiError::OrgNotFound);
     }
-    let shown: Vec<_> = channels.iter().map(|c| c.to_json(false)).collect();
+    let shown: Vec<_> = channels.iter().map(|c| c.to_json(Shown::Masked)).collect();
     Ok(api::ok(&serde_json::json!({ "orgId": call.org(), "channels": shown })))
 }
 
@@ -93,7 +100,7 @@ async fn remove(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body
         api::bounded_admin(async { Ok(deps.store.remove_channel(call.org(), id, call.subject(), now).await?) }).await?;
     let channel = removed.ok_or(ApiError::ChannelNotFound)?;
     tracing::info!(channel = channel.id, actor = call.subject(), "channel removed");
-    Ok(api::ok(&serde_json::json!({ "orgId": call.org(), "removed": channel.to_json(false) })))
+    Ok(api::ok(&serde_json::json!({ "orgId": call.org(), "removed": channel.to_json(Shown::Masked) })))
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]

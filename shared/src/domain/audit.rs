@@ -112,7 +112,7 @@ impl AuditEntry {
         action: AuditAction,
         channel: &super::channel::Channel,
     ) -> AuditEntry {
-        let value = Some(channel.to_json(false));
+        let value = Some(channel.to_json(super::channel::Shown::Masked));
         let (before, after) = if action == AuditAction::ChannelAdded { (None, value) } else { (value, None) };
         AuditEntry { at, actor: actor.to_string(), action, resource: None, before, after, reason: None }
     }

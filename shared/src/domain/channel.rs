@@ -77,11 +77,27 @@ pub struct Channel {
     pub created_at: DateTime<Utc>,
 }
 
+/// How much of a channel an answer shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// To whoever just created it: the URL they sent, and the signing secret.
+    ToItsCreator,
+    /// Everywhere else (lists, removals, the audit log): the URL masked, no
+    /// secret. A Slack or Discord URL is itself a credential (whoever has
+    /// it can post to the channel), and a webhook's may carry a token.
+    Masked,
+}
+
 impl Channel {
-    /// A new channel for `request`, with a new id and, for a webhook, a new secret.
-    pub fn new(request: ChannelRequest, created_by: &str, now: DateTime<Utc>) -> Channel {
-        let secret = (request.kind == ChannelType::Webhook).then(new_secret);
-        Channel {
+    /// A new channel for `request`, with a new id and, for a webhook, a new
+    /// secret; `None` when the system has no randomness to make a secret
+    /// with (no secret is made from anything weaker).
+    pub fn new(request: ChannelRequest, created_by: &str, now: DateTime<Utc>) -> Option<Channel> {
+        let secret = match request.kind {
+            ChannelType::Webhook => Some(new_secret()?),
+            ChannelType::Slack | ChannelType::Discord => None,
+        };
+        Some(Channel {
             id: format!("{ID_PREFIX}{}", super::random_hex(12)),
             kind: request.kind,
             url: request.url,
@@ -89,7 +105,7 @@ impl Channel {
             secret,
             created_by: created_by.to_string(),
             created_at: now,
-        }
+        })
     }
 
     /// Whether `id` is shaped as a channel id (others are 404 without a read).
@@ -101,32 +117,46 @@ impl Channel {
         self.events.contains(&kind)
     }
 
-    /// The channel as the API shows it; the secret only when it was just made.
-    pub fn to_json(&self, with_secret: bool) -> serde_json::Value {
+    /// The channel as the API shows it.
+    pub fn to_json(&self, shown: Shown) -> serde_json::Value {
+        let url = match shown {
+            Shown::ToItsCreator => self.url.clone(),
+            Shown::Masked => masked(&self.url),
+        };
         let mut json = serde_json::json!({
             "id": self.id,
             "type": self.kind.as_str(),
-            "url": self.url,
+            "url": url,
             "events": self.events.iter().map(|e| e.detail_type()).collect::<Vec<_>>(),
             "createdAt": super::rfc3339(self.created_at),
         });
-        if with_secret && let Some(secret) = &self.secret {
+        if shown == Shown::ToItsCreator
+            && let Some(secret) = &self.secret
+        {
             json["secret"] = secret.clone().into();
         }
         json
     }
 }
 
-/// A new signing secret: `whsec_` and 32 random bytes in base64, as
-/// Standard Webhooks libraries take it.
-fn new_secret() -> String {
+/// A URL with its path and query hidden but for their last 4 characters:
+/// `https://hooks.slack.com/…a1B2`; enough to tell channels apart, not to
+/// post to one.
+pub fn masked(url: &str) -> String {
+    let Ok(parsed) = url::Url::parse(url) else { return "…".to_string() };
+    let origin = parsed.origin().ascii_serialization();
+    let rest = &parsed[url::Position::BeforePath..];
+    let tail: String = rest.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    if rest.chars().count() <= 8 { format!("{origin}/…") } else { format!("{origin}/…{tail}") }
+}
+
+/// A new signing secret: `whsec_` and 32 bytes from the system's secure
+/// random source in base64, as Standard Webhooks libraries take it.
+fn new_secret() -> Option<String> {
     use base64::Engine;
     let mut bytes = [0u8; 32];
-    let hex = super::random_hex(32);
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or_default();
-    }
-    format!("{SECRET_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    getrandom::getrandom(&mut bytes).ok()?;
+    Some(format!("{SECRET_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
 }
 
 /// The key a secret stands for: its base64 part, decoded.
@@ -540,16 +570,26 @@ mod tests {
             events: vec![EventKind::QuotaExceeded],
         };
         let now = "2026-12-07T10:00:00Z".parse().unwrap();
-        let channel = Channel::new(request.clone(), "ops", now);
+        let channel = Channel::new(request.clone(), "ops", now).unwrap();
         assert!(Channel::valid_id(&channel.id), "{}", channel.id);
         let secret = channel.secret.clone().unwrap();
         assert!(secret.starts_with("whsec_"));
         assert_eq!(secret_key(&secret).unwrap().len(), 32);
-        assert_eq!(channel.to_json(true)["secret"], secret.as_str());
-        assert!(channel.to_json(false).get("secret").is_none());
-        let slack = Channel::new(ChannelRequest { kind: ChannelType::Slack, ..request }, "ops", now);
+        assert_eq!(channel.to_json(Shown::ToItsCreator)["secret"], secret.as_str());
+        assert!(channel.to_json(Shown::Masked).get("secret").is_none());
+        let slack = Channel::new(ChannelRequest { kind: ChannelType::Slack, ..request }, "ops", now).unwrap();
         assert_eq!(slack.secret, None);
-        assert_ne!(Channel::new(slack.clone().into_request(), "ops", now).id, slack.id);
+        assert_ne!(Channel::new(slack.clone().into_request(), "ops", now).unwrap().id, slack.id);
+    }
+
+    #[test]
+    fn a_url_is_shown_masked_to_all_but_its_creator() {
+        let slack = "https://hooks.slack.com/services/T0AAA/B0BBB/s3cr3tTOKENa1B2";
+        assert_eq!(masked(slack), "https://hooks.slack.com/…a1B2");
+        assert_eq!(masked("https://h.example.com:8443/hook?token=abcdefXYZ9"), "https://h.example.com:8443/…XYZ9");
+        assert_eq!(masked("https://h.example.com/"), "https://h.example.com/…");
+        assert_eq!(masked("https://h.example.com/short"), "https://h.example.com/…");
+        assert_eq!(masked("not a url"), "…");
     }
 
     impl Channel {

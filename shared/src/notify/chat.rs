@@ -150,7 +150,7 @@ pub fn message(chat: Chat, kind: EventKind, detail: &Value, to: &Audience) -> Op
     };
     let label = if da { "Se forbrug" } else { "View usage" };
     Some(match chat {
-        Chat::Slack => format!("{}\n<{}|{label}>", slack_escape(&text), to.dashboard_url),
+        Chat::Slack => format!("{}\n<{}|{label}>", slack_escape(&text), slack_escape(to.dashboard_url)),
         Chat::Discord => format!("{text}\n[{label}]({})", to.dashboard_url),
     })
 }
@@ -256,6 +256,14 @@ mod tests {
             text,
             "📊 `acme`: faktureringsperioden 1. mar. 2026 – 31. mar. 2026 er afsluttet.\n• Samtaler: 130 af 100 brugt, 30 over grænsen\n<https://app.example.com/usage|Se forbrug>"
         );
+    }
+
+    #[test]
+    fn slack_links_are_escaped_too() {
+        let to = Audience { dashboard_url: "https://app.example.com/usage?org=a&tab=b", ..to(Locale::En) };
+        let detail = json!({ "orgId": "a", "plan": "free", "trialEndedAt": "2026-03-31T08:00:00Z", "at": "2026-04-01T00:15:03Z" });
+        let text = message(Chat::Slack, EventKind::TrialExpired, &detail, &to).unwrap();
+        assert!(text.ends_with("<https://app.example.com/usage?org=a&amp;tab=b|View usage>"), "{text}");
     }
 
     #[test]

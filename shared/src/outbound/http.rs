@@ -15,6 +15,11 @@ use hyper_util::rt::TokioIo;
 
 use crate::domain::channel::{Host, Reach, Refused, Target};
 
+/// The longest a channel's host may take to resolve, at creation and
+/// before a delivery: the customer runs its DNS, and a creation must answer
+/// within the API's bounds.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The longest one attempt may take: connecting, TLS, sending, and the
 /// receiver's answer (its status line and headers).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,7 +93,19 @@ impl Net {
         let ips = match &target.host {
             Host::Ip(ip) => vec![*ip],
             Host::Name(name) => {
-                let found = self.resolver.resolve(name, target.port).await.unwrap_or_default();
+                let lookup = self.resolver.resolve(name, target.port);
+                let found = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                    Ok(found) => found.unwrap_or_default(),
+                    Err(_) => {
+                        return Err(Refused {
+                            code: "CHANNEL_URL_UNRESOLVED",
+                            message: format!(
+                                "url's host {name} did not resolve within {} s",
+                                RESOLVE_TIMEOUT.as_secs()
+                            ),
+                        });
+                    }
+                };
                 self.reach.check_addresses(name, &found)?;
                 found
             }
@@ -170,7 +187,8 @@ fn request(url: &str, headers: &[(&'static str, String)], body: String) -> Resul
         Some(q) => format!("{}?{q}", parsed.path()),
         None => parsed.path().to_string(),
     };
-    let host = match (parsed.host_str(), parsed.port()) {
+    // As the TLS server name: without a root's trailing dot.
+    let host = match (parsed.host_str().map(|h| h.trim_end_matches('.')), parsed.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
         (None, _) => return Err("the URL has no host".into()),

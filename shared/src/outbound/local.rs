@@ -15,7 +15,7 @@ use crate::store::Store;
 
 enum Job {
     Event(BusEvent),
-    Attempt(Delivery, u32),
+    Attempt(Delivery),
 }
 
 /// Hands events to the worker [`start`] runs.
@@ -28,7 +28,7 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Job::Event(e) => write!(f, "event {}", e.id),
-            Job::Attempt(d, n) => write!(f, "attempt {n} of {}", d.webhook_id),
+            Job::Attempt(d) => write!(f, "an attempt of {}", d.webhook_id),
         }
     }
 }
@@ -43,7 +43,7 @@ impl Handle {
 impl Queue for Handle {
     fn send<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), String>> {
         let sent =
-            self.jobs.send(Job::Attempt(delivery.clone(), 1)).map_err(|_| "the local queue has stopped".to_string());
+            self.jobs.send(Job::Attempt(delivery.clone())).map_err(|_| "the local queue has stopped".to_string());
         Box::pin(async move { sent })
     }
 }
@@ -90,11 +90,11 @@ pub fn start(store: Store, sender: Sender, dashboard_url: String, backoff: Backo
                             tracing::error!(error = %err, event = event.id, "channel fan-out failed");
                         }
                     }
-                    Job::Attempt(delivery, number) => {
-                        match attempt(store, sender, dashboard_url, &delivery, number).await {
+                    Job::Attempt(delivery) => {
+                        match attempt(store, sender, dashboard_url, &delivery).await {
                             Ok(Outcome::Retry(wait)) => {
                                 tokio::time::sleep(backoff.wait(wait)).await;
-                                let _ = jobs.send(Job::Attempt(delivery, number + 1));
+                                let _ = jobs.send(Job::Attempt(delivery));
                             }
                             Ok(Outcome::Failed) => {
                                 tracing::warn!(webhook = delivery.webhook_id, "channel delivery failed for good");
@@ -104,7 +104,7 @@ pub fn start(store: Store, sender: Sender, dashboard_url: String, backoff: Backo
                                 // The store failed: the attempt is made again, as SQS would.
                                 tracing::error!(error = %err, webhook = delivery.webhook_id, "channel delivery not recorded");
                                 tokio::time::sleep(backoff.wait(RETRY_DELAYS[0])).await;
-                                let _ = jobs.send(Job::Attempt(delivery, number));
+                                let _ = jobs.send(Job::Attempt(delivery));
                             }
                         }
                     }

@@ -24,7 +24,7 @@ use crate::domain::events::EventKind;
 use crate::domain::org::OrgId;
 use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, after_attempt, signature, webhook_id};
 use crate::notify::chat::{self, Audience, Chat};
-use crate::store::{Store, StoreError};
+use crate::store::{Opened, Store, StoreError};
 pub use http::{Net, Sender};
 
 /// An event as the bus handed it over: EventBridge's `id`, `detail-type`,
@@ -43,29 +43,51 @@ pub trait Queue: Send + Sync {
     fn send<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), String>>;
 }
 
+/// What makes an event the same event when the service publishes it
+/// again (it does, at least once, on purpose: docs/events.md): its `eventId`
+/// where it has one, else what docs/events.md says to deduplicate it on;
+/// the bus's id for the publication only for an event with neither.
+pub fn event_key(event: &BusEvent) -> String {
+    let d = &event.detail;
+    let field = |name: &str| d[name].as_str().map(str::to_string);
+    let kind = event.kind.detail_type();
+    field("eventId")
+        .or_else(|| match event.kind {
+            EventKind::UsagePeriodClosed => field("periodId"),
+            EventKind::TrialExpired => Some(format!("{}/{}", field("orgId")?, field("trialEndedAt")?)),
+            EventKind::GrantExpired => field("grantId"),
+            _ => None,
+        })
+        .map_or_else(|| format!("bus/{}", event.id), |key| format!("{kind}/{key}"))
+}
+
 /// Queues one delivery of `event` per channel of its org that takes it,
-/// each with its record; a delivery already settled (a repeat of the
-/// event's hand-over) is not queued again. How many were queued.
+/// each with its record: once per event ([`event_key`]) and channel,
+/// however often the event is handed over. How many were queued.
 pub async fn fan_out(store: &Store, event: &BusEvent, queue: &dyn Queue) -> Result<usize, FanOutError> {
     let now = Utc::now();
     let Some(org) = event.detail["orgId"].as_str().and_then(OrgId::parse) else {
         return Ok(0);
     };
+    let key = event_key(event);
     let mut queued = 0;
     for channel in store.channels(&org).await?.iter().filter(|c| c.takes(event.kind)) {
         let delivery = Delivery {
-            webhook_id: webhook_id(&channel.id, &event.id),
+            webhook_id: webhook_id(&channel.id, &key),
             org_id: org.to_string(),
             channel_id: channel.id.clone(),
             kind: event.kind.detail_type().to_string(),
             time: event.time,
             detail: event.detail.clone(),
         };
-        let earlier = store.open_delivery(&org, &channel.id, &delivery.webhook_id, &delivery.kind, now).await?;
-        if earlier.is_some_and(DeliveryStatus::settled) {
+        let opened = store.open_delivery(&org, &channel.id, &delivery.webhook_id, &delivery.kind, now).await?;
+        if matches!(opened, Opened::Existing { queued: true, .. })
+            || matches!(opened, Opened::Existing { status, .. } if status.settled())
+        {
             continue;
         }
         queue.send(&delivery).await.map_err(FanOutError::Queue)?;
+        store.mark_queued(&org, &channel.id, &delivery.webhook_id).await?;
         queued += 1;
     }
     Ok(queued)
@@ -93,15 +115,15 @@ pub enum Outcome {
     Dropped(&'static str),
 }
 
-/// Attempt `number` (from 1) of `delivery`, recorded on its record. On the
-/// wall clock, whatever clock the service runs on: a receiver checks the
-/// signature's timestamp against its own.
+/// The next attempt of `delivery`, recorded on its record, which numbers
+/// it (a queue's receive count also counts receives that made none). On
+/// the wall clock, whatever clock the service runs on: a receiver checks
+/// the signature's timestamp against its own.
 pub async fn attempt(
     store: &Store,
     sender: &Sender,
     dashboard_url: &str,
     delivery: &Delivery,
-    number: u32,
 ) -> Result<Outcome, StoreError> {
     let now = Utc::now();
     let Some(org) = OrgId::parse(&delivery.org_id) else {
@@ -119,7 +141,7 @@ pub async fn attempt(
         return Ok(Outcome::Dropped("the channel was removed"));
     };
     let Some(request) = render(store, &channel, delivery, dashboard_url, now).await? else {
-        return Ok(Outcome::Dropped("the channel does not take this event"));
+        return Ok(Outcome::Dropped("nothing to send: the event is not the channel's, or its secret is unreadable"));
     };
     let (headers, body) = request;
     let answer = sender.post(&channel.url, &headers, body).await;
@@ -128,11 +150,12 @@ pub async fn attempt(
         response_code: answer.as_ref().ok().copied(),
         error: answer.err().map(|e| e.chars().take(300).collect()),
     };
-    // Delivery ids are attempt numbers apart: a number at or below one
-    // recorded is a duplicate's, and changes nothing.
-    let number = number.max(record.attempts + 1);
+    let number = record.attempts + 1;
     let (status, wait) = after_attempt(&result, number);
-    store.record_attempt(&org, &delivery.channel_id, &record, &result, number, status).await?;
+    if !store.record_attempt(&org, &delivery.channel_id, &record, &result, status).await? {
+        // Another attempt of it (a duplicate message's) delivered it meanwhile.
+        return Ok(Outcome::Delivered);
+    }
     tracing::info!(
         org = %org, channel = channel.id, webhook = delivery.webhook_id, event = delivery.kind, number,
         code = result.response_code, error = result.error, status = status.as_str(), "channel delivery attempted"
@@ -161,7 +184,11 @@ async fn render(
     let chat = match channel.kind {
         ChannelType::Webhook => {
             let body = delivery.webhook_body();
-            let key = channel.secret.as_deref().and_then(secret_key).unwrap_or_default();
+            // Never signed with anything weaker than the channel's own key.
+            let Some(key) = channel.secret.as_deref().and_then(secret_key) else {
+                tracing::error!(channel = channel.id, "a webhook channel without a readable secret: not sent");
+                return Ok(None);
+            };
             let timestamp = now.timestamp();
             let headers = vec![
                 ("webhook-id", delivery.webhook_id.clone()),
@@ -183,4 +210,32 @@ async fn render(
     };
     let to = Audience { locale: profile.locale, timezone: profile.timezone, dashboard_url };
     Ok(chat::message(chat, kind, &delivery.detail, &to).map(|text| (Vec::new(), chat::body(chat, &text))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(id: &str, kind: EventKind, detail: serde_json::Value) -> BusEvent {
+        BusEvent { id: id.into(), kind, time: "2026-03-18T09:12:45Z".parse().unwrap(), detail }
+    }
+
+    #[test]
+    fn an_event_published_again_is_the_same_event() {
+        let twice = |kind, detail: serde_json::Value| {
+            (event_key(&event("bus-1", kind, detail.clone())), event_key(&event("bus-2", kind, detail)))
+        };
+        let (a, b) = twice(EventKind::GrantAdded, json!({ "eventId": "evt_1", "orgId": "acme" }));
+        assert_eq!(a, b, "the outbox's eventId");
+        let (a, b) =
+            twice(EventKind::UsagePeriodClosed, json!({ "orgId": "acme", "periodId": "acme/2026-03-01T00:00:00Z" }));
+        assert_eq!(a, b, "its periodId");
+        let (a, b) = twice(EventKind::TrialExpired, json!({ "orgId": "acme", "trialEndedAt": "2026-03-31T08:00:00Z" }));
+        assert_eq!(a, b, "its org and trial end");
+        let (a, b) = twice(EventKind::GrantExpired, json!({ "orgId": "acme", "grantId": "grt_1" }));
+        assert_eq!(a, b, "its grant");
+        let other = event_key(&event("bus-1", EventKind::GrantAdded, json!({ "eventId": "evt_2" })));
+        assert_ne!(other, event_key(&event("bus-1", EventKind::GrantAdded, json!({ "eventId": "evt_1" }))));
+    }
 }

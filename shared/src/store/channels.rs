@@ -35,6 +35,16 @@ const DELIVERY_KEPT_DAYS: i64 = 30;
 /// How long a creation's `Idempotency-Key` is remembered.
 const KEY_KEPT_HOURS: i64 = 24;
 
+/// A delivery's record, as a hand-over of its event found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// Made now: queue the delivery, then mark it queued.
+    New,
+    /// There already: queue it only if it never was (the hand-over that made
+    /// it stopped before queueing), else it is under way or settled.
+    Existing { status: DeliveryStatus, queued: bool },
+}
+
 /// What adding a channel came to.
 #[derive(Debug)]
 pub enum ChannelAdded {
@@ -150,10 +160,14 @@ impl Store {
             record.insert("fp".into(), s(&k.fingerprint));
             record.insert("channel".into(), s(&channel.id));
             record.insert("ttl".into(), n((now + Duration::hours(KEY_KEPT_HOURS)).timestamp()));
+            // A key past its 24 hours is free again, whether or not TTL has
+            // deleted its record yet.
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(record))
-                .condition_expression("attribute_not_exists(pk)")
+                .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":now", n(now.timestamp()))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .build()?;
             writes.push(TransactWriteItem::builder().put(put).build());
@@ -237,8 +251,7 @@ impl Store {
         })
     }
 
-    /// Opens a delivery's record unless it exists: `None` when it was made
-    /// now, else the status it already has.
+    /// Opens a delivery's record unless it exists.
     pub async fn open_delivery(
         &self,
         org: &OrgId,
@@ -246,7 +259,7 @@ impl Store {
         webhook: &str,
         kind: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<DeliveryStatus>, StoreError> {
+    ) -> Result<Opened, StoreError> {
         let mut item = key(items::pk(org), delivery_sk(channel, webhook));
         item.insert("type".into(), s("delivery"));
         item.insert("kind".into(), s(kind));
@@ -264,15 +277,33 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(None),
+            Ok(_) => Ok(Opened::New),
             Err(err) => match err.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e)) => {
-                    let status = e.item().and_then(|i| get_s(i, "status")).and_then(DeliveryStatus::parse);
-                    Ok(Some(status.unwrap_or(DeliveryStatus::Pending)))
+                    let item = e.item();
+                    let status = item.and_then(|i| get_s(i, "status")).and_then(DeliveryStatus::parse);
+                    let queued = item.is_some_and(|i| i.contains_key("queued"));
+                    Ok(Opened::Existing { status: status.unwrap_or(DeliveryStatus::Pending), queued })
                 }
                 _ => Err(err.into()),
             },
         }
+    }
+
+    /// The delivery is in the queue: a later hand-over of its event leaves it.
+    pub async fn mark_queued(&self, org: &OrgId, channel: &str, webhook: &str) -> Result<(), StoreError> {
+        let result = self
+            .retrying
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), delivery_sk(channel, webhook))))
+            .update_expression("SET queued = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        // A record gone (its 30 days up) needs no mark.
+        super::sdk::applied(result).map(|_| ())
     }
 
     pub async fn delivery(
@@ -286,18 +317,18 @@ impl Store {
         Ok(item.as_ref().and_then(delivery_from_item))
     }
 
-    /// Records attempt `number` and the status it leaves; the record keeps
-    /// the latest [`KEPT_ATTEMPTS`]. An attempt older than one recorded
-    /// (a duplicate's) changes nothing.
+    /// Records an attempt and the status it leaves (`attempts` counts every
+    /// attempt; the record keeps the latest [`KEPT_ATTEMPTS`], as read in
+    /// `record`). Nothing changes a delivered record: `false` when it was
+    /// (by another attempt of the same delivery).
     pub async fn record_attempt(
         &self,
         org: &OrgId,
         channel: &str,
         record: &DeliveryRecord,
         attempt: &Attempt,
-        number: u32,
         status: DeliveryStatus,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut history = record.history.clone();
         history.push(attempt.clone());
         let excess = history.len().saturating_sub(KEPT_ATTEMPTS);
@@ -307,16 +338,16 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), delivery_sk(channel, &record.webhook_id))))
-            .update_expression("SET #s = :s, attempts = :n, history = :h")
-            .condition_expression("attribute_exists(pk) AND attempts < :n AND #s <> :delivered")
+            .update_expression("SET #s = :s, history = :h ADD attempts :one")
+            .condition_expression("attribute_exists(pk) AND #s <> :delivered")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":s", s(status.as_str()))
-            .expression_attribute_values(":n", n(i64::from(number)))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":h", s(serde_json::to_string(&history).unwrap_or_default()))
             .expression_attribute_values(":delivered", s(DeliveryStatus::Delivered.as_str()))
             .send()
             .await;
-        super::sdk::applied(result).map(|_| ())
+        super::sdk::applied(result)
     }
 
     /// A channel's deliveries, newest first, at most `limit`.

@@ -39,7 +39,7 @@ pub mod schema;
 mod sdk;
 pub mod snapshots;
 
-pub use channels::ChannelAdded;
+pub use channels::{ChannelAdded, Opened};
 pub use counters::CountChange;
 pub use error::{BoxError, StoreError, root_cause};
 pub use grants::{Granted, Revoked};
