@@ -90,10 +90,19 @@ pub fn message(chat: Chat, kind: EventKind, detail: &Value, to: &Audience) -> Op
                 ("new_period", true) => " i den nye periode",
                 _ => "",
             };
-            if da {
-                format!("✅ {org}: {name_cap} er under {t}% igen{why} ({}).", of(&used, &limit))
-            } else {
-                format!("✅ {org}: {name_cap} is below {t}% again{why} ({}).", of(&used, &limit))
+            // Below the threshold, yet still refused (a free trial that has ended): said so.
+            let blocked = detail["blocked"].as_bool().unwrap_or(false);
+            match (da, blocked) {
+                (false, false) => format!("✅ {org}: {name_cap} is below {t}% again{why} ({}).", of(&used, &limit)),
+                (true, false) => format!("✅ {org}: {name_cap} er under {t}% igen{why} ({}).", of(&used, &limit)),
+                (false, true) => format!(
+                    "ℹ️ {org}: {name_cap} is below {t}% again{why} ({}), but new use is still blocked.",
+                    of(&used, &limit)
+                ),
+                (true, true) => format!(
+                    "ℹ️ {org}: {name_cap} er under {t}% igen{why} ({}), men nyt forbrug er stadig blokeret.",
+                    of(&used, &limit)
+                ),
             }
         }
         EventKind::TrialExpired => {
@@ -245,6 +254,9 @@ mod tests {
             text.starts_with("✅ `acme`: Storage is below 100% again with units granted (1.00 GB of 2.00 GB used)."),
             "{text}"
         );
+        let still = json!({ "blocked": true, "cause": "reset", "threshold": 100, "used": 0, "limit": 100, "orgId": "acme", "resource": "conversations" });
+        let text = message(Chat::Discord, EventKind::QuotaRecovered, &still, &to(Locale::En)).unwrap();
+        assert!(text.starts_with("ℹ️ `acme`: Conversations is below 100% again after a reset (0 of 100 used), but new use is still blocked."), "{text}");
         let closed = json!({
             "orgId": "acme", "plan": "basic", "periodId": "acme/2026-02-28T23:00:00Z",
             "period": { "start": "2026-02-28T23:00:00Z", "end": "2026-03-31T22:00:00Z" },
