@@ -96,7 +96,7 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
 
 /// An amount as the API takes it: a JSON integer in `min..=MAX_COUNT`.
 pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: &str) -> Result<i64, ApiError> {
-    value.map_or(Ok(default), |v| integer(v, min, crate::domain::org::MAX_COUNT, field))
+    value.map_or(Ok(default), |v| integer(v, min, crate::domain::MAX_COUNT, field))
 }
 
 /// A JSON integer in `min..=max` (`5.0` too, as JSON Schema reads it); 400

@@ -16,6 +16,7 @@ pub mod org;
 pub mod period;
 pub mod report;
 pub mod reservation;
+pub mod state;
 pub mod usage;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -46,6 +47,10 @@ pub fn random_hex(bytes: usize) -> String {
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
+
+/// Largest count or limit the service accepts: 2^53 − 1, exact in every JSON
+/// client (see [`json_integer`]).
+pub const MAX_COUNT: i64 = 9_007_199_254_740_991;
 
 /// A JSON number as an integer, as JSON Schema reads it: `5`, and `5.0` or
 /// `5e0` too (a number with no fraction), within what a double holds exactly.

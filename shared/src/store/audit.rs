@@ -6,7 +6,8 @@ use std::hash::{BuildHasher, Hasher};
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, Item, get_s, key, s};
+use super::attrs::{Item, get_s, key, s};
+use super::items;
 use super::sdk::{Query, SortKeys};
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};

@@ -6,7 +6,8 @@
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, JOB_ORG, key, n, s};
+use super::attrs::{key, n, s};
+use super::items::{self, JOB_ORG};
 use super::lease::{Done, EMIT, Lease, Settled, lapse_line};
 use super::sdk::{Transacted, transact};
 use super::{Store, StoreError};

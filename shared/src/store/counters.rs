@@ -6,19 +6,21 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 
+use super::attrs::{Item, get_n, get_s, key, n, s};
 use super::idempotency::Idem;
-use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::items;
 use super::sdk::get_consistent;
 use super::sdk::put_if_absent;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, own, transact};
 use super::{Store, StoreError};
 use crate::domain::audit::AuditEntry;
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
-use crate::domain::decision::{Consumed, Reason};
+use crate::domain::decision::Consumed;
 use crate::domain::grant::Expired;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{OrgId, OrgProfile};
 use crate::domain::reservation::{Hold, MAX_OPEN};
+use crate::domain::usage::Reason;
 use crate::domain::usage::{Counter, CounterSettings};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -488,7 +490,7 @@ impl ConsumeUpdate {
             (":now", n(self.now)),
             (":soft", s(Enforcement::Soft.as_str())),
             // The count never passes MAX_COUNT (amounts are at most MAX_COUNT).
-            (":cap", n(crate::domain::org::MAX_COUNT - self.amount)),
+            (":cap", n(crate::domain::MAX_COUNT - self.amount)),
         ];
         if let Some(hold) = &self.hold {
             values.push((":hold", items::hold_value(hold)));

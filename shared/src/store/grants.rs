@@ -14,15 +14,17 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::attrs::{Item, get_n, get_s, key, n, s};
+use super::items;
 use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, get_consistent, own, transact};
 use super::{Store, StoreError};
+use crate::domain::MAX_COUNT;
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::catalogue::{Catalogue, ResourceKind};
 use crate::domain::events::{GrantAdded, GrantDetail, GrantRevoked, Pending};
 use crate::domain::grant::{Expired, Grant, GrantDetails, GrantRequest, MAX_GRANTS};
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::org::{MAX_COUNT, OrgId};
+use crate::domain::org::OrgId;
 use crate::domain::period::Period;
 use crate::domain::reservation::Hold;
 use crate::domain::usage::Counter;

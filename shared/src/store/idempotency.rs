@@ -5,8 +5,9 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 
+use super::attrs::{Item, get_n, get_s, key, n, s};
 use super::counters::ConsumeUpdate;
-use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::items;
 use super::sdk::{Transacted, get_consistent, own, reason, transact};
 use super::{Store, StoreError};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_HOURS, IdempotencyKey};

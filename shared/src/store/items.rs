@@ -45,7 +45,7 @@ use crate::domain::period::{ClosedPeriod, Period};
 use crate::domain::reservation::Hold;
 use crate::domain::usage::Counter;
 
-pub type Item = HashMap<String, AttributeValue>;
+use super::attrs::{Item, Malformed, get_n, get_rfc3339, get_s, get_time, key, n, need, s};
 
 pub const PROFILE_SK: &str = "STATE#PROFILE";
 pub const STATE_PREFIX: &str = "STATE#";
@@ -74,51 +74,6 @@ pub fn outcome_sk(nonce: &str) -> String {
 
 pub fn idempotency_sk(resource: &str, key: &str) -> String {
     format!("IDEM#{resource}#{key}")
-}
-
-pub fn key(pk: String, sk: String) -> Item {
-    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
-}
-
-pub fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-pub fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
-pub fn get_n(item: &Item, name: &str) -> Option<i64> {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
-}
-
-fn get_time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
-    get_n(item, name).and_then(|secs| DateTime::from_timestamp(secs, 0))
-}
-
-fn get_rfc3339(item: &Item, name: &str) -> Option<DateTime<Utc>> {
-    get_s(item, name).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
-}
-
-/// An item that does not have the shape this code writes.
-#[derive(Debug, thiserror::Error)]
-#[error("malformed {what} item: {field}")]
-pub struct Malformed {
-    what: &'static str,
-    field: &'static str,
-}
-
-/// An item of `what` that could not be read back.
-pub(crate) fn malformed(what: &'static str) -> Malformed {
-    Malformed { what, field: "(shape)" }
-}
-
-fn need<T>(v: Option<T>, what: &'static str, field: &'static str) -> Result<T, Malformed> {
-    v.ok_or(Malformed { what, field })
 }
 
 pub fn is_counter(item: &Item) -> bool {

@@ -26,7 +26,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, Item, n, s};
+use super::attrs::{Item, get_n, n, s};
 use super::sdk::applied;
 use super::{Store, StoreError};
 use crate::domain::notice::{InFlight, LEASE_SCALE};
@@ -91,8 +91,8 @@ impl LeaseAttrs {
     /// The claim in flight on `item`, if any.
     pub(crate) fn read(&self, item: &Item) -> Option<InFlight> {
         Some(InFlight {
-            until: items::get_n(item, self.lease)?,
-            threshold: self.threshold.and_then(|t| items::get_n(item, t)).and_then(|t| u32::try_from(t).ok()),
+            until: get_n(item, self.lease)?,
+            threshold: self.threshold.and_then(|t| get_n(item, t)).and_then(|t| u32::try_from(t).ok()),
             sending: item.contains_key(self.sending),
         })
     }
@@ -108,7 +108,7 @@ pub struct Claim {
 
 impl Claim {
     pub(crate) fn of(lease: Lease, before: &Item) -> Claim {
-        let top_before = items::get_n(before, "ntop").and_then(|t| u32::try_from(t).ok());
+        let top_before = get_n(before, "ntop").and_then(|t| u32::try_from(t).ok());
         Claim { lease, top_before }
     }
 }

@@ -19,6 +19,7 @@
 //! | `job` | the daily job's index scan, pending closed periods, continued runs |
 //! | `snapshots` | daily snapshots and the history read |
 
+mod attrs;
 mod audit;
 mod closed;
 mod counters;

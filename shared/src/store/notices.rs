@@ -9,7 +9,8 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, Item, key, n, s};
+use super::attrs::{Item, key, n, s};
+use super::items;
 use super::lease::{Claim, Done, Lease, LeaseWrite, Settled, THRESHOLD, TRIAL, claimable, lapse_line};
 use super::{Store, StoreError};
 use crate::domain::notice::{InFlight, marks_for};

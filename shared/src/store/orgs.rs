@@ -7,17 +7,20 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, Item, get_s, key, n, s};
+use super::attrs::{Item, get_s, key, n, s};
+use super::items;
 use super::sdk::get_consistent;
 use super::sdk::put_if_absent_in;
 use super::sdk::{MAX_ATTEMPTS, Query, SortKeys, Transacted, backoff, own, transact};
 use super::{Store, StoreError};
+use crate::domain::MAX_COUNT;
 use crate::domain::audit;
 use crate::domain::catalogue::Catalogue;
 use crate::domain::events::{Pending, PlanChanged, new_event_id};
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::org::{MAX_COUNT, OrgId, OrgPatch, OrgProfile, OrgState};
+use crate::domain::org::{OrgId, OrgPatch, OrgProfile};
 use crate::domain::period::Period;
+use crate::domain::state::OrgState;
 use crate::domain::usage::{Counter, CounterSettings};
 
 /// What a create or update of an org came to.

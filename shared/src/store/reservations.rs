@@ -11,19 +11,21 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 
+use super::attrs::{Item, get_n, get_s, key, n, s};
 use super::counters::{Next, condition_failed_item};
 use super::idempotency::Idem;
-use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::items;
 use super::sdk::get_consistent;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, own, reason, transact};
 use super::{Store, StoreError};
+use crate::domain::MAX_COUNT;
 use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
-use crate::domain::decision::Reason;
 use crate::domain::grant::Expired;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::org::{MAX_COUNT, OrgId};
+use crate::domain::org::OrgId;
 use crate::domain::reservation::{self, Hold, MAX_OPEN, OUTCOME_TTL_DAYS, Outcome, ReservationId, Status};
 use crate::domain::usage::Counter;
+use crate::domain::usage::Reason;
 
 /// What a reserve came to.
 #[derive(Debug)]

@@ -5,7 +5,8 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, key, n, s};
+use super::attrs::{key, n, s};
+use super::items;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
 use super::{Store, StoreError};
 use crate::domain::org::OrgId;

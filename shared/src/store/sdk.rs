@@ -17,9 +17,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
 
-use super::items::s;
+use super::attrs::s;
 
-use super::items::Item;
+use super::attrs::Item;
 
 use super::StoreError;
 
