@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::catalogue::{Catalogue, ResourceDef};
 use crate::domain::org::OrgId;
+use crate::store::CounterRef;
 use auth::Principal;
 
 /// Bodies larger than this are refused with 413.
@@ -52,6 +53,13 @@ impl Call {
 
     pub fn subject(&self) -> &str {
         self.principal.as_ref().map_or("anonymous", |p| p.subject.as_str())
+    }
+
+    /// The route's counter: its org and resource, checked against the
+    /// catalogue (404 if unknown).
+    pub fn counter<'c>(&'c self, catalogue: &'c Catalogue) -> Result<CounterRef<'c>, ApiError> {
+        let (resource, def) = self.resource(catalogue)?;
+        Ok(CounterRef { org: self.org(), resource, kind: def.kind, catalogue })
     }
 
     /// The route's resource, checked against the catalogue (404 if unknown).

@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
 
 use super::attrs::s;
@@ -131,6 +132,15 @@ where
             Ok(false)
         }
         Err(err) => Err(err.into()),
+    }
+}
+
+/// For a failed conditional UpdateItem: `Some(old item or None)`; for any
+/// other error: `None`.
+pub(crate) fn condition_failed_item(err: &SdkError<UpdateItemError>) -> Option<Option<Item>> {
+    match err.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(e)) => Some(e.item().cloned()),
+        _ => None,
     }
 }
 
