@@ -33,7 +33,7 @@ use futures::StreamExt;
 use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::delivery::{self, DeliveryError};
-use quota_shared::domain::events::{ClosedResource, DailyJobContinued, UsagePeriodClosed};
+use quota_shared::domain::events::DailyJobContinued;
 use quota_shared::domain::org::OrgId;
 use quota_shared::domain::period::ClosedPeriod;
 use quota_shared::domain::state::OrgState;
@@ -327,8 +327,6 @@ enum JobError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
-    #[error(transparent)]
-    Publish(#[from] quota_shared::bus::PublishError),
 }
 
 /// Runs the job over every org, unbounded in time, in this invocation.
@@ -720,9 +718,9 @@ async fn process_org(
         if !unemitted.is_empty() && !options.may_deliver() {
             outcome.deferred = true;
         } else {
-            match emit_closed(deps, org, &profile.plan, unemitted, now).await {
+            match delivery::deliver_period_closes(deps, org, &profile.plan, unemitted, now).await {
                 Ok(emitted) => outcome.periods_closed = emitted,
-                Err(err) => errors.push(err),
+                Err(err) => errors.push(JobError::from(err)),
             }
         }
     }
@@ -804,60 +802,6 @@ fn count_presumed(org: &OrgId, settled: Vec<(Settled, &str, String)>) -> usize {
         }
     }
     presumed
-}
-
-/// Emits one `UsagePeriodClosed` per period (all its resources), each
-/// claimed first so that concurrent or repeated runs emit it once.
-async fn emit_closed(
-    deps: &Deps,
-    org: &OrgId,
-    plan: &str,
-    mut closed: Vec<ClosedPeriod>,
-    now: DateTime<Utc>,
-) -> Result<usize, JobError> {
-    closed
-        .sort_by(|a, b| (a.period.start, a.period.end, &a.resource).cmp(&(b.period.start, b.period.end, &b.resource)));
-    let mut emitted = 0;
-    for group in closed.chunk_by(|a, b| a.period == b.period) {
-        let Some(lease) = deps.store.claim_closed(org, group, deps.clock.now()).await? else {
-            continue;
-        };
-        let resources = group
-            .iter()
-            .map(|c| ClosedResource {
-                resource: c.resource.clone(),
-                used: c.used,
-                limit: c.limit,
-                overage: c.overage,
-                enforcement: c.enforcement,
-                plan: c.plan.clone(),
-            })
-            .collect();
-        let period = group[0].period;
-        let event = UsagePeriodClosed {
-            org_id: org.clone(),
-            plan: plan.to_string(),
-            period_id: UsagePeriodClosed::period_id(org, period),
-            period,
-            resources,
-            at: now,
-        };
-        if !deps.store.closed_sending(org, group, lease).await? {
-            continue;
-        }
-        // A publish that certainly failed releases the claim: the next run
-        // emits it. One whose outcome is unknown (a timeout) leaves it to
-        // lapse as delivered: never a second billing event.
-        if let Err(err) = deps.events.publish(&event).await {
-            if !err.outcome_unknown {
-                deps.store.finish_closed(org, group, lease, false, now).await?;
-            }
-            return Err(err.into());
-        }
-        deps.store.finish_closed(org, group, lease, true, now).await?;
-        emitted += 1;
-    }
-    Ok(emitted)
 }
 
 /// `POST /v1/admin/jobs/daily`: runs the job now, for at most
