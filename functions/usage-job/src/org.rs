@@ -11,7 +11,7 @@ use quota_shared::domain::period::ClosedPeriod;
 use quota_shared::domain::state::OrgState;
 use quota_shared::domain::usage::Counter;
 use quota_shared::store::job::OrgEntry;
-use quota_shared::store::notices::NoticeHolder;
+use quota_shared::store::notice_claims::NoticeHolder;
 use quota_shared::store::{Settled, StoreError};
 
 use crate::bounds::Options;

@@ -1,5 +1,5 @@
 //! Delivering what is owed under a claim on the item it concerns (the
-//! protocol is `store::lease`): threshold emails and their events, the
+//! protocol is `store::claim`): threshold emails and their events, the
 //! trial-ended email, `UsagePeriodClosed`. Each claims on its own
 //! conditions, then follows one sequence, [`under_claim`]: record
 //! `sending`, make the calls (EventBridge, SES), then mark it done, or
@@ -31,8 +31,8 @@ use crate::bus::PublishError;
 use crate::domain::events::EventKind;
 use crate::domain::org::OrgId;
 use crate::domain::period::ClosedPeriod;
-use crate::notify::templates::Email;
-use crate::store::notices::{Marked, NoticeHolder};
+use crate::email::templates::Email;
+use crate::store::notice_claims::{Marked, NoticeHolder};
 use crate::store::{Lease, StoreError};
 use crate::timeouts::{MARK_BUDGET, within};
 
@@ -40,7 +40,7 @@ use crate::timeouts::{MARK_BUDGET, within};
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error(transparent)]
-    Send(#[from] crate::notify::SendError),
+    Send(#[from] crate::email::SendError),
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error("notification budget ran out; the notice stays owed")]

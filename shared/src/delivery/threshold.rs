@@ -16,8 +16,8 @@ use crate::domain::notice::{threshold_owed, threshold_reached};
 use crate::domain::org::{OrgId, OrgProfile};
 use crate::domain::period::{ClosedPeriod, Period};
 use crate::domain::usage::Counter;
-use crate::notify::templates::{self, ThresholdNotice};
-use crate::store::notices::{Marked, NoticeHolder};
+use crate::email::templates::{self, ThresholdNotice};
+use crate::store::notice_claims::{Marked, NoticeHolder};
 use crate::timeouts::{NOTIFY_BUDGET, within};
 
 /// A threshold notice: the figures it reports and where its state is kept.

@@ -10,7 +10,7 @@ use crate::Deps;
 use crate::domain::events::{Event, TrialExpired};
 use crate::domain::org::OrgProfile;
 use crate::domain::rfc3339;
-use crate::notify::templates;
+use crate::email::templates;
 use crate::timeouts::within;
 
 /// Sends the one trial-ended email and publishes `TrialExpired`, if owed

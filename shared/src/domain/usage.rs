@@ -80,7 +80,7 @@ pub struct Counter {
     pub trial_ends_at: Option<DateTime<Utc>>,
     /// Thresholds (percent) already notified in `period`.
     pub notified: Vec<u32>,
-    /// A threshold notice being sent, if one is (see `store::notices`).
+    /// A threshold notice being sent, if one is (see `store::notice_claims`).
     pub notice: Option<InFlight>,
     /// Units held for open reservations; they count against the limit.
     pub holds: Vec<Hold>,

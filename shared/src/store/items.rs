@@ -278,7 +278,7 @@ pub fn closed_item(org: &OrgId, counter: &Counter, period: Period, now: DateTime
         item.insert("ntop".into(), n(i64::from(counter.notified.iter().copied().max().unwrap_or(0))));
     }
     if let Some(claim) = counter.notice {
-        let attrs = super::lease::THRESHOLD;
+        let attrs = super::claim::THRESHOLD;
         item.insert(attrs.lease.into(), n(claim.until));
         if let (Some(name), Some(t)) = (attrs.threshold, claim.threshold) {
             item.insert(name.into(), n(i64::from(t)));
@@ -313,9 +313,9 @@ pub fn closed_from_item(item: &Item) -> Option<ClosedPeriod> {
         enforcement: get_s(item, "enf").and_then(Enforcement::parse)?,
         notified,
         owed: item.contains_key("owed"),
-        notice: super::lease::THRESHOLD.read(item),
+        notice: super::claim::THRESHOLD.read(item),
         emitted: item.contains_key("emittedAt"),
-        emit: super::lease::EMIT.read(item),
+        emit: super::claim::EMIT.read(item),
     })
 }
 
@@ -399,7 +399,7 @@ pub fn counter_from_item(item: &Item) -> Result<Counter, Malformed> {
         locale: get_s(item, "locale").and_then(Locale::parse).unwrap_or_default(),
         trial_ends_at: get_time(item, "trialEnd"),
         notified,
-        notice: super::lease::THRESHOLD.read(item),
+        notice: super::claim::THRESHOLD.read(item),
         stored_held: get_n(item, "held").unwrap_or(0),
         hold_version: get_n(item, "hv").unwrap_or(0),
         holds: holds_from(item)?,

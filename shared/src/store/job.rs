@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 
 use super::attrs::{Item, get_n, get_s, key, n, s};
+use super::claim::{EMIT, THRESHOLD};
 use super::items::{self, JOB_INDEX, JOB_ORG};
-use super::lease::{EMIT, THRESHOLD};
 use super::sdk::get_consistent;
 use super::sdk::{Query, SortKeys, applied};
 use super::{Store, StoreError};

@@ -16,15 +16,16 @@
 //! | `reservations` | commit and release |
 //! | `grants` | grants added and revoked |
 //! | `audit` | the audit log |
-//! | `lease`, `notices` | the claim protocol, and the notices that use it |
-//! | `closed` | the period-close event's claim, sending and marks |
+//! | `claim`, `notice_claims` | the claim protocol, and the notices that use it |
+//! | `close_claims` | the period-close event's claim, sending and marks |
 //! | `job` | the daily job's index scan, pending closed periods, continued runs |
 //! | `snapshots` | daily snapshots and the history read |
 
 mod admit;
 mod attrs;
 mod audit;
-mod closed;
+mod claim;
+mod close_claims;
 mod counters;
 mod current;
 mod error;
@@ -32,8 +33,7 @@ mod grants;
 mod idempotency;
 mod items;
 pub mod job;
-mod lease;
-pub mod notices;
+pub mod notice_claims;
 mod orgs;
 mod outbox;
 mod reservations;
@@ -43,10 +43,10 @@ mod sdk;
 pub mod snapshots;
 
 pub use admit::Reserved;
+pub use claim::{Claim, Lease, Settled};
 pub use counters::CountChange;
 pub use error::{BoxError, StoreError, root_cause};
 pub use grants::{Granted, Revoked};
-pub use lease::{Claim, Lease, Settled};
 pub use orgs::PutOrg;
 pub use reservations::{End, Ended};
 pub use sdk::Work;

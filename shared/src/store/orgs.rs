@@ -44,7 +44,7 @@ pub(crate) fn state_from_items<'a>(found: impl IntoIterator<Item = &'a Item>) ->
         if items::is_profile(item) {
             profile = Some(items::profile_from_item(item)?);
             trial_notified_at = get_s(item, "trialNotifiedAt").map(str::to_string);
-            trial_notice = super::lease::TRIAL.read(item);
+            trial_notice = super::claim::TRIAL.read(item);
         } else if items::is_counter(item) {
             let counter = items::counter_from_item(item)?;
             counters.insert(counter.resource.clone(), counter);

@@ -1,14 +1,14 @@
 //! The period-close event (`UsagePeriodClosed`) on the closed-period
 //! records: one claim for all the records of a period (one per resource),
 //! the `sending` mark, and the emitted mark or the release, each one
-//! transaction over the group, under the lease protocol of `lease`.
+//! transaction over the group, under the lease protocol of `claim`.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use super::attrs::{key, n, s};
+use super::claim::{Done, EMIT, Lease, Settled, lapse_line};
 use super::items::{self, JOB_ORG};
-use super::lease::{Done, EMIT, Lease, Settled, lapse_line};
 use super::sdk::{Transacted, transact};
 use super::{Store, StoreError};
 use crate::domain::notice::InFlight;
