@@ -43,8 +43,7 @@ pub struct Lease(pub(crate) i64);
 impl Lease {
     /// A new claim, lapsing [`LEASE_SECONDS`] after `now`.
     pub(crate) fn from_now(now: DateTime<Utc>) -> Lease {
-        use std::hash::{BuildHasher, Hasher};
-        let nonce = std::collections::hash_map::RandomState::new().build_hasher().finish() as i64;
+        let nonce = crate::domain::random_u64() as i64;
         let until = (now + Duration::seconds(LEASE_SECONDS)).timestamp();
         Lease(until * LEASE_SCALE + nonce.rem_euclid(LEASE_SCALE))
     }

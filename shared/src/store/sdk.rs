@@ -6,7 +6,6 @@
 //! itself (`crate::clients`).
 
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -291,7 +290,7 @@ pub(crate) async fn backoff(attempt: u32) {
 
 fn backoff_for(attempt: u32) -> Duration {
     let base = 5u64 << attempt.min(6);
-    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() % base.max(1);
+    let jitter = crate::domain::random_u64() % base.max(1);
     Duration::from_millis(base / 2 + jitter)
 }
 
