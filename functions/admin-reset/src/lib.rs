@@ -30,18 +30,18 @@ pub const MAX_REASON: usize = 1000;
 pub const MAX_AUDIT_ENTRIES: usize = 500;
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::AdminReset) {
-        Ok(call) => match call.route.endpoint {
-            Endpoint::AdminReset => reset(deps, &call, &req).await,
-            Endpoint::AdminAudit => api::bounded(audit(deps, &call, &req)).await,
-            Endpoint::AddGrant => add_grant(deps, &call, &req).await,
-            Endpoint::RevokeGrant => revoke_grant(deps, &call, &req).await,
-            Endpoint::ListOrgs => api::bounded(list_orgs(deps, &req)).await,
+    let req = &req;
+    api::serve(req, Function::AdminReset, |call| async move {
+        match call.route.endpoint {
+            Endpoint::AdminReset => reset(deps, &call, req).await,
+            Endpoint::AdminAudit => api::bounded(audit(deps, &call, req)).await,
+            Endpoint::AddGrant => add_grant(deps, &call, req).await,
+            Endpoint::RevokeGrant => revoke_grant(deps, &call, req).await,
+            Endpoint::ListOrgs => api::bounded(list_orgs(deps, req)).await,
             _ => Err(ApiError::NotFound),
-        },
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        }
+    })
+    .await
 }
 
 #[derive(Deserialize)]

@@ -25,19 +25,19 @@ use serde::Deserialize;
 pub use quota_shared::api::REPLAYED_HEADER;
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::IncrementUsage) {
-        Ok(call) => match call.route.endpoint {
-            Endpoint::Consume => consume(deps, &call, &req).await,
-            Endpoint::Release => release(deps, &call, &req).await,
-            Endpoint::SetUsage => set_usage(deps, &call, &req).await,
-            Endpoint::Reserve => reserve(deps, &call, &req).await,
-            Endpoint::Commit => end(deps, &call, &req).await,
-            Endpoint::CancelReservation => end(deps, &call, &req).await,
+    let req = &req;
+    api::serve(req, Function::IncrementUsage, |call| async move {
+        match call.route.endpoint {
+            Endpoint::Consume => consume(deps, &call, req).await,
+            Endpoint::Release => release(deps, &call, req).await,
+            Endpoint::SetUsage => set_usage(deps, &call, req).await,
+            Endpoint::Reserve => reserve(deps, &call, req).await,
+            Endpoint::Commit => end(deps, &call, req).await,
+            Endpoint::CancelReservation => end(deps, &call, req).await,
             _ => Err(ApiError::NotFound),
-        },
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        }
+    })
+    .await
 }
 
 #[derive(Deserialize, Default)]

@@ -40,7 +40,7 @@ pub use summary::{Incomplete, RunPart, Summary};
 use std::time::Duration;
 
 use lambda_http::{Body, Request, Response};
-use quota_shared::api::{self, Call, Endpoint, Function};
+use quota_shared::api::{self, Endpoint, Function};
 use quota_shared::{ApiError, Deps};
 
 use run::{first_part, run_part};
@@ -49,12 +49,13 @@ use run::{first_part, run_part};
 /// [`HTTP_BUDGET`], and answers its summary: 200 when the run finished,
 /// 202 when it goes on in other invocations (`run.continued`).
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::UsageJob) {
-        Ok(call) if call.route.endpoint == Endpoint::DailyJob => Ok(run_over_http(deps, HTTP_ANSWER_BY).await),
-        Ok(_) => Err(ApiError::NotFound),
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+    api::serve(&req, Function::UsageJob, |call| async move {
+        match call.route.endpoint {
+            Endpoint::DailyJob => Ok(run_over_http(deps, HTTP_ANSWER_BY).await),
+            _ => Err(ApiError::NotFound),
+        }
+    })
+    .await
 }
 
 /// When a run over HTTP answers at the latest. Its gates

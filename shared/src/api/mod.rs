@@ -69,6 +69,20 @@ impl Call {
     }
 }
 
+/// The handlers' shared preamble: prepares the call for `function`
+/// (routing, authentication, org id, authorization: [`Call::prepare`]),
+/// runs `endpoint` on it, and answers an error with its status and body.
+pub async fn serve<F>(req: &Request, function: Function, endpoint: impl FnOnce(Call) -> F) -> Response<Body>
+where
+    F: std::future::Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let result = match Call::prepare(req, function) {
+        Ok(call) => endpoint(call).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
 /// Parses a JSON body; an empty body is `None`. 413 past 64 KiB, 400 for
 /// anything malformed, with serde's words on what was wrong.
 pub fn body<T: DeserializeOwned>(req: &Request) -> Result<Option<T>, ApiError> {
