@@ -77,7 +77,11 @@ where
     F: std::future::Future<Output = Result<Response<Body>, ApiError>>,
 {
     let result = match Call::prepare(req, function) {
-        Ok(call) => endpoint(call).await,
+        // Boxed, as `bounded` boxes its work: the endpoint's future nests the
+        // store's and the delivery's, which would otherwise sit in every
+        // caller's frame (debug builds run out of stack, and the compiler of
+        // layout depth).
+        Ok(call) => Box::pin(endpoint(call)).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(ApiError::into_response)

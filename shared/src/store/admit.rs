@@ -5,6 +5,9 @@
 //! the store either refuses with its reason or brings the counter up to date
 //! (`current`) and tries again. A reserve is the consume's write with a hold
 //! (`holds.<nonce>`) instead of used units, under the same conditions.
+//!
+//! Over 400 lines for a reason: the loop and the write it sends (the
+//! conditions a consume is admitted on) are one concept, read together.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -12,7 +15,7 @@ use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::{DateTime, Utc};
 
-use super::attrs::{Item, get_s, key, n, s};
+use super::attrs::{Item, UpdateExpr, get_s, key, n, placeholders, s};
 use super::idempotency::Idem;
 use super::items;
 use super::sdk::{MAX_ATTEMPTS, backoff, condition_failed_item, outcome_unknown_now, own};
@@ -334,15 +337,15 @@ impl ConsumeUpdate {
         AND (attribute_not_exists(pend) OR pend >= :exp) AND attribute_not_exists(#holds.#hold)";
 
     fn expression(&self, sets: &[&str]) -> String {
-        let mut sets = sets.to_vec();
-        let add = match self.hold {
+        let mut expr = UpdateExpr { set: sets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        match self.hold {
             Some(_) => {
-                sets.insert(0, "#holds.#hold = :hold");
-                "ADD held :amt, rem :neg, hv :one"
+                expr.set.insert(0, "#holds.#hold = :hold".into());
+                expr.add = vec!["held :amt".into(), "rem :neg".into(), "hv :one".into()];
             }
-            None => "ADD used :amt, rem :neg",
-        };
-        if sets.is_empty() { add.to_string() } else { format!("{add} SET {}", sets.join(", ")) }
+            None => expr.add = vec!["used :amt".into(), "rem :neg".into()],
+        }
+        expr.text()
     }
 
     fn condition(&self) -> String {
@@ -378,20 +381,16 @@ impl ConsumeUpdate {
     }
 
     async fn send_with(self, client: &Client) -> Result<UpdateItemOutput, SdkError<UpdateItemError>> {
-        let mut req = client
+        let req = client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.key.clone()))
             .update_expression(self.expression(&[]))
             .condition_expression(self.condition())
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        for (name, value) in self.names() {
-            req = req.expression_attribute_names(name, value);
-        }
-        for (name, value) in self.values() {
-            req = req.expression_attribute_values(name, value);
-        }
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .set_expression_attribute_names(placeholders(self.names()))
+            .set_expression_attribute_values(placeholders(self.values()));
         req.send().await
     }
 
@@ -403,7 +402,9 @@ impl ConsumeUpdate {
     /// serialize conditions on an existing one, such as the counter.
     fn transact(self, guard: &str) -> Result<Update, StoreError> {
         const GUARD_SECONDS: i64 = 60;
-        let mut update = Update::builder()
+        let mut values = self.values();
+        values.extend([(":idem", s(guard)), (":idemUntil", n(self.now + GUARD_SECONDS))]);
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(self.key.clone()))
             .update_expression(self.expression(&["lastIdem = :idem", "lastIdemUntil = :idemUntil"]))
@@ -411,15 +412,9 @@ impl ConsumeUpdate {
                 "{} AND (attribute_not_exists(lastIdem) OR lastIdem <> :idem OR lastIdemUntil <= :now)",
                 self.condition()
             ))
-            .expression_attribute_values(":idem", s(guard))
-            .expression_attribute_values(":idemUntil", n(self.now + GUARD_SECONDS))
+            .set_expression_attribute_names(placeholders(self.names()))
+            .set_expression_attribute_values(placeholders(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        for (name, value) in self.names() {
-            update = update.expression_attribute_names(name, value);
-        }
-        for (name, value) in self.values() {
-            update = update.expression_attribute_values(name, value);
-        }
         Ok(update.build()?)
     }
 }

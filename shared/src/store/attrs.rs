@@ -53,3 +53,43 @@ pub(crate) fn malformed(what: &'static str) -> Malformed {
 pub(crate) fn need<T>(v: Option<T>, what: &'static str, field: &'static str) -> Result<T, Malformed> {
     v.ok_or(Malformed { what, field })
 }
+
+/// An update expression written clause by clause (`SET …, … ADD … REMOVE
+/// …`); empty clauses are left out.
+#[derive(Debug, Default)]
+pub(crate) struct UpdateExpr {
+    pub set: Vec<String>,
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+impl UpdateExpr {
+    pub fn text(&self) -> String {
+        [("SET", &self.set), ("ADD", &self.add), ("REMOVE", &self.remove)]
+            .iter()
+            .filter(|(_, parts)| !parts.is_empty())
+            .map(|(clause, parts)| format!("{clause} {}", parts.join(", ")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Expression attribute names or values, as a request sets them at once:
+/// `None` when there are none (DynamoDB refuses an empty map).
+pub(crate) fn placeholders<V>(pairs: impl IntoIterator<Item = (impl Into<String>, V)>) -> Option<HashMap<String, V>> {
+    let map: HashMap<String, V> = pairs.into_iter().map(|(name, value)| (name.into(), value)).collect();
+    (!map.is_empty()).then_some(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_expression_has_the_clauses_it_was_given() {
+        let expr = UpdateExpr { set: vec!["a = :a".into(), "b = :b".into()], add: vec![], remove: vec!["c".into()] };
+        assert_eq!(expr.text(), "SET a = :a, b = :b REMOVE c");
+        assert_eq!(UpdateExpr { add: vec!["n :one".into()], ..Default::default() }.text(), "ADD n :one");
+        assert!(placeholders(Vec::<(String, AttributeValue)>::new()).is_none());
+    }
+}

@@ -26,7 +26,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Duration, Utc};
 
-use super::attrs::{Item, get_n, n, s};
+use super::attrs::{Item, get_n, n, placeholders, s};
 use super::sdk::applied;
 use super::{Store, StoreError};
 use crate::domain::notice::{InFlight, LEASE_SCALE};
@@ -158,22 +158,16 @@ impl Store {
     /// The one place a lease's item is written: `Ok(None)` when the
     /// condition did not hold; the item as written when asked for.
     pub(crate) async fn lease_write(&self, w: LeaseWrite<'_>) -> Result<Option<Item>, StoreError> {
-        let mut req = self
+        let req = self
             .once
             .update_item()
             .table_name(&self.table)
             .set_key(Some(w.key))
             .update_expression(w.update)
-            .condition_expression(w.condition);
-        for (name, value) in w.names {
-            req = req.expression_attribute_names(name, value);
-        }
-        for (name, value) in w.values {
-            req = req.expression_attribute_values(name, value);
-        }
-        if let Some(returns) = w.returns {
-            req = req.return_values(returns);
-        }
+            .condition_expression(w.condition)
+            .set_expression_attribute_names(placeholders(w.names.into_iter().map(|(k, v)| (k, v.to_string()))))
+            .set_expression_attribute_values(placeholders(w.values))
+            .set_return_values(w.returns);
         match req.send().await {
             Ok(out) => Ok(Some(out.attributes().cloned().unwrap_or_default())),
             Err(err) => applied(Err::<(), _>(err)).map(|_| None),

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use super::attrs::{Item, get_n, get_s, key, n};
+use super::attrs::{Item, UpdateExpr, get_n, get_s, key, n};
 use super::items;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, condition_failed_item, get_consistent, own, transact};
 use super::{CounterRef, Store, StoreError};
@@ -163,14 +163,16 @@ impl Store {
                 continue;
             };
             let CountChange { value, rearm, entry, event } = change(&before);
-            let mut expression = "SET used = :v, rem = rem + :delta".to_string();
+            let mut expression =
+                UpdateExpr { set: vec!["used = :v".into(), "rem = rem + :delta".into()], ..Default::default() };
             if rearm {
-                expression.push_str(" REMOVE notified, ntop, noticeLease, noticeFor, noticeSending");
+                expression.remove =
+                    ["notified", "ntop", "noticeLease", "noticeFor", "noticeSending"].map(str::to_string).into();
             }
             let mut update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
-                .update_expression(expression)
+                .update_expression(expression.text())
                 .condition_expression("used = :before")
                 .expression_attribute_values(":v", n(value))
                 .expression_attribute_values(":delta", n(before.used - value))

@@ -8,7 +8,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::{DateTime, Utc};
 
-use super::attrs::{key, n};
+use super::attrs::{UpdateExpr, key, n};
 use super::items;
 use super::sdk::{MAX_ATTEMPTS, applied, backoff, put_if_absent};
 use super::{CounterRef, Store, StoreError};
@@ -206,12 +206,8 @@ impl Store {
             set.push("rem = rem + :room".into());
             update = update.expression_attribute_values(":room", n(room));
         }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
         Ok(update
-            .update_expression(expression)
+            .update_expression(UpdateExpr { set, remove, ..Default::default() }.text())
             .condition_expression(condition.join(" AND "))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?)

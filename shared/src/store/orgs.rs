@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use super::attrs::{Item, get_s, key, n, s};
+use super::attrs::{Item, UpdateExpr, get_s, key, n, s};
 use super::items;
 use super::sdk::get_consistent;
 use super::sdk::put_if_absent_in;
@@ -275,10 +275,11 @@ impl Store {
                 .expression_attribute_values(":pe", n(end.timestamp()))
                 .expression_attribute_values(":oldpe", n(period.end.timestamp()));
         }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        Ok(Some(update.update_expression(expression).condition_expression(condition.join(" AND ")).build()?))
+        let expression = UpdateExpr {
+            set: set.into_iter().map(str::to_string).collect(),
+            remove: remove.into_iter().map(str::to_string).collect(),
+            ..Default::default()
+        };
+        Ok(Some(update.update_expression(expression.text()).condition_expression(condition.join(" AND ")).build()?))
     }
 }
