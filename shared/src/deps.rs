@@ -5,7 +5,7 @@
 use crate::bus::EventBus;
 use crate::clock::Clock;
 use crate::domain::catalogue::Catalogue;
-use crate::notify::Notifier;
+use crate::email::Notifier;
 use crate::store::Store;
 
 /// A setting that is missing or breaks its rule; one line, naming both.

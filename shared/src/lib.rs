@@ -9,7 +9,7 @@ pub mod clock;
 pub mod delivery;
 pub mod deps;
 pub mod domain;
-pub mod notify;
+pub mod email;
 pub mod outbound;
 pub mod store;
 pub mod timeouts;

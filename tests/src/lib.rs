@@ -13,7 +13,7 @@ use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use quota_local::metrics::{RequestLog, counted_client};
 use quota_shared::bus::EventBus;
 use quota_shared::domain::catalogue::Catalogue;
-use quota_shared::notify::Notifier;
+use quota_shared::email::Notifier;
 use quota_shared::store::Store;
 use quota_shared::{Clock, Deps};
 pub use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use quota_shared::domain::catalogue::ResourceKind;
 use quota_shared::domain::org::Locale;
-use quota_shared::notify::templates::{Email, ThresholdNotice, threshold_email, trial_ended_email};
+use quota_shared::email::templates::{Email, ThresholdNotice, threshold_email, trial_ended_email};
 
 #[test]
 fn every_template_renders_to_a_file() {

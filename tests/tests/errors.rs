@@ -267,6 +267,6 @@ async fn a_functions_configuration_comes_from_the_environment_alone() {
     assert_eq!(err.to_string(), "email not sent: this function has no email client");
 }
 
-fn sample_email() -> quota_shared::notify::templates::Email {
-    quota_shared::notify::templates::trial_ended_email("acme", quota_shared::domain::locale::Locale::En, "https://x")
+fn sample_email() -> quota_shared::email::templates::Email {
+    quota_shared::email::templates::trial_ended_email("acme", quota_shared::domain::locale::Locale::En, "https://x")
 }

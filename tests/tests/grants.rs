@@ -317,7 +317,7 @@ async fn a_grants_text_stays_off_the_counter_and_out_of_usage() {
 async fn a_grant_cannot_lift_a_limit_past_the_largest_count() {
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
     app.org("huge", json!({ "plan": "free" })).await;
-    let max = quota_shared::domain::org::MAX_COUNT;
+    let max = quota_shared::domain::MAX_COUNT;
     let r = app.grant("huge", json!({ "resource": "users", "amount": max - 1, "reason": "r" })).await;
     assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")), "{}", r.body);
     assert_eq!(app.grant("huge", json!({ "resource": "users", "amount": max - 2, "reason": "r" })).await.status, 201);
@@ -332,7 +332,7 @@ async fn a_refused_grant_still_reports_the_grants_it_found_expired() {
     let body = json!({ "resource": "users", "amount": 10, "expiresAt": "2026-03-10T12:00:30Z", "reason": "r" });
     assert_eq!(app.grant("refgr", body).await.status, 201);
     app.set_now("2026-03-10T12:01:00Z");
-    let max = quota_shared::domain::org::MAX_COUNT;
+    let max = quota_shared::domain::MAX_COUNT;
     let r = app.grant("refgr", json!({ "resource": "users", "amount": max - 1, "reason": "r" })).await;
     assert_eq!((r.status, r.code()), (400, Some("INVALID_REQUEST")));
     app.run_job().await;
@@ -344,7 +344,7 @@ async fn a_refused_grant_still_reports_the_grants_it_found_expired() {
 #[tokio::test]
 async fn no_change_lifts_an_effective_limit_past_the_largest_count() {
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
-    let max = quota_shared::domain::org::MAX_COUNT;
+    let max = quota_shared::domain::MAX_COUNT;
     app.org("cap1", json!({ "plan": "free" })).await;
     assert_eq!(app.grant("cap1", json!({ "resource": "users", "amount": 50, "reason": "r" })).await.status, 201);
     let r = app.put("/v1/orgs/cap1", json!({ "limits": { "users": max } }), &ADMIN).await;

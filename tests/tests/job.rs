@@ -302,7 +302,7 @@ async fn a_lapsed_claim_moved_by_a_rollover_after_the_scan_is_settled_in_that_ru
     let kind = quota_shared::domain::catalogue::ResourceKind::Period;
     let counter = app.direct.store.counter(&id, "conversations", kind, app.deps.catalogue, app.now()).await.unwrap();
     let claim = app.direct.store.claim_threshold(&id, "conversations", 80, 100, counter.period, app.now()).await;
-    let holder = quota_shared::store::notices::NoticeHolder::Counter(counter.period);
+    let holder = quota_shared::store::notice_claims::NoticeHolder::Counter(counter.period);
     let lease = claim.unwrap().unwrap().lease;
     assert!(app.direct.store.threshold_sending(&id, "conversations", lease, holder).await.unwrap());
     // April. The job's scan answers late; a consume rolls March over meanwhile.

@@ -82,7 +82,7 @@ async fn a_crossing_deferred_by_another_senders_lease_is_sent_after_the_rollover
     assert!(app.emails(&org).await.is_empty());
     // The other sender gives up (its send failed); the period ends and a
     // consume rolls it over before any job run.
-    let holder = quota_shared::store::notices::NoticeHolder::Counter(counter.period);
+    let holder = quota_shared::store::notice_claims::NoticeHolder::Counter(counter.period);
     app.deps.store.release_threshold(&id, "conversations", lease.unwrap().lease, holder).await.unwrap();
     app.set_now("2026-04-01T00:00:01Z");
     app.org(&org, json!({ "plan": "basic" })).await;
@@ -251,7 +251,7 @@ async fn a_claim_whose_sender_vanished_mid_call_is_presumed_delivered_not_sent_t
     let kind = quota_shared::domain::catalogue::ResourceKind::Period;
     let counter = app.deps.store.counter(&id, "conversations", kind, app.deps.catalogue, app.now()).await.unwrap();
     let lease = app.deps.store.claim_threshold(&id, "conversations", 80, 100, counter.period, app.now()).await.unwrap();
-    let holder = quota_shared::store::notices::NoticeHolder::Counter(counter.period);
+    let holder = quota_shared::store::notice_claims::NoticeHolder::Counter(counter.period);
     // It recorded `sending` and died during the SES call.
     assert!(app.deps.store.threshold_sending(&id, "conversations", lease.unwrap().lease, holder).await.unwrap());
     app.advance(chrono::Duration::minutes(3));
@@ -297,9 +297,9 @@ async fn a_higher_threshold_owed_by_a_closed_period_survives_a_lower_ones_mark_t
     // the sender's mark follows it there.
     app.set_now("2026-04-01T00:00:05Z");
     assert_eq!(app.consume(&org, "conversations", 1).await.status, 200);
-    let holder = quota_shared::store::notices::NoticeHolder::Counter(period);
+    let holder = quota_shared::store::notice_claims::NoticeHolder::Counter(period);
     let marked = app.deps.store.mark_threshold(&id, "conversations", 80, claim.lease, holder).await.unwrap();
-    assert!(matches!(marked, Some(quota_shared::store::notices::Marked::Closed(_))), "{marked:?}");
+    assert!(matches!(marked, Some(quota_shared::store::notice_claims::Marked::Closed(_))), "{marked:?}");
     // March still owes its 120 % email; the job sends it, once.
     app.set_now("2026-04-01T00:15:00Z");
     app.run_job().await;
@@ -351,7 +351,7 @@ async fn quota_exceeded_is_published_once_whatever_the_sender_last_read() {
         at: app.now(),
     };
     app.deps.events.publish(&exceeded).await.unwrap();
-    let holder = quota_shared::store::notices::NoticeHolder::Counter(period);
+    let holder = quota_shared::store::notice_claims::NoticeHolder::Counter(period);
     app.deps.store.mark_threshold(&id, "conversations", 100, claim.lease, holder).await.unwrap();
     // c2 now claims 110 %: a crossing, but not a second QuotaExceeded.
     let profile = app.deps.store.profile(&id).await.unwrap().unwrap();
@@ -384,7 +384,7 @@ async fn a_claim_is_only_its_own_even_within_one_second() {
     let fresh =
         app.deps.store.claim_threshold(&id, "conversations", 80, 100, period, app.now()).await.unwrap().unwrap();
     assert_ne!(stale.lease, fresh.lease);
-    let holder = quota_shared::store::notices::NoticeHolder::Counter(period);
+    let holder = quota_shared::store::notice_claims::NoticeHolder::Counter(period);
     assert!(!app.deps.store.threshold_sending(&id, "conversations", stale.lease, holder).await.unwrap());
     let marked = app.deps.store.mark_threshold(&id, "conversations", 80, stale.lease, holder).await.unwrap();
     assert!(marked.is_none(), "the stale sender's mark does not land: {marked:?}");

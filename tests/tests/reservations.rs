@@ -361,7 +361,7 @@ async fn a_live_reservation_outlives_a_period_shortened_by_an_anchor_change() {
 async fn a_commit_past_the_largest_count_is_refused_not_a_503() {
     let app = TestApp::new("2026-03-10T12:00:00Z").await;
     app.org("cap", json!({ "plan": "pro" })).await; // leads: unlimited
-    let max = quota_shared::domain::org::MAX_COUNT;
+    let max = quota_shared::domain::MAX_COUNT;
     let id = app.reserved("cap", "leads", max).await;
     assert_eq!(app.consume("cap", "leads", 1).await.status, 200);
     let c = app.commit("cap", &id, None).await;

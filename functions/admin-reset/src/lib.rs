@@ -20,7 +20,7 @@ use quota_shared::domain::events::{Pending, QuotaReset, new_event_id};
 use quota_shared::domain::grant::{Grant, GrantBody, GrantDetails, GrantRequest, MAX_GRANTS};
 use quota_shared::domain::idempotency::IdempotencyKey;
 use quota_shared::domain::usage::Counter;
-use quota_shared::store::{CountChange, Granted, Revoked};
+use quota_shared::store::{CountChange, CounterRef, Granted, Revoked};
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -30,18 +30,18 @@ pub const MAX_REASON: usize = 1000;
 pub const MAX_AUDIT_ENTRIES: usize = 500;
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::AdminReset) {
-        Ok(call) => match call.route.endpoint {
-            Endpoint::AdminReset => reset(deps, &call, &req).await,
-            Endpoint::AdminAudit => api::bounded(audit(deps, &call, &req)).await,
-            Endpoint::AddGrant => add_grant(deps, &call, &req).await,
-            Endpoint::RevokeGrant => revoke_grant(deps, &call, &req).await,
-            Endpoint::ListOrgs => api::bounded(list_orgs(deps, &req)).await,
+    let req = &req;
+    api::serve(req, Function::AdminReset, |call| async move {
+        match call.route.endpoint {
+            Endpoint::AdminReset => reset(deps, &call, req).await,
+            Endpoint::AdminAudit => api::bounded(audit(deps, &call, req)).await,
+            Endpoint::AddGrant => add_grant(deps, &call, req).await,
+            Endpoint::RevokeGrant => revoke_grant(deps, &call, req).await,
+            Endpoint::ListOrgs => api::bounded(list_orgs(deps, req)).await,
             _ => Err(ApiError::NotFound),
-        },
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        }
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -82,9 +82,10 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
         let mut done = Vec::new();
         let mut expired = Vec::new();
         for (resource, kind) in resources {
+            let at = CounterRef { org: call.org(), resource, kind, catalogue: deps.catalogue };
             let (_, after, swept, replayed) = deps
                 .store
-                .replace_count(call.org(), resource, kind, deps.catalogue, now, idempotency.as_ref(), |before| {
+                .replace_count(&at, idempotency.as_ref(), now, |before| {
                     let event = QuotaReset {
                         event_id: new_event_id(now),
                         org_id: call.org().clone(),
@@ -135,7 +136,8 @@ async fn add_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Response<B
     let idempotency = api::idempotency_key(req, |k| IdempotencyKey::for_grant(k, &request))?;
     let (granted, expired) = api::bounded_admin(async {
         let store = &deps.store;
-        Ok(store.add_grant(call.org(), def.kind, &request, idempotency.as_ref(), actor, deps.catalogue, now).await?)
+        let at = CounterRef { org: call.org(), resource: &request.resource, kind: def.kind, catalogue: deps.catalogue };
+        Ok(store.add_grant(&at, &request, idempotency.as_ref(), actor, now).await?)
     })
     .await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
@@ -173,7 +175,8 @@ async fn revoke_grant(deps: &Deps, call: &Call, req: &Request) -> Result<Respons
     let now = deps.clock.now();
     let actor = call.subject();
     let (revoked, expired) =
-        api::bounded_admin(async { Ok(deps.store.revoke_grant(call.org(), id, actor, now).await?) }).await?;
+        api::bounded_admin(async { Ok(deps.store.revoke_grant(call.org(), id, actor, deps.catalogue, now).await?) })
+            .await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
     delivery::flush_outbox(deps, call.org()).await;
     let (details, counter, repeated) = match revoked {

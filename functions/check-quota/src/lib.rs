@@ -12,15 +12,15 @@ use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::CheckQuota) {
-        Ok(call) => match call.route.endpoint {
-            Endpoint::Check => api::bounded(check(deps, &call, &req)).await,
-            Endpoint::CheckMany => api::bounded(check_many(deps, &call, &req)).await,
+    let req = &req;
+    api::serve(req, Function::CheckQuota, |call| async move {
+        match call.route.endpoint {
+            Endpoint::Check => api::bounded(check(deps, &call, req)).await,
+            Endpoint::CheckMany => api::bounded(check_many(deps, &call, req)).await,
             _ => Err(ApiError::NotFound),
-        },
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        }
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]

@@ -14,18 +14,18 @@ use quota_shared::domain::report::org_usage;
 use quota_shared::{ApiError, Deps};
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::GetUsage) {
-        Ok(call) => match call.route.endpoint {
+    let req = &req;
+    api::serve(req, Function::GetUsage, |call| async move {
+        match call.route.endpoint {
             Endpoint::Health => Ok(api::ok(&serde_json::json!({ "status": "ok" }))),
             Endpoint::Plans => Ok(api::ok(deps.catalogue)),
             Endpoint::GetUsage => api::bounded(usage(deps, &call)).await,
-            Endpoint::History => api::bounded(history(deps, &call, &req)).await,
+            Endpoint::History => api::bounded(history(deps, &call, req)).await,
             Endpoint::Features | Endpoint::Feature => api::bounded(features(deps, &call)).await,
             _ => Err(ApiError::NotFound),
-        },
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        }
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]

@@ -12,11 +12,12 @@ use lambda_http::{Body, Request, Response};
 use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::delivery;
 use quota_shared::domain::catalogue::ResourceKind;
-use quota_shared::domain::decision::{Consumed, Decision, Reason};
+use quota_shared::domain::decision::{Consumed, Decision};
 use quota_shared::domain::idempotency::IdempotencyKey;
 use quota_shared::domain::reservation::{self, Outcome, ReservationId, Status};
 use quota_shared::domain::usage::Counter;
-use quota_shared::store::{End, Ended, Reserved};
+use quota_shared::domain::usage::Reason;
+use quota_shared::store::{CounterRef, End, Ended, Reserved};
 use quota_shared::{ApiError, Deps};
 use serde::Deserialize;
 
@@ -24,19 +25,19 @@ use serde::Deserialize;
 pub use quota_shared::api::REPLAYED_HEADER;
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::IncrementUsage) {
-        Ok(call) => match call.route.endpoint {
-            Endpoint::Consume => consume(deps, &call, &req).await,
-            Endpoint::Release => release(deps, &call, &req).await,
-            Endpoint::SetUsage => set_usage(deps, &call, &req).await,
-            Endpoint::Reserve => reserve(deps, &call, &req).await,
-            Endpoint::Commit => end(deps, &call, &req).await,
-            Endpoint::CancelReservation => end(deps, &call, &req).await,
+    let req = &req;
+    api::serve(req, Function::IncrementUsage, |call| async move {
+        match call.route.endpoint {
+            Endpoint::Consume => consume(deps, &call, req).await,
+            Endpoint::Release => release(deps, &call, req).await,
+            Endpoint::SetUsage => set_usage(deps, &call, req).await,
+            Endpoint::Reserve => reserve(deps, &call, req).await,
+            Endpoint::Commit => end(deps, &call, req).await,
+            Endpoint::CancelReservation => end(deps, &call, req).await,
             _ => Err(ApiError::NotFound),
-        },
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        }
+    })
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -96,7 +97,8 @@ struct ReserveBody {
 
 #[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]
 async fn reserve(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
-    let (resource, def) = call.resource(deps.catalogue)?;
+    let at = call.counter(deps.catalogue)?;
+    let resource = at.resource;
     let body: ReserveBody =
         api::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"amount\": n} is required".into()))?;
     let amount = body
@@ -110,13 +112,8 @@ async fn reserve(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Bod
     };
     let idempotency = api::idempotency_key(req, |k| IdempotencyKey::for_reserve(k, resource, amount, ttl))?;
     let now = deps.clock.now();
-    let (reserved, expired) = api::bounded(async {
-        Ok(deps
-            .store
-            .reserve(call.org(), resource, def.kind, amount, ttl, idempotency.as_ref(), deps.catalogue, now)
-            .await?)
-    })
-    .await?;
+    let (reserved, expired) =
+        api::bounded(async { Ok(deps.store.reserve(&at, amount, ttl, idempotency.as_ref(), now).await?) }).await?;
     let answer = |id: &ReservationId, counter: &Counter| {
         serde_json::json!({
             "reservationId": id.encode(),
@@ -169,8 +166,9 @@ async fn end(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, 
             Ended::Done(outcome) | Ended::Before(outcome) if committed(outcome) => {
                 // Up to date, so that a threshold notice it owes is claimed
                 // on the limit the table holds.
-                let (counter, swept) =
-                    deps.store.current(call.org(), &id.resource, def.kind, deps.catalogue, now).await?;
+                let at =
+                    CounterRef { org: call.org(), resource: &id.resource, kind: def.kind, catalogue: deps.catalogue };
+                let (counter, swept) = deps.store.current(&at, now).await?;
                 expired.extend(swept);
                 Some(counter.at(now))
             }
@@ -209,17 +207,14 @@ async fn end(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, 
 
 #[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]
 async fn release(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
-    let (resource, def) = call.resource(deps.catalogue)?;
-    if def.kind != ResourceKind::Total {
-        return Err(ApiError::NotReleasable(resource.to_string()));
+    let at = call.counter(deps.catalogue)?;
+    if at.kind != ResourceKind::Total {
+        return Err(ApiError::NotReleasable(at.resource.to_string()));
     }
     let body: AmountBody = api::body(req)?.unwrap_or_default();
     let amount = api::amount(body.amount.as_ref(), 1, 1, "amount")?;
     let now = deps.clock.now();
-    let (counter, expired) = api::bounded(async {
-        Ok(deps.store.release(call.org(), resource, def.kind, amount, deps.catalogue, now).await?)
-    })
-    .await?;
+    let (counter, expired) = api::bounded(async { Ok(deps.store.release(&at, amount, now).await?) }).await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
     Ok(api::ok(&serde_json::json!({ "usage": counter.usage(now) })))
 }
@@ -232,22 +227,20 @@ struct SetBody {
 
 #[tracing::instrument(skip_all, fields(org = %call.org(), resource = call.route.resource.as_deref()))]
 async fn set_usage(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>, ApiError> {
-    let (resource, def) = call.resource(deps.catalogue)?;
+    let at = call.counter(deps.catalogue)?;
     // Setting a period's count is a reset by another name, and the count is
     // what the period is billed on: an org's own token may not.
     let org_bound =
         call.principal.as_ref().is_some_and(|p| matches!(p.binding, quota_shared::api::auth::Binding::Org(_)));
-    if org_bound && def.kind == ResourceKind::Period {
+    if org_bound && at.kind == ResourceKind::Period {
         return Err(ApiError::Forbidden("an org-bound token cannot set the count of a per-period resource"));
     }
     let body: SetBody =
         api::body(req)?.ok_or_else(|| ApiError::InvalidRequest("request body: {\"value\": n} is required".into()))?;
     let value = api::amount(Some(&body.value), 0, 0, "value")?;
     let now = deps.clock.now();
-    let (before, after, expired) = api::bounded(async {
-        Ok(deps.store.set_usage(call.org(), resource, def.kind, value, call.subject(), deps.catalogue, now).await?)
-    })
-    .await?;
+    let (before, after, expired) =
+        api::bounded(async { Ok(deps.store.set_usage(&at, value, call.subject(), now).await?) }).await?;
     delivery::grants_expired(deps, call.org(), &expired, now).await;
     delivery::after_increase(deps, &after, Some(before.used), now).await;
     Ok(api::ok(&serde_json::json!({ "usage": after.usage(now) })))

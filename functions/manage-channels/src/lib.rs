@@ -21,17 +21,17 @@ use quota_shared::{ApiError, Deps};
 pub const MAX_DELIVERIES: usize = 100;
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::ManageChannels) {
-        Ok(call) => match call.route.endpoint {
-            Endpoint::AddChannel => add(deps, &call, &req).await,
+    let req = &req;
+    api::serve(req, Function::ManageChannels, |call| async move {
+        match call.route.endpoint {
+            Endpoint::AddChannel => add(deps, &call, req).await,
             Endpoint::ListChannels => api::bounded(list(deps, &call)).await,
-            Endpoint::RemoveChannel => remove(deps, &call, &req).await,
-            Endpoint::ChannelDeliveries => api::bounded(deliveries(deps, &call, &req)).await,
+            Endpoint::RemoveChannel => remove(deps, &call, req).await,
+            Endpoint::ChannelDeliveries => api::bounded(deliveries(deps, &call, req)).await,
             _ => Err(ApiError::NotFound),
-        },
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        }
+    })
+    .await
 }
 
 fn refused(r: Refused) -> ApiError {

@@ -13,15 +13,15 @@ use quota_shared::store::PutOrg;
 use quota_shared::{ApiError, Deps};
 
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let result = match Call::prepare(&req, Function::ManageOrgs) {
-        Ok(call) => match call.route.endpoint {
-            Endpoint::PutOrg => put_org(deps, &call, &req).await,
+    let req = &req;
+    api::serve(req, Function::ManageOrgs, |call| async move {
+        match call.route.endpoint {
+            Endpoint::PutOrg => put_org(deps, &call, req).await,
             Endpoint::GetOrg => api::bounded(get_org(deps, &call)).await,
             _ => Err(ApiError::NotFound),
-        },
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+        }
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(org = %call.org()))]

@@ -65,7 +65,7 @@ impl ApiError {
     pub fn limit_too_large() -> ApiError {
         ApiError::InvalidRequest(format!(
             "the effective limit (the plan's or the org's, plus live grants) would pass {}",
-            crate::domain::org::MAX_COUNT
+            crate::domain::MAX_COUNT
         ))
     }
 

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::catalogue::{Catalogue, ResourceDef};
 use crate::domain::org::OrgId;
+use crate::store::CounterRef;
 use auth::Principal;
 
 /// Bodies larger than this are refused with 413.
@@ -54,11 +55,36 @@ impl Call {
         self.principal.as_ref().map_or("anonymous", |p| p.subject.as_str())
     }
 
+    /// The route's counter: its org and resource, checked against the
+    /// catalogue (404 if unknown).
+    pub fn counter<'c>(&'c self, catalogue: &'c Catalogue) -> Result<CounterRef<'c>, ApiError> {
+        let (resource, def) = self.resource(catalogue)?;
+        Ok(CounterRef { org: self.org(), resource, kind: def.kind, catalogue })
+    }
+
     /// The route's resource, checked against the catalogue (404 if unknown).
     pub fn resource<'c>(&self, catalogue: &'c Catalogue) -> Result<(&str, &'c ResourceDef), ApiError> {
         let name = self.route.resource.as_deref().unwrap_or_default();
         catalogue.resource(name).map(|def| (name, def)).ok_or_else(|| ApiError::UnknownResource(name.to_string()))
     }
+}
+
+/// The handlers' shared preamble: prepares the call for `function`
+/// (routing, authentication, org id, authorization: [`Call::prepare`]),
+/// runs `endpoint` on it, and answers an error with its status and body.
+pub async fn serve<F>(req: &Request, function: Function, endpoint: impl FnOnce(Call) -> F) -> Response<Body>
+where
+    F: std::future::Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let result = match Call::prepare(req, function) {
+        // Boxed, as `bounded` boxes its work: the endpoint's future nests the
+        // store's and the delivery's, which would otherwise sit in every
+        // caller's frame (debug builds run out of stack, and the compiler of
+        // layout depth).
+        Ok(call) => Box::pin(endpoint(call)).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(ApiError::into_response)
 }
 
 /// Parses a JSON body; an empty body is `None`. 413 past 64 KiB, 400 for
@@ -96,7 +122,7 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
 
 /// An amount as the API takes it: a JSON integer in `min..=MAX_COUNT`.
 pub fn amount(value: Option<&serde_json::Value>, min: i64, default: i64, field: &str) -> Result<i64, ApiError> {
-    value.map_or(Ok(default), |v| integer(v, min, crate::domain::org::MAX_COUNT, field))
+    value.map_or(Ok(default), |v| integer(v, min, crate::domain::MAX_COUNT, field))
 }
 
 /// A JSON integer in `min..=max` (`5.0` too, as JSON Schema reads it); 400

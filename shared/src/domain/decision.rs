@@ -6,23 +6,7 @@ use serde::Serialize;
 
 use super::catalogue::Catalogue;
 use super::messages;
-use super::usage::{Counter, Usage};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    QuotaExceeded,
-    TrialExpired,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::QuotaExceeded => "quota_exceeded",
-            Reason::TrialExpired => "trial_expired",
-        }
-    }
-}
+use super::usage::{Counter, Reason, Usage};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {

@@ -1,6 +1,9 @@
 //! The events the service publishes, each a type whose fields are its
 //! documented `detail` (`docs/events.md`; a test holds the two together).
 //! Pure: publishing is `crate::bus`.
+//!
+//! Over 400 lines for a reason: every event's schema, side by side as
+//! `docs/events.md` lists them, so that the contract reads in one place.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

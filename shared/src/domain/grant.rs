@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::org::MAX_COUNT;
+use super::MAX_COUNT;
 
 /// Most grants one counter keeps at once (they live on its item).
 pub const MAX_GRANTS: usize = 50;

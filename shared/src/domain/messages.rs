@@ -1,8 +1,8 @@
 //! Localized texts shown to end users (English and Danish, from the seeds).
 
 use super::catalogue::{Catalogue, ResourceKind};
-use super::decision::Reason;
 use super::locale::Locale;
+use super::usage::Reason;
 
 /// The message that goes with a refusal; resource names from `catalogue`.
 pub fn refusal(reason: Reason, resource: &str, kind: ResourceKind, locale: Locale, catalogue: &Catalogue) -> String {

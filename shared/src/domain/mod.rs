@@ -17,23 +17,19 @@ pub mod org;
 pub mod period;
 pub mod report;
 pub mod reservation;
+pub mod state;
 pub mod usage;
 pub mod webhook;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
-/// `bytes` random bytes as lower-case hex, for ids: from the OS's generator;
-/// failing that (no entropy source at all), the time through a per-process
-/// keyed hasher keeps them unique, if guessable.
-/// A random number (jitter).
-pub fn random_u64() -> u64 {
-    u64::from_str_radix(&random_hex(8), 16).unwrap_or_default()
-}
-
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if getrandom::getrandom(&mut buf).is_err() {
+/// Fills `buf` from the OS's generator (`getrandom`); failing that (no
+/// entropy source at all), from the time through a per-process keyed
+/// hasher, which keeps ids unique, if guessable. The one source of
+/// randomness: ids, claim nonces, audit keys, backoff jitter.
+fn fill_random(buf: &mut [u8]) {
+    if getrandom::getrandom(buf).is_err() {
         use std::hash::{BuildHasher, Hasher};
         for chunk in buf.chunks_mut(8) {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -41,6 +37,19 @@ pub fn random_hex(bytes: usize) -> String {
             chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
         }
     }
+}
+
+/// A random number.
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    fill_random(&mut buf);
+    u64::from_le_bytes(buf)
+}
+
+/// `bytes` random bytes as lower-case hex, for ids.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    fill_random(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -48,6 +57,10 @@ pub fn random_hex(bytes: usize) -> String {
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
+
+/// Largest count or limit the service accepts: 2^53 − 1, exact in every JSON
+/// client (see [`json_integer`]).
+pub const MAX_COUNT: i64 = 9_007_199_254_740_991;
 
 /// A JSON number as an integer, as JSON Schema reads it: `5`, and `5.0` or
 /// `5e0` too (a number with no fraction), within what a double holds exactly.

@@ -1,6 +1,6 @@
 //! Notices: which threshold of a resource is owed an email, what sending one
 //! records, and the state of a notice while it is being sent. Pure; the
-//! store keeps this state on the items (`store::notices`).
+//! store keeps this state on the items (`store::notice_claims`).
 
 use super::catalogue::Enforcement;
 

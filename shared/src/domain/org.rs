@@ -1,6 +1,9 @@
 //! Organizations: ids, locales, contacts, profiles and the PUT patch that
 //! creates or updates one. Parse, don't validate: a value of these types is
 //! always well formed.
+//!
+//! Over 400 lines for a reason: a third of it is the PUT patch's field-by-
+//! field tests, kept beside the parsing they hold to the contract.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,10 +12,9 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::MAX_COUNT;
 use super::catalogue::Catalogue;
 pub use super::locale::Locale;
-use super::notice::InFlight;
-use super::usage::{Counter, CounterSettings};
 
 /// 1–64 of `A-Z a-z 0-9 _ -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -103,38 +105,6 @@ impl OrgProfile {
     }
 }
 
-/// An org's profile and every counter it has: what one Query returns.
-#[derive(Debug, Clone)]
-pub struct OrgState {
-    pub profile: OrgProfile,
-    pub version: i64,
-    pub counters: BTreeMap<String, Counter>,
-    /// When the trial-ended email went out, if it did.
-    pub trial_notified_at: Option<String>,
-    /// The trial notice's claim, while one is being sent.
-    pub trial_notice: Option<InFlight>,
-    /// Events admin writes made that are still to be published.
-    pub outbox: Vec<super::events::Pending>,
-}
-
-impl OrgState {
-    /// Every counter of the org as it stands at `now`, in catalogue order,
-    /// including those not written yet.
-    pub fn counters_at(&self, catalogue: &Catalogue, now: DateTime<Utc>) -> Vec<Counter> {
-        catalogue
-            .resources
-            .iter()
-            .filter_map(|(name, def)| match self.counters.get(name) {
-                Some(c) => Some(c.at(now)),
-                None => {
-                    let settings = CounterSettings::of(&self.profile, name, catalogue)?;
-                    Some(Counter::fresh(&self.profile.org_id, name, def.kind, &settings, now))
-                }
-            })
-            .collect()
-    }
-}
-
 /// The body of `PUT /v1/orgs/{orgId}`, as sent. Absent fields keep their value.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -193,9 +163,6 @@ pub struct OrgPatch {
     pub anchor_day: Option<u32>,
     pub trial_ends_at: Option<Option<DateTime<Utc>>>,
 }
-
-/// Largest count or limit the service accepts: 2^53 − 1, exact in every JSON client.
-pub const MAX_COUNT: i64 = 9_007_199_254_740_991;
 
 impl OrgPatch {
     /// Checks a PUT body against the catalogue. The error names the field.

@@ -74,7 +74,7 @@ fn period_start(year: i32, month: u32, anchor_day: u32, tz: Tz) -> DateTime<Utc>
 }
 
 /// A period that ended, with its final figures, for billing, and the state
-/// of its notice (see `notices`).
+/// of its notice (see `notice_claims`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedPeriod {
     pub resource: String,

@@ -7,12 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::catalogue::Catalogue;
-use super::decision::Reason;
 use super::feature::{Entitlement, entitlements};
 use super::messages;
 use super::org::OrgProfile;
 use super::period::Period;
 use super::rfc3339;
+use super::usage::Reason;
 use super::usage::{Counter, Status, Usage};
 
 #[derive(Debug, Serialize)]

@@ -7,14 +7,31 @@ use serde::Serialize;
 
 use chrono_tz::Tz;
 
+use super::MAX_COUNT;
 use super::catalogue::{Catalogue, Enforcement, ResourceKind};
-use super::decision::Reason;
 use super::grant::Grant;
 use super::locale::Locale;
 use super::notice::InFlight;
-use super::org::{MAX_COUNT, OrgId, OrgProfile};
+use super::org::{OrgId, OrgProfile};
 use super::period::Period;
 use super::reservation::Hold;
+
+/// Why a counter refuses more units (see [`Counter::refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    QuotaExceeded,
+    TrialExpired,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::QuotaExceeded => "quota_exceeded",
+            Reason::TrialExpired => "trial_expired",
+        }
+    }
+}
 
 /// The settings a counter takes from its org's profile and the catalogue.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +80,7 @@ pub struct Counter {
     pub trial_ends_at: Option<DateTime<Utc>>,
     /// Thresholds (percent) already notified in `period`.
     pub notified: Vec<u32>,
-    /// A threshold notice being sent, if one is (see `store::notices`).
+    /// A threshold notice being sent, if one is (see `store::notice_claims`).
     pub notice: Option<InFlight>,
     /// Units held for open reservations; they count against the limit.
     pub holds: Vec<Hold>,
@@ -376,7 +393,7 @@ mod tests {
         assert_eq!(counter(0, Some(100), Enforcement::Soft).forecast(now()), None);
         assert_eq!(counter(10, None, Enforcement::Soft).forecast(now()), None);
         // Far beyond any period, and beyond what a date can hold: no forecast, no panic.
-        for limit in [1_000_000_000_000, crate::domain::org::MAX_COUNT] {
+        for limit in [1_000_000_000_000, crate::domain::MAX_COUNT] {
             let u = counter(1, Some(limit), Enforcement::Soft).usage(now());
             assert_eq!(u.forecast, None);
         }

@@ -11,6 +11,7 @@
 //! or failing receiver costs its own delivery's time only: nothing on the
 //! request path waits for a channel.
 
+pub mod chat;
 pub mod http;
 pub mod local;
 
@@ -23,8 +24,8 @@ use crate::domain::channel::{Channel, ChannelType, secret_key};
 use crate::domain::events::EventKind;
 use crate::domain::org::OrgId;
 use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, after_attempt, signature, webhook_id};
-use crate::notify::chat::{self, Audience, Chat};
 use crate::store::{Opened, Store, StoreError};
+use chat::{Audience, Chat};
 pub use http::{Net, Sender};
 
 /// An event as the bus handed it over: EventBridge's `id`, `detail-type`,

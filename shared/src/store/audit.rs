@@ -1,19 +1,18 @@
 //! The audit log on the table: entries under `AUDIT#<time>#<salt>`, only
 //! ever added, each in the transaction of the change it records.
 
-use std::hash::{BuildHasher, Hasher};
-
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, Item, get_s, key, s};
+use super::attrs::{Item, get_s, key, s};
+use super::items;
 use super::sdk::{Query, SortKeys};
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::org::OrgId;
 
 fn to_item(entry: &AuditEntry, org: &OrgId) -> Item {
-    let salt = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let salt = crate::domain::random_u64();
     let sk = format!("AUDIT#{}#{salt:016x}", entry.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"));
     let mut item = key(items::pk(org), sk);
     item.insert("type".into(), s("audit"));

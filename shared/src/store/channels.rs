@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::attrs::{Item, get_n, get_s, key, n, s};
+use super::items;
 use super::sdk::{Query, SortKeys, Transacted, get_consistent, own, reason, transact};
 use super::{Store, StoreError};
 use crate::domain::audit::{AuditAction, AuditEntry};

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-use super::items::Malformed;
+use super::attrs::Malformed;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

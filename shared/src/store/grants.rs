@@ -11,20 +11,22 @@
 //! to the grants it was computed from by `gv`, which every change to them
 //! moves.
 
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, Item, get_n, get_s, key, n, s};
-use super::sdk::{MAX_ATTEMPTS, Transacted, applied, backoff, get_consistent, own, transact};
-use super::{Store, StoreError};
+use super::attrs::{Item, get_n, get_s, key, n, s};
+use super::current::Change;
+use super::items;
+use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, get_consistent, own, transact};
+use super::{CounterRef, Store, StoreError};
+use crate::domain::MAX_COUNT;
 use crate::domain::audit::{AuditAction, AuditEntry};
-use crate::domain::catalogue::{Catalogue, ResourceKind};
+use crate::domain::catalogue::Catalogue;
 use crate::domain::events::{GrantAdded, GrantDetail, GrantRevoked, Pending};
 use crate::domain::grant::{Expired, Grant, GrantDetails, GrantRequest, MAX_GRANTS};
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::org::{MAX_COUNT, OrgId};
+use crate::domain::org::OrgId;
 use crate::domain::period::Period;
-use crate::domain::reservation::Hold;
 use crate::domain::usage::Counter;
 
 /// Where a grant's `Idempotency-Key` record is: `IDEM#GRANT#<key>`
@@ -35,18 +37,6 @@ fn grant_key_sk(idem: &IdempotencyKey) -> String {
 
 /// How long a grant's item outlives its expiry (then TTL removes it).
 const DETAILS_KEPT_DAYS: i64 = 30;
-
-/// A change to a counter's grants and holds.
-struct Change<'a> {
-    add: Option<&'a Grant>,
-    remove: Vec<&'a Grant>,
-    /// Holds to free (expired ones: a sweep).
-    free: Vec<&'a Hold>,
-    /// For an admin change at this instant: the counter's period must not
-    /// have ended (an ended one is closed first, on the grants it had), and
-    /// an added grant is pinned to the limit it was checked against.
-    at: Option<DateTime<Utc>>,
-}
 
 fn details_sk(id: &str) -> String {
     format!("GRANT#{id}")
@@ -120,18 +110,16 @@ impl Store {
     /// Adds a grant to a resource's counter, with its item and audit entry
     /// in the same transaction. Also returns grants found expired on the way
     /// (whatever it came to: only this call can report them).
-    #[allow(clippy::too_many_arguments)]
+    /// `at` names the request's resource.
     pub async fn add_grant(
         &self,
-        org: &OrgId,
-        kind: ResourceKind,
+        at: &CounterRef<'_>,
         request: &GrantRequest,
         idempotency: Option<&IdempotencyKey>,
         actor: &str,
-        catalogue: &Catalogue,
         now: DateTime<Utc>,
     ) -> Result<(Granted, Vec<Expired>), StoreError> {
-        let resource = request.resource.as_str();
+        let CounterRef { org, resource, kind, catalogue } = *at;
         let mut expired = Vec::new();
         for attempt in 0..MAX_ATTEMPTS {
             if let Some(idem) = idempotency
@@ -140,7 +128,8 @@ impl Store {
                 let counter = self.counter(org, resource, kind, catalogue, now).await?;
                 return Ok((Granted::Replayed(first, Box::new(counter)), expired));
             }
-            let Some(counter) = self.ready_counter(org, resource, kind, catalogue, now, &mut expired).await? else {
+            let stored = self.counter_item(org, resource).await?;
+            let Some(counter) = self.make_current(at, stored, now, &mut expired).await? else {
                 continue;
             };
             if counter.grants.len() >= MAX_GRANTS {
@@ -209,6 +198,7 @@ impl Store {
         org: &OrgId,
         id: &str,
         actor: &str,
+        catalogue: &Catalogue,
         now: DateTime<Utc>,
     ) -> Result<(Revoked, Vec<Expired>), StoreError> {
         let mut expired = Vec::new();
@@ -233,15 +223,12 @@ impl Store {
             };
             // An ended period is closed first, billed with the grant it had;
             // an expired grant is not revoked: it has ended.
-            if counter.period_ended(now) || counter.lapsed(now) {
-                if counter.lapsed(now) {
-                    expired.extend(self.sweep(org, counter, now).await?);
-                } else {
-                    self.roll_over(org, counter, now).await?;
-                }
-                touched = Some(counter.resource.clone());
+            let at = CounterRef { org, resource: &counter.resource, kind: counter.kind, catalogue };
+            let Some(counter) = self.make_current(&at, Some(counter.clone()), now, &mut expired).await? else {
+                touched = Some(at.resource.to_string());
                 continue;
-            }
+            };
+            let counter = &counter;
             let grant = counter.grants.iter().find(|g| g.id == id).cloned().ok_or(StoreError::Contended("revoke"))?;
             let details = details_from(&grant, self.grant_item(org, id).await?.as_ref());
             let change = Change { add: None, remove: vec![&grant], free: Vec::new(), at: Some(now) };
@@ -296,208 +283,5 @@ impl Store {
     /// A grant's own item (its reason and author).
     async fn grant_item(&self, org: &OrgId, id: &str) -> Result<Option<Item>, StoreError> {
         get_consistent(&self.retrying, &self.table, key(items::pk(org), details_sk(id))).await
-    }
-
-    /// A counter as stored, ready for an admin change: written, in its
-    /// current period and with nothing expired on it. `None` when it had to
-    /// be made so (read it again).
-    async fn ready_counter(
-        &self,
-        org: &OrgId,
-        resource: &str,
-        kind: ResourceKind,
-        catalogue: &Catalogue,
-        now: DateTime<Utc>,
-        expired: &mut Vec<Expired>,
-    ) -> Result<Option<Counter>, StoreError> {
-        let Some(counter) = self.counter_item(org, resource).await? else {
-            self.materialize(org, resource, kind, catalogue, now).await?;
-            return Ok(None);
-        };
-        if counter.lapsed(now) {
-            expired.extend(self.sweep(org, &counter, now).await?);
-            return Ok(None);
-        }
-        if counter.period_ended(now) {
-            self.roll_over(org, &counter, now).await?;
-            return Ok(None);
-        }
-        Ok(Some(counter))
-    }
-
-    /// The counter's update for a change of its grants and holds, pinned to
-    /// what it was computed from (`counter`, as read): the grants and the
-    /// limit by `gv`, each hold freed by its still being there.
-    fn change_update(&self, org: &OrgId, counter: &Counter, change: &Change) -> Result<Update, StoreError> {
-        let grants_change = change.add.is_some() || !change.remove.is_empty();
-        let granted = change.add.map_or(0, |g| g.amount) - change.remove.iter().map(|g| g.amount).sum::<i64>();
-        let freed: i64 = change.free.iter().map(|h| h.amount).sum();
-        let limited = counter.limit.is_some();
-        let mut set = Vec::new();
-        let mut remove = Vec::new();
-        let mut condition = vec!["attribute_exists(pk)".to_string()];
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))));
-        if let Some(at) = change.at {
-            condition.push("(attribute_not_exists(pend) OR pend > :at)".into());
-            update = update.expression_attribute_values(":at", n(at.timestamp()));
-            if let (Some(_), Some(limit)) = (change.add, counter.limit) {
-                condition.push("lim = :checked".into());
-                update = update.expression_attribute_values(":checked", n(limit));
-            }
-        }
-        if grants_change {
-            let first = counter
-                .grants
-                .iter()
-                .filter(|g| !change.remove.iter().any(|r| r.id == g.id))
-                .chain(change.add)
-                .map(|g| g.expires_at)
-                .min();
-            set.push("gv = if_not_exists(gv, :zero) + :one".to_string());
-            condition.push("(gv = :gv OR (attribute_not_exists(gv) AND :gv = :zero))".into());
-            condition.push("attribute_exists(#grants)".into());
-            condition.push(if limited { "attribute_exists(lim)" } else { "attribute_not_exists(lim)" }.into());
-            update = update
-                .expression_attribute_names("#grants", items::GRANTS)
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":gv", n(counter.grant_version));
-            if let Some(grant) = change.add {
-                set.push("#grants.#add = :grant".into());
-                update = update
-                    .expression_attribute_names("#add", &grant.id)
-                    .expression_attribute_values(":grant", items::grant_value(grant));
-            }
-            for (i, grant) in change.remove.iter().enumerate() {
-                remove.push(format!("#grants.#g{i}"));
-                update = update.expression_attribute_names(format!("#g{i}"), &grant.id);
-            }
-            match first {
-                Some(first) => {
-                    set.push("gexp = :gexp".into());
-                    update = update.expression_attribute_values(":gexp", n(first.timestamp()));
-                }
-                None => remove.push("gexp".into()),
-            }
-            if limited && granted != 0 {
-                set.push("lim = lim + :granted".into());
-                update = update.expression_attribute_values(":granted", n(granted));
-            }
-        }
-        if !change.free.is_empty() {
-            update = update.expression_attribute_names("#holds", items::HOLDS);
-            for (i, hold) in change.free.iter().enumerate() {
-                remove.push(format!("#holds.#h{i}"));
-                condition.push(format!("attribute_exists(#holds.#h{i})"));
-                update = update.expression_attribute_names(format!("#h{i}"), &hold.nonce);
-            }
-            set.push("held = held - :freed".into());
-            set.push("hv = if_not_exists(hv, :hzero) + :hone".into());
-            update = update
-                .expression_attribute_values(":freed", n(freed))
-                .expression_attribute_values(":hzero", n(0))
-                .expression_attribute_values(":hone", n(1));
-        }
-        let room = freed + if limited { granted } else { 0 };
-        if room != 0 {
-            set.push("rem = rem + :room".into());
-            update = update.expression_attribute_values(":room", n(room));
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        Ok(update
-            .update_expression(expression)
-            .condition_expression(condition.join(" AND "))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?)
-    }
-
-    /// Takes the holds and grants that have expired by `now` off a counter
-    /// (`counter` as read): one conditional UpdateItem (one per
-    /// `SWEEP_HOLDS` holds: an expression holds at most 4 KB). Returns the
-    /// grants this call took off; none that another writer took first.
-    pub async fn sweep(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<Vec<Expired>, StoreError> {
-        let mut taken = Vec::new();
-        match self.sweep_into(org, counter, now, &mut taken).await {
-            // What was taken off is reported even if the rest failed: no
-            // later write could (the next one finishes the sweep).
-            Err(err) if !taken.is_empty() => {
-                tracing::warn!(error = %err, "sweep stopped part way; the next write goes on");
-                Ok(taken)
-            }
-            Err(err) => Err(err),
-            Ok(()) => Ok(taken),
-        }
-    }
-
-    async fn sweep_into(
-        &self,
-        org: &OrgId,
-        counter: &Counter,
-        now: DateTime<Utc>,
-        taken: &mut Vec<Expired>,
-    ) -> Result<(), StoreError> {
-        const SWEEP_HOLDS: usize = 40;
-        let mut counter = counter.clone();
-        for attempt in 0..MAX_ATTEMPTS {
-            if !counter.lapsed(now) {
-                return Ok(());
-            }
-            // A period that has ended is closed first, billed on the grants
-            // that held through it; then they come off.
-            if counter.period_ended(now) {
-                self.roll_over(org, &counter, now).await?;
-                match self.counter_item(org, &counter.resource).await? {
-                    Some(fresh) => counter = fresh,
-                    None => return Ok(()),
-                }
-                continue;
-            }
-            let change = Change {
-                add: None,
-                remove: counter.grants.iter().filter(|g| g.expired(now)).collect(),
-                free: counter.holds.iter().filter(|h| h.expired(now)).take(SWEEP_HOLDS).collect(),
-                at: None,
-            };
-            let update = self.change_update(org, &counter, &change)?;
-            let result = self
-                .once
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(update.key().clone()))
-                .update_expression(update.update_expression())
-                .set_condition_expression(update.condition_expression().map(str::to_string))
-                .set_expression_attribute_names(update.expression_attribute_names().cloned())
-                .set_expression_attribute_values(update.expression_attribute_values().cloned())
-                .send()
-                .await;
-            if applied(result)? {
-                let freed: Vec<String> = change.free.iter().map(|h| h.nonce.clone()).collect();
-                if !change.remove.is_empty() {
-                    let gone: i64 = change.remove.iter().map(|g| g.amount).sum();
-                    let limit = counter.limit.map(|l| l - gone);
-                    taken.extend(change.remove.iter().map(|g| Expired {
-                        resource: counter.resource.clone(),
-                        grant: (*g).clone(),
-                        limit,
-                    }));
-                    counter.limit = limit;
-                    counter.grants.retain(|g| !g.expired(now));
-                    counter.grant_version += 1;
-                }
-                counter.holds.retain(|h| !freed.contains(&h.nonce));
-                continue;
-            }
-            match self.counter_item(org, &counter.resource).await? {
-                Some(fresh) => counter = fresh,
-                None => return Ok(()),
-            }
-            backoff(attempt).await;
-        }
-        Err(StoreError::Contended("sweep"))
     }
 }

@@ -1,12 +1,13 @@
-//! The keyed consume (and reserve): the key's record and the counter change
-//! in one transaction, and what its cancellation reasons mean (replay,
-//! reuse, or a refusal on the counter).
+//! Idempotency keys on the table: a key's record (a consume's, a reserve's,
+//! a grant's or an admin write's), and the keyed write: the key's record and
+//! the counter change in one transaction, and what its cancellation reasons
+//! mean (replay, reuse, or a refusal on the counter).
 
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 
-use super::counters::ConsumeUpdate;
-use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::attrs::{Item, get_n, get_s, key, n, s};
+use super::items;
 use super::sdk::{Transacted, get_consistent, own, reason, transact};
 use super::{Store, StoreError};
 use crate::domain::idempotency::{IDEMPOTENCY_TTL_HOURS, IdempotencyKey};
@@ -60,21 +61,21 @@ impl Store {
         Ok(record.filter(|r| get_n(r, "ttl").is_some_and(|ttl| ttl > now.timestamp())))
     }
 
-    /// `write` (a consume or a reserve) under `idem`; `extra` goes on the
-    /// key's record (a reservation's id, for its replays).
+    /// `update` (a consume's or a reserve's, guarded by `idem`: see
+    /// `admit`) under `idem`; `extra` goes on the key's record (a
+    /// reservation's id, for its replays).
     pub(super) async fn keyed(
         &self,
         org: &OrgId,
         resource: &str,
-        write: ConsumeUpdate,
+        update: Update,
         idem: &IdempotencyKey,
         extra: Item,
         now: DateTime<Utc>,
     ) -> Result<Idem, StoreError> {
         let put = self.key_record_put(org, items::idempotency_sk(resource, &idem.key), idem, extra, now)?;
-        let update = write.transact(&idem.guard)?;
         // The record first: a retry or duplicate is cancelled on it at once.
-        // A concurrent duplicate that got past it (see `ConsumeUpdate::transact`)
+        // A concurrent duplicate that got past it (see `admit`'s `ConsumeUpdate::transact`)
         // is caught by the counter's guard.
         const RECORD: usize = 0;
         const COUNTER: usize = 1;

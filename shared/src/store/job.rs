@@ -14,8 +14,9 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, Item, JOB_INDEX, JOB_ORG, get_n, get_s, key, n, s};
-use super::lease::{EMIT, THRESHOLD};
+use super::attrs::{Item, get_n, get_s, key, n, s};
+use super::claim::{EMIT, THRESHOLD};
+use super::items::{self, JOB_INDEX, JOB_ORG};
 use super::sdk::get_consistent;
 use super::sdk::{Query, SortKeys, applied};
 use super::{Store, StoreError};
@@ -284,7 +285,7 @@ impl Store {
     /// The record of a continued run (a consistent read).
     pub async fn job_run(&self, id: &str) -> Result<Option<JobRun>, StoreError> {
         let Some(item) = get_consistent(&self.retrying, &self.table, run_key(id)).await? else { return Ok(None) };
-        let malformed = || StoreError::from(items::malformed("job run"));
+        let malformed = || StoreError::from(super::attrs::malformed("job run"));
         let cursors = match item.get("cursors") {
             Some(AttributeValue::M(map)) => map
                 .iter()

@@ -8,29 +8,34 @@
 //! | `items` | the table's items and their mapping to domain types |
 //! | `sdk` | the request patterns, each once: conditional outcome, transaction, put-if-absent, prefix query, backoff |
 //! | `orgs` | org reads, create and update |
-//! | `counters` | counter reads, consume, release, set and reset |
+//! | `counters` | counter reads, release, set and reset |
+//! | `current` | bringing a counter up to date: written, nothing expired on it (the sweep), its period current |
+//! | `admit` | the admission loop: consume and reserve, one conditional write (keyed: one transaction) |
 //! | `rollover` | closing a period for billing and starting the next |
-//! | `idempotency` | the keyed consume and reserve |
-//! | `reservations` | reserve, commit and release |
-//! | `grants` | grants added and revoked, and the sweep of what has expired |
+//! | `idempotency` | a key's record, and the keyed write's transaction |
+//! | `reservations` | commit and release |
+//! | `grants` | grants added and revoked |
 //! | `audit` | the audit log |
 //! | `channels` | an org's notification channels and their deliveries |
-//! | `lease`, `notices` | the claim protocol, and the notices that use it |
-//! | `closed` | the period-close event's claim, sending and marks |
+//! | `claim`, `notice_claims` | the claim protocol, and the notices that use it |
+//! | `close_claims` | the period-close event's claim, sending and marks |
 //! | `job` | the daily job's index scan, pending closed periods, continued runs |
 //! | `snapshots` | daily snapshots and the history read |
 
+mod admit;
+mod attrs;
 mod audit;
 mod channels;
-mod closed;
+mod claim;
+mod close_claims;
 mod counters;
+mod current;
 mod error;
 mod grants;
 mod idempotency;
 mod items;
 pub mod job;
-mod lease;
-pub mod notices;
+pub mod notice_claims;
 mod orgs;
 mod outbox;
 mod reservations;
@@ -39,16 +44,32 @@ pub mod schema;
 mod sdk;
 pub mod snapshots;
 
+pub use admit::Reserved;
 pub use channels::{ChannelAdded, Opened};
+pub use claim::{Claim, Lease, Settled};
 pub use counters::CountChange;
 pub use error::{BoxError, StoreError, root_cause};
 pub use grants::{Granted, Revoked};
-pub use lease::{Claim, Lease, Settled};
 pub use orgs::PutOrg;
-pub use reservations::{End, Ended, Reserved};
+pub use reservations::{End, Ended};
 pub use sdk::Work;
 
 use aws_sdk_dynamodb::Client;
+
+use crate::domain::catalogue::{Catalogue, ResourceKind};
+use crate::domain::org::OrgId;
+
+/// One counter, named: its org, resource and kind, and the catalogue that
+/// says what it is before anything was written to it. Every write to a
+/// counter takes one, and brings the counter up to date the same way
+/// (`current`: `Store::make_current`).
+#[derive(Debug, Clone, Copy)]
+pub struct CounterRef<'a> {
+    pub org: &'a OrgId,
+    pub resource: &'a str,
+    pub kind: ResourceKind,
+    pub catalogue: &'a Catalogue,
+}
 
 /// The table, through two clients built from one configuration:
 ///

@@ -7,17 +7,20 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, Item, get_s, key, n, s};
+use super::attrs::{Item, UpdateExpr, get_s, key, n, s};
+use super::items;
 use super::sdk::get_consistent;
 use super::sdk::put_if_absent_in;
 use super::sdk::{MAX_ATTEMPTS, Query, SortKeys, Transacted, backoff, own, transact};
 use super::{Store, StoreError};
+use crate::domain::MAX_COUNT;
 use crate::domain::audit;
 use crate::domain::catalogue::Catalogue;
 use crate::domain::events::{Pending, PlanChanged, new_event_id};
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::org::{MAX_COUNT, OrgId, OrgPatch, OrgProfile, OrgState};
+use crate::domain::org::{OrgId, OrgPatch, OrgProfile};
 use crate::domain::period::Period;
+use crate::domain::state::OrgState;
 use crate::domain::usage::{Counter, CounterSettings};
 
 /// What a create or update of an org came to.
@@ -41,7 +44,7 @@ pub(crate) fn state_from_items<'a>(found: impl IntoIterator<Item = &'a Item>) ->
         if items::is_profile(item) {
             profile = Some(items::profile_from_item(item)?);
             trial_notified_at = get_s(item, "trialNotifiedAt").map(str::to_string);
-            trial_notice = super::lease::TRIAL.read(item);
+            trial_notice = super::claim::TRIAL.read(item);
         } else if items::is_counter(item) {
             let counter = items::counter_from_item(item)?;
             counters.insert(counter.resource.clone(), counter);
@@ -272,10 +275,11 @@ impl Store {
                 .expression_attribute_values(":pe", n(end.timestamp()))
                 .expression_attribute_values(":oldpe", n(period.end.timestamp()));
         }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        Ok(Some(update.update_expression(expression).condition_expression(condition.join(" AND ")).build()?))
+        let expression = UpdateExpr {
+            set: set.into_iter().map(str::to_string).collect(),
+            remove: remove.into_iter().map(str::to_string).collect(),
+            ..Default::default()
+        };
+        Ok(Some(update.update_expression(expression.text()).condition_expression(condition.join(" AND ")).build()?))
     }
 }

@@ -11,7 +11,8 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, Item, get_s, key, n, s};
+use super::attrs::{Item, get_s, key, n, s};
+use super::items;
 use super::sdk::{Query, SortKeys};
 use super::{Store, StoreError};
 use crate::domain::events::{EventKind, Pending};

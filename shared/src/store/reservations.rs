@@ -11,39 +11,18 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 
-use super::counters::{Next, condition_failed_item};
-use super::idempotency::Idem;
-use super::items::{self, Item, get_n, get_s, key, n, s};
+use super::attrs::{Item, get_n, get_s, key, n, s};
+use super::items;
 use super::sdk::get_consistent;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, own, reason, transact};
 use super::{Store, StoreError};
-use crate::domain::catalogue::{Catalogue, Enforcement, ResourceKind};
-use crate::domain::decision::Reason;
+use crate::domain::MAX_COUNT;
+use crate::domain::catalogue::Enforcement;
 use crate::domain::grant::Expired;
-use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::org::{MAX_COUNT, OrgId};
-use crate::domain::reservation::{self, Hold, MAX_OPEN, OUTCOME_TTL_DAYS, Outcome, ReservationId, Status};
+use crate::domain::org::OrgId;
+use crate::domain::reservation::{Hold, OUTCOME_TTL_DAYS, Outcome, ReservationId, Status};
 use crate::domain::usage::Counter;
-
-/// What a reserve came to.
-#[derive(Debug)]
-pub enum Reserved {
-    Held {
-        id: ReservationId,
-        counter: Counter,
-    },
-    /// A retry of a reserve that held units: the same reservation.
-    Replayed {
-        id: ReservationId,
-        counter: Counter,
-    },
-    Refused {
-        counter: Counter,
-        reason: Reason,
-    },
-    /// The counter has `MAX_OPEN` reservations open.
-    TooMany,
-}
+use crate::domain::usage::Reason;
 
 /// How to end a reservation.
 #[derive(Debug, Clone, Copy)]
@@ -70,119 +49,6 @@ pub enum Ended {
 }
 
 impl Store {
-    /// Holds `amount` units for `ttl_seconds` (no later than the period's
-    /// end): one conditional UpdateItem, or with a key one transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn reserve(
-        &self,
-        org: &OrgId,
-        resource: &str,
-        kind: ResourceKind,
-        amount: i64,
-        ttl_seconds: i64,
-        idempotency: Option<&IdempotencyKey>,
-        catalogue: &Catalogue,
-        now: DateTime<Utc>,
-    ) -> Result<(Reserved, Vec<Expired>), StoreError> {
-        let mut expired = Vec::new();
-        let mut expires_at = reservation::expiry(now, ttl_seconds, None);
-        // A hold sent whose answer never came: it is sent again as it was,
-        // and recognised on the counter if the first was applied.
-        let mut unanswered: Option<ReservationId> = None;
-        let mut unsure = false;
-        for attempt in 0..MAX_ATTEMPTS {
-            let id = unanswered.take().unwrap_or_else(|| ReservationId::new(org, resource, amount, expires_at));
-            let hold = Hold { nonce: id.nonce.clone(), amount, expires_at: id.expires_at };
-            let update = self.consume_update(org, resource, amount, Some(hold), now);
-            let old = match idempotency {
-                None => match own(update.send_with(&self.once)).await {
-                    Ok(out) => {
-                        let counter = items::counter_from_item(out.attributes().unwrap_or(&Item::new()))?;
-                        expired.extend(self.sweep_after(org, &counter, now).await);
-                        return Ok((Reserved::Held { id, counter: counter.at(now) }, expired));
-                    }
-                    Err(err) => match condition_failed_item(&err) {
-                        Some(old) => old,
-                        None if crate::clients::may_have_applied(&err) && attempt + 1 < MAX_ATTEMPTS => {
-                            unsure = true;
-                            unanswered = Some(id);
-                            backoff(attempt).await;
-                            continue;
-                        }
-                        None => {
-                            // An earlier attempt of this hold may have been
-                            // applied, whatever this one came to.
-                            if unsure {
-                                super::sdk::outcome_unknown_now();
-                            }
-                            return Err(err.into());
-                        }
-                    },
-                },
-                Some(idem) => {
-                    let extra = Item::from([("reservationId".to_string(), s(id.encode()))]);
-                    match self.keyed(org, resource, update, idem, extra, now).await? {
-                        Idem::Done => {
-                            let counter = self.counter(org, resource, kind, catalogue, now).await?;
-                            expired.extend(self.sweep_after(org, &counter, now).await);
-                            return Ok((Reserved::Held { id, counter: counter.at(now) }, expired));
-                        }
-                        Idem::Replay(None) => {
-                            // The key's record is not readable yet (DynamoDB Local).
-                            backoff(attempt).await;
-                            continue;
-                        }
-                        Idem::Replay(Some(record)) => {
-                            let first = get_s(&record, "reservationId").and_then(ReservationId::decode);
-                            // The key named a consume, not a reserve.
-                            let Some(first) = first else {
-                                return Err(StoreError::KeyReused);
-                            };
-                            let counter = self.counter(org, resource, kind, catalogue, now).await?;
-                            return Ok((Reserved::Replayed { id: first, counter: counter.at(now) }, expired));
-                        }
-                        Idem::Conflict => {
-                            backoff(attempt).await;
-                            continue;
-                        }
-                        Idem::CounterRefused(old) => old,
-                    }
-                }
-            };
-            if let Some(item) = &old {
-                if !item.contains_key(items::HOLDS) {
-                    self.add_maps(org, resource).await?;
-                    continue;
-                }
-                let counter = items::counter_from_item(item)?;
-                // Our own hold: an attempt whose answer never came was
-                // applied, and this one was its repeat.
-                if counter.holds.iter().any(|h| h.nonce == id.nonce) {
-                    expired.extend(self.sweep_after(org, &counter, now).await);
-                    return Ok((Reserved::Held { id, counter: counter.at(now) }, expired));
-                }
-                unsure = false;
-                if !counter.lapsed(now) && !counter.period_ended(now) {
-                    if counter.holds.len() >= MAX_OPEN {
-                        return Ok((Reserved::TooMany, expired));
-                    }
-                    // The period ends first: the reservation ends with it.
-                    if let Some(end) = counter.period.map(|p| p.end).filter(|end| *end < expires_at) {
-                        expires_at = end;
-                        continue;
-                    }
-                }
-            }
-            match self.after_refusal(org, resource, kind, old, amount, catalogue, now, &mut expired).await? {
-                Next::Retry => continue,
-                Next::Refused(counter, reason) => {
-                    return Ok((Reserved::Refused { counter: *counter, reason }, expired));
-                }
-            }
-        }
-        Err(StoreError::Contended("reserve"))
-    }
-
     /// Commits or releases a reservation: the hold off its counter (and for
     /// a commit the units used) with the outcome's record, in one
     /// transaction.
@@ -222,6 +88,10 @@ impl Store {
                 // Gone (or never there): how it ended, if it did.
                 return Ok((self.ended_without_hold(org, id, old.as_ref(), now).await?, expired));
             };
+            // Kept apart from `make_current`: the hold's own expiry decides
+            // first (it ended the reservation), and a commit's refusal is
+            // judged before what else expired is swept, so that a refused
+            // commit writes nothing more.
             if hold.expired(now) {
                 expired.extend(self.sweep(org, counter, now).await?);
                 continue;
@@ -379,27 +249,6 @@ impl Store {
             return Ok(Ended::Before(outcome));
         }
         Ok(Ended::NotFound)
-    }
-
-    /// Gives a counter written before reservations and grants their maps.
-    pub(super) async fn add_maps(&self, org: &OrgId, resource: &str) -> Result<(), StoreError> {
-        let empty = aws_sdk_dynamodb::types::AttributeValue::M(Default::default());
-        self.retrying
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), items::counter_sk(resource))))
-            .update_expression(
-                "SET #holds = if_not_exists(#holds, :empty), #grants = if_not_exists(#grants, :empty), \
-                 held = if_not_exists(held, :zero), gv = if_not_exists(gv, :zero)",
-            )
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#holds", items::HOLDS)
-            .expression_attribute_names("#grants", items::GRANTS)
-            .expression_attribute_values(":empty", empty)
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await?;
-        Ok(())
     }
 }
 

@@ -5,7 +5,8 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, key, n, s};
+use super::attrs::{key, n, s};
+use super::items;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
 use super::{Store, StoreError};
 use crate::domain::org::OrgId;
@@ -19,7 +20,7 @@ impl Store {
     /// Only a period that has ended by `now` is closed, and the condition
     /// checks that against the stored period, so a writer whose clock lags
     /// can never move a counter back. The period's notice state moves to
-    /// its record (see `notices`): a notice still owed, or in flight, is
+    /// its record (see `notice_claims`): a notice still owed, or in flight, is
     /// delivered from there.
     pub async fn roll_over(&self, org: &OrgId, counter: &Counter, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut counter = counter.clone();

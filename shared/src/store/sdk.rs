@@ -6,7 +6,6 @@
 //! itself (`crate::clients`).
 
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,11 +14,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem};
 
-use super::items::s;
+use super::attrs::s;
 
-use super::items::Item;
+use super::attrs::Item;
 
 use super::StoreError;
 
@@ -131,6 +131,15 @@ where
             Ok(false)
         }
         Err(err) => Err(err.into()),
+    }
+}
+
+/// For a failed conditional UpdateItem: `Some(old item or None)`; for any
+/// other error: `None`.
+pub(crate) fn condition_failed_item(err: &SdkError<UpdateItemError>) -> Option<Option<Item>> {
+    match err.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(e)) => Some(e.item().cloned()),
+        _ => None,
     }
 }
 
@@ -281,7 +290,7 @@ pub(crate) async fn backoff(attempt: u32) {
 
 fn backoff_for(attempt: u32) -> Duration {
     let base = 5u64 << attempt.min(6);
-    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() % base.max(1);
+    let jitter = crate::domain::random_u64() % base.max(1);
     Duration::from_millis(base / 2 + jitter)
 }
 

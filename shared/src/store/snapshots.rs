@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::items::{self, Item, get_s, key, n, s};
+use super::attrs::{Item, get_s, key, n, s};
+use super::items;
 use super::sdk::{Query, SortKeys, backoff};
 use super::{Store, StoreError};
 use crate::domain::org::OrgId;

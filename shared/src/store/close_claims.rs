@@ -1,13 +1,14 @@
 //! The period-close event (`UsagePeriodClosed`) on the closed-period
 //! records: one claim for all the records of a period (one per resource),
 //! the `sending` mark, and the emitted mark or the release, each one
-//! transaction over the group, under the lease protocol of `lease`.
+//! transaction over the group, under the lease protocol of `claim`.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, JOB_ORG, key, n, s};
-use super::lease::{Done, EMIT, Lease, Settled, lapse_line};
+use super::attrs::{key, n, placeholders, s};
+use super::claim::{Done, EMIT, Lease, Settled, lapse_line};
+use super::items::{self, JOB_ORG};
 use super::sdk::{Transacted, transact};
 use super::{Store, StoreError};
 use crate::domain::notice::InFlight;
@@ -110,14 +111,12 @@ impl Store {
         let mut writes = Vec::with_capacity(group.len());
         for closed in group {
             let sk = items::closed_sk(&closed.resource, closed.period);
-            let mut write = Update::builder()
+            let write = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(items::pk(org), sk)))
                 .update_expression(update(closed))
-                .condition_expression(condition);
-            for (name, value) in &values {
-                write = write.expression_attribute_values(*name, value.clone());
-            }
+                .condition_expression(condition)
+                .set_expression_attribute_values(placeholders(values.iter().cloned()));
             writes.push(TransactWriteItem::builder().update(write.build()?).build());
         }
         Ok(matches!(transact(&self.once, operation, writes).await?, Transacted::Committed))

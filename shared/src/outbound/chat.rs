@@ -7,10 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
-use super::templates::number;
 use crate::domain::catalogue::Catalogue;
 use crate::domain::events::EventKind;
 use crate::domain::locale::Locale;
+use crate::email::templates::number;
 
 /// How the chat writes a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

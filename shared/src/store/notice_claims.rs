@@ -1,4 +1,4 @@
-//! The notices that use the claim protocol (`lease`): a threshold's, on its
+//! The notices that use the claim protocol (`claim`): a threshold's, on its
 //! counter or, once its period is closed, on the period's `CLOSED#` record;
 //! and the trial-ended notice, on the profile. A threshold's marks live
 //! beside its claim: `notified` (every threshold sent this period) and
@@ -9,8 +9,9 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
-use super::items::{self, Item, key, n, s};
-use super::lease::{Claim, Done, Lease, LeaseWrite, Settled, THRESHOLD, TRIAL, claimable, lapse_line};
+use super::attrs::{Item, key, n, s};
+use super::claim::{Claim, Done, Lease, LeaseWrite, Settled, THRESHOLD, TRIAL, claimable, lapse_line};
+use super::items;
 use super::{Store, StoreError};
 use crate::domain::notice::{InFlight, marks_for};
 use crate::domain::org::OrgId;

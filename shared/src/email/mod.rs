@@ -1,7 +1,6 @@
 //! Email through SES v2: the sender, and the templates (`templates`). What
 //! is sent when, and how it is kept from being sent twice, is `delivery`.
 
-pub mod chat;
 pub mod templates;
 
 use std::path::PathBuf;

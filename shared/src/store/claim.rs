@@ -26,7 +26,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Duration, Utc};
 
-use super::items::{self, Item, n, s};
+use super::attrs::{Item, get_n, n, placeholders, s};
 use super::sdk::applied;
 use super::{Store, StoreError};
 use crate::domain::notice::{InFlight, LEASE_SCALE};
@@ -43,8 +43,7 @@ pub struct Lease(pub(crate) i64);
 impl Lease {
     /// A new claim, lapsing [`LEASE_SECONDS`] after `now`.
     pub(crate) fn from_now(now: DateTime<Utc>) -> Lease {
-        use std::hash::{BuildHasher, Hasher};
-        let nonce = std::collections::hash_map::RandomState::new().build_hasher().finish() as i64;
+        let nonce = crate::domain::random_u64() as i64;
         let until = (now + Duration::seconds(LEASE_SECONDS)).timestamp();
         Lease(until * LEASE_SCALE + nonce.rem_euclid(LEASE_SCALE))
     }
@@ -91,8 +90,8 @@ impl LeaseAttrs {
     /// The claim in flight on `item`, if any.
     pub(crate) fn read(&self, item: &Item) -> Option<InFlight> {
         Some(InFlight {
-            until: items::get_n(item, self.lease)?,
-            threshold: self.threshold.and_then(|t| items::get_n(item, t)).and_then(|t| u32::try_from(t).ok()),
+            until: get_n(item, self.lease)?,
+            threshold: self.threshold.and_then(|t| get_n(item, t)).and_then(|t| u32::try_from(t).ok()),
             sending: item.contains_key(self.sending),
         })
     }
@@ -108,7 +107,7 @@ pub struct Claim {
 
 impl Claim {
     pub(crate) fn of(lease: Lease, before: &Item) -> Claim {
-        let top_before = items::get_n(before, "ntop").and_then(|t| u32::try_from(t).ok());
+        let top_before = get_n(before, "ntop").and_then(|t| u32::try_from(t).ok());
         Claim { lease, top_before }
     }
 }
@@ -159,22 +158,16 @@ impl Store {
     /// The one place a lease's item is written: `Ok(None)` when the
     /// condition did not hold; the item as written when asked for.
     pub(crate) async fn lease_write(&self, w: LeaseWrite<'_>) -> Result<Option<Item>, StoreError> {
-        let mut req = self
+        let req = self
             .once
             .update_item()
             .table_name(&self.table)
             .set_key(Some(w.key))
             .update_expression(w.update)
-            .condition_expression(w.condition);
-        for (name, value) in w.names {
-            req = req.expression_attribute_names(name, value);
-        }
-        for (name, value) in w.values {
-            req = req.expression_attribute_values(name, value);
-        }
-        if let Some(returns) = w.returns {
-            req = req.return_values(returns);
-        }
+            .condition_expression(w.condition)
+            .set_expression_attribute_names(placeholders(w.names.into_iter().map(|(k, v)| (k, v.to_string()))))
+            .set_expression_attribute_values(placeholders(w.values))
+            .set_return_values(w.returns);
         match req.send().await {
             Ok(out) => Ok(Some(out.attributes().cloned().unwrap_or_default())),
             Err(err) => applied(Err::<(), _>(err)).map(|_| None),
