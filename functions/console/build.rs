@@ -11,6 +11,13 @@ fn main() {
     let mut files = Vec::new();
     collect(&dir, &dir, &mut files);
     files.sort();
+    // Committed with the source: without it the function would serve
+    // nothing, so the build stops instead.
+    assert!(
+        files.iter().any(|(name, _)| name == "index.html"),
+        "{} has no index.html: build it (cd clients/web && npm ci && npm run build)",
+        dir.display()
+    );
     let mut out = String::from("/// The console's files: path below `/console/`, bytes, content type.\n");
     out.push_str("pub const ASSETS: &[(&str, &[u8], &str)] = &[\n");
     for (name, path) in &files {

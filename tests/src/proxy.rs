@@ -158,17 +158,28 @@ struct Inner {
     accepted: Mutex<Vec<(String, Bytes)>>,
     /// Every request's IAM actions, by the access key that signed it.
     calls: Mutex<Vec<Call>>,
+    /// The `ClientRequestToken`s of transactions forwarded to DynamoDB: a
+    /// repeat of one is DynamoDB's to answer (success, if the first was
+    /// applied), never a made-up cancellation.
+    tokens: Mutex<std::collections::HashSet<String>>,
     /// Wakes stalled requests when the rules are cleared.
     unstall: Notify,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Inner {
-    fn decide(&self, operation: &str) -> Option<Fault> {
+    /// The fault for this request, if any. A transaction resent under a
+    /// token already forwarded gets no cancellation: DynamoDB answers a
+    /// repeat of an applied token with success (idempotent), so a made-up
+    /// conflict there would model a DynamoDB that does not exist.
+    fn decide(&self, operation: &str, repeated_token: bool) -> Option<Fault> {
         let mut rules = self.rules.lock().unwrap();
         for rule in rules.iter_mut() {
             let matches = rule.operation.as_deref().is_none_or(|op| op == operation || operation.contains(op));
             if !matches || rule.remaining == Some(0) {
+                continue;
+            }
+            if repeated_token && rule.fault == Fault::TransactionCanceledByConflict {
                 continue;
             }
             rule.seen += 1;
@@ -216,6 +227,7 @@ impl FaultProxy {
             forwarded: Mutex::new(BTreeMap::new()),
             accepted: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
+            tokens: Mutex::new(std::collections::HashSet::new()),
             unstall: Notify::new(),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -405,9 +417,14 @@ fn operation_of(req: &Request<Incoming>) -> String {
 
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
     let operation = operation_of(&req);
-    let fault = inner.decide(&operation);
     let (mut parts, body) = req.into_parts();
     let mut body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let token = (operation == "TransactWriteItems")
+        .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .flatten()
+        .and_then(|r| r["ClientRequestToken"].as_str().map(str::to_string));
+    let repeated = token.as_ref().is_some_and(|t| inner.tokens.lock().unwrap().contains(t));
+    let fault = inner.decide(&operation, repeated);
     let calls = calls_of(&parts.headers, parts.uri.path(), &operation, &body);
     inner.calls.lock().unwrap().extend(calls);
     match fault {
@@ -481,6 +498,9 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
         forward = forward.header(name, value);
     }
     let forwarded_body = body.clone();
+    if let Some(token) = token {
+        inner.tokens.lock().unwrap().insert(token);
+    }
     let forward = forward.body(Full::new(body)).map_err(|_| Dropped)?;
     let upstream = Arc::clone(&inner);
     let exchange = tokio::spawn(async move {

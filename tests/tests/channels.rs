@@ -595,3 +595,80 @@ async fn a_webhook_whose_secret_is_unreadable_is_never_sent_unsigned() {
     assert!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.is_empty(), "done with: nothing to send");
     assert!(receiver.received().is_empty(), "nothing signed with an empty key");
 }
+#[tokio::test]
+async fn quota_recovered_after_a_reset_and_after_a_grant() {
+    let mut app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.deliver_to_channels(0.001);
+    let receiver = Receiver::start().await;
+    let org = app.unique("recover");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added = add(&app, &org, "webhook", &receiver.url("/h"), &["QuotaRecovered"], &ADMIN).await;
+    let channel = added.body["id"].as_str().unwrap().to_string();
+
+    // 85 %, then an admin's reset: back below 80 %.
+    app.consume(&org, "conversations", 85).await;
+    let reset = app
+        .post(
+            &format!("/v1/admin/orgs/{org}/reset"),
+            json!({ "resource": "conversations", "reason": "ticket 7" }),
+            &ADMIN,
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    settled(&app, &org, &channel, 1).await;
+    // 100 %, then 50 more granted: 100 of 150 is below 80 % again.
+    app.consume(&org, "conversations", 100).await;
+    let grant = app.grant(&org, json!({ "resource": "conversations", "amount": 50, "reason": "promo" })).await;
+    assert_eq!(grant.status, 201, "{}", grant.body);
+    settled(&app, &org, &channel, 2).await;
+
+    let got: Vec<Value> = receiver.received().iter().map(Received::json).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|b| b["type"] == "QuotaRecovered"));
+    let summary: Vec<(Value, Value, Value)> = got
+        .iter()
+        .map(|b| (b["data"]["cause"].clone(), b["data"]["threshold"].clone(), b["data"]["used"].clone()))
+        .collect();
+    assert!(summary.contains(&(json!("reset"), json!(80), json!(0))), "{summary:?}");
+    assert!(summary.contains(&(json!("grant"), json!(100), json!(100))), "{summary:?}");
+}
+
+#[tokio::test]
+async fn quota_recovered_after_a_plan_change_and_in_a_new_period() {
+    let mut app = TestApp::new("2026-03-10T12:00:00Z").await;
+    app.deliver_to_channels(0.001);
+    let receiver = Receiver::start().await;
+    let (upgraded, renewed) = (app.unique("upgraded"), app.unique("renewed"));
+    app.org(&upgraded, json!({ "plan": "free" })).await;
+    app.org(&renewed, json!({ "plan": "basic" })).await;
+    let mut ids = Vec::new();
+    for org in [&upgraded, &renewed] {
+        let added = add(&app, org, "webhook", &receiver.url(&format!("/{org}")), &["QuotaRecovered"], &ADMIN).await;
+        ids.push(added.body["id"].as_str().unwrap().to_string());
+    }
+    // 90 of 100 on free, then growth (300): 30 %.
+    app.consume(&upgraded, "conversations", 90).await;
+    app.org(&upgraded, json!({ "plan": "growth" })).await;
+    settled(&app, &upgraded, &ids[0], 1).await;
+    // 120 of 100 on basic (soft), then the period ends: the new one starts at 0.
+    app.consume(&renewed, "conversations", 120).await;
+    app.set_now("2026-04-01T00:15:00Z");
+    app.run_job().await;
+    settled(&app, &renewed, &ids[1], 1).await;
+
+    let by_path = |p: String| receiver.received().into_iter().find(|r| r.path == p).map(|r| r.json()).unwrap();
+    let up = by_path(format!("/{upgraded}"));
+    assert_eq!(
+        (&up["data"]["cause"], &up["data"]["threshold"], &up["data"]["limit"]),
+        (&json!("plan_change"), &json!(80), &json!(300))
+    );
+    let renew = by_path(format!("/{renewed}"));
+    assert_eq!(
+        (&renew["data"]["cause"], &renew["data"]["threshold"], &renew["data"]["used"]),
+        (&json!("new_period"), &json!(120), &json!(0))
+    );
+    // Published with the period's close, under its claim: a second run publishes neither again.
+    app.run_job().await;
+    let recovered = app.events(&renewed).into_iter().filter(|(k, _)| k == "QuotaRecovered").count();
+    assert_eq!(recovered, 1);
+}

@@ -60,6 +60,38 @@ async fn transactions_cancelled_by_a_conflict_are_sent_again() {
 /// sent again and its answer says its outcome is unknown, while a
 /// transaction is sent again under its `ClientRequestToken`, which makes
 /// the repeat change nothing.
+/// The proxy models DynamoDB's transactions as DynamoDB answers them: a
+/// transaction sent again under a token already forwarded is DynamoDB's to
+/// answer (success, when the first was applied: tokens are idempotent), never
+/// a made-up cancellation. Without this, a slow first attempt (applied, its
+/// answer late) and an injected conflict on its resend looked like "not
+/// applied", and a grant was added twice or a keyed consume answered 429
+/// for a unit it had counted: a DynamoDB that does not exist.
+#[tokio::test]
+async fn a_transaction_resent_under_its_token_is_answered_by_dynamodb() {
+    use aws_sdk_dynamodb::types::{AttributeValue::S, Put, TransactWriteItem};
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    let store = &app.deps.store;
+    let put = || {
+        let put = Put::builder()
+            .table_name(store.table())
+            .item("pk", S("ORG#tokens".into()))
+            .item("sk", S("X".into()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .unwrap();
+        TransactWriteItem::builder().put(put).build()
+    };
+    let send = |token: &'static str| {
+        store.client().transact_write_items().transact_items(put()).client_request_token(token).send()
+    };
+    send("token-1").await.expect("applied");
+    app.faults().dynamodb.inject(Rule::on("TransactWriteItems", Fault::TransactionCanceledByConflict));
+    send("token-1").await.expect("a repeat of an applied token succeeds, as on DynamoDB");
+    let fresh = send("token-2").await.expect_err("a new token meets the injected conflict");
+    assert!(format!("{fresh:?}").contains("TransactionConflict"), "{fresh:?}");
+}
+
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_and_count_once() {
     let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;

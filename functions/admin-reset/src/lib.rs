@@ -16,7 +16,7 @@ use quota_shared::api::{self, Call, Endpoint, Function};
 use quota_shared::delivery;
 use quota_shared::domain::audit::AuditEntry;
 use quota_shared::domain::catalogue::ResourceKind;
-use quota_shared::domain::events::{Pending, QuotaReset, new_event_id};
+use quota_shared::domain::events::{Pending, QuotaRecovered, QuotaReset, RecoveryCause, new_event_id};
 use quota_shared::domain::grant::{Grant, GrantBody, GrantDetails, GrantRequest, MAX_GRANTS};
 use quota_shared::domain::idempotency::IdempotencyKey;
 use quota_shared::domain::usage::Counter;
@@ -96,11 +96,16 @@ async fn reset(deps: &Deps, call: &Call, req: &Request) -> Result<Response<Body>
                         period: before.period,
                         at: now,
                     };
+                    // Back below a threshold it had reached: the "resolved" half.
+                    let after = Counter { used: 0, ..before.clone() };
+                    let recovered = QuotaRecovered::between(before, &after, RecoveryCause::Reset, now);
+                    let events =
+                        std::iter::once(Pending::of(&event)).chain(recovered.as_ref().map(Pending::of)).collect();
                     CountChange {
                         value: 0,
                         rearm: true,
                         entry: AuditEntry::reset(now, actor, resource, before.used, reason),
-                        event: Some(Pending::of(&event)),
+                        events,
                     }
                 })
                 .await?;

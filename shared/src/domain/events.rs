@@ -201,11 +201,43 @@ impl Event for QuotaRecovered {
 }
 
 /// The threshold a change took a resource back below, if it did: the
-/// highest reached before it, when what is reached after is lower (or none).
-pub fn recovered_from(before: (i64, Option<i64>), after: (i64, Option<i64>), enforcement: Enforcement) -> Option<u32> {
-    let was = super::notice::threshold_reached(before.0, before.1, enforcement)?;
-    let now = super::notice::threshold_reached(after.0, after.1, enforcement);
+/// highest reached before it (used, limit, enforcement), when what is
+/// reached after it is lower (or none).
+pub fn recovered_from(before: (i64, Option<i64>, Enforcement), after: (i64, Option<i64>, Enforcement)) -> Option<u32> {
+    let was = super::notice::threshold_reached(before.0, before.1, before.2)?;
+    let now = super::notice::threshold_reached(after.0, after.1, after.2);
     now.is_none_or(|now| now < was).then_some(was)
+}
+
+impl QuotaRecovered {
+    /// What a change that left a counter as `after` (from `before`, both as
+    /// they stand at `now`) owes, if it took usage below a threshold it had
+    /// reached.
+    pub fn between(
+        before: &super::usage::Counter,
+        after: &super::usage::Counter,
+        cause: RecoveryCause,
+        now: DateTime<Utc>,
+    ) -> Option<QuotaRecovered> {
+        let threshold = recovered_from(
+            (before.used, before.limit, before.enforcement),
+            (after.used, after.limit, after.enforcement),
+        )?;
+        Some(QuotaRecovered {
+            event_id: new_event_id(now),
+            org_id: after.org_id.clone(),
+            resource: after.resource.clone(),
+            threshold,
+            used: after.used,
+            limit: after.limit,
+            percentage: after.limit.map(|l| percentage(after.used, l)),
+            blocked: after.refusal(1, now).is_some(),
+            cause,
+            plan: after.plan.clone(),
+            period: after.period,
+            at: now,
+        })
+    }
 }
 
 /// An admin reset a resource's current count to 0.
@@ -587,20 +619,18 @@ mod tests {
 
     #[test]
     fn recovery_is_from_the_highest_threshold_reached_to_a_lower_one() {
-        let soft = Enforcement::Soft;
-        let hard = Enforcement::Hard;
-        assert_eq!(recovered_from((112, Some(100)), (112, Some(150)), soft), Some(110), "a grant: 110 % to 74 %");
-        assert_eq!(
-            recovered_from((100, Some(100)), (100, Some(120)), hard),
-            Some(100),
-            "100 % to 83 %: still above 80"
-        );
-        assert_eq!(recovered_from((85, Some(100)), (0, Some(100)), hard), Some(80), "a reset");
-        assert_eq!(recovered_from((85, Some(100)), (85, None), hard), Some(80), "now unlimited");
-        assert_eq!(recovered_from((70, Some(100)), (0, Some(100)), hard), None, "no threshold reached before");
-        assert_eq!(recovered_from((85, Some(100)), (82, Some(100)), hard), None, "still at 80 %");
-        assert_eq!(recovered_from((85, Some(100)), (95, Some(100)), hard), None, "higher");
-        assert_eq!(recovered_from((85, Some(100)), (85, Some(90)), hard), None, "a smaller limit");
+        let (soft, hard) = (Enforcement::Soft, Enforcement::Hard);
+        let r = |b: (i64, Option<i64>), a: (i64, Option<i64>), e| recovered_from((b.0, b.1, e), (a.0, a.1, e));
+        assert_eq!(r((112, Some(100)), (112, Some(150)), soft), Some(110), "a grant: 110 % to 74 %");
+        assert_eq!(r((100, Some(100)), (100, Some(120)), hard), Some(100), "100 % to 83 %: still above 80");
+        assert_eq!(r((85, Some(100)), (0, Some(100)), hard), Some(80), "a reset");
+        assert_eq!(r((85, Some(100)), (85, None), hard), Some(80), "now unlimited");
+        assert_eq!(r((70, Some(100)), (0, Some(100)), hard), None, "no threshold reached before");
+        assert_eq!(r((85, Some(100)), (82, Some(100)), hard), None, "still at 80 %");
+        assert_eq!(r((85, Some(100)), (95, Some(100)), hard), None, "higher");
+        assert_eq!(r((85, Some(100)), (85, Some(90)), hard), None, "a smaller limit");
+        // A plan change from soft to hard at 130 %: 130 reached before, 100 (hard's highest) now.
+        assert_eq!(recovered_from((130, Some(100), soft), (130, Some(100), hard)), Some(130));
     }
 
     fn grant(at: DateTime<Utc>) -> Grant {

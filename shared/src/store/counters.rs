@@ -121,7 +121,7 @@ impl Store {
                 value,
                 rearm: false,
                 entry: AuditEntry::usage_set(now, actor, resource, before.used, value),
-                event: None,
+                events: Vec::new(),
             })
             .await?;
         Ok((before, after, expired))
@@ -162,7 +162,7 @@ impl Store {
             let Some(before) = self.make_current(at, stored, now, &mut expired).await? else {
                 continue;
             };
-            let CountChange { value, rearm, entry, event } = change(&before);
+            let CountChange { value, rearm, entry, events } = change(&before);
             let mut expression =
                 UpdateExpr { set: vec!["used = :v".into(), "rem = rem + :delta".into()], ..Default::default() };
             if rearm {
@@ -184,7 +184,7 @@ impl Store {
             }
             let mut writes =
                 vec![TransactWriteItem::builder().update(update.build()?).build(), self.audit_put(org, &entry)?];
-            if let Some(event) = &event {
+            for event in &events {
                 writes.push(self.outbox_put(org, event, now)?);
             }
             if let (Some(idem), Some(sk)) = (idempotency, &key_sk) {
@@ -211,13 +211,13 @@ impl Store {
 }
 
 /// What a compare-and-set of a count writes: the new count, whether the
-/// thresholds are re-armed, the audit entry, and the event it owes (to the
+/// thresholds are re-armed, the audit entry, and the events it owes (to the
 /// outbox, in the same transaction).
 pub struct CountChange {
     pub value: i64,
     pub rearm: bool,
     pub entry: AuditEntry,
-    pub event: Option<crate::domain::events::Pending>,
+    pub events: Vec<crate::domain::events::Pending>,
 }
 
 /// The counter a resource has before anything was written to it.

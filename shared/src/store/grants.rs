@@ -22,7 +22,7 @@ use super::{CounterRef, Store, StoreError};
 use crate::domain::MAX_COUNT;
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::catalogue::Catalogue;
-use crate::domain::events::{GrantAdded, GrantDetail, GrantRevoked, Pending};
+use crate::domain::events::{GrantAdded, GrantDetail, GrantRevoked, Pending, QuotaRecovered, RecoveryCause};
 use crate::domain::grant::{Expired, Grant, GrantDetails, GrantRequest, MAX_GRANTS};
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::OrgId;
@@ -164,6 +164,13 @@ impl Store {
                 self.audit_put(org, &entry)?,
                 self.outbox_put(org, &event, now)?,
             ];
+            // The grant took usage back below a threshold it had reached.
+            let mut granted = counter.clone();
+            granted.limit = limit;
+            granted.grants.push(details.grant.clone());
+            if let Some(recovered) = QuotaRecovered::between(&counter, &granted, RecoveryCause::Grant, now) {
+                writes.push(self.outbox_put(org, &Pending::of(&recovered), now)?);
+            }
             if let Some(idem) = idempotency {
                 let grant_id = Item::from([("grantId".to_string(), s(&details.grant.id))]);
                 let put = self.key_record_put(org, grant_key_sk(idem), idem, grant_id, now)?;

@@ -16,7 +16,7 @@ use super::{Store, StoreError};
 use crate::domain::MAX_COUNT;
 use crate::domain::audit;
 use crate::domain::catalogue::Catalogue;
-use crate::domain::events::{Pending, PlanChanged, new_event_id};
+use crate::domain::events::{Pending, PlanChanged, QuotaRecovered, RecoveryCause, new_event_id};
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{OrgId, OrgPatch, OrgProfile};
 use crate::domain::period::Period;
@@ -154,6 +154,22 @@ impl Store {
                     Some(counter) => {
                         if let Some(update) = self.settings_update(org, counter, &settings, now)? {
                             writes.push(TransactWriteItem::builder().update(update).build());
+                            // A new plan or limit that takes usage back below a
+                            // threshold it had reached: the "resolved" half.
+                            let before = counter.at(now);
+                            let granted: i64 = before.grants.iter().map(|g| g.amount).sum();
+                            let after = Counter {
+                                plan: settings.plan.clone(),
+                                limit: settings.limit.map(|l| l + granted),
+                                enforcement: settings.enforcement,
+                                trial_ends_at: settings.trial_ends_at,
+                                ..before.clone()
+                            };
+                            if let Some(recovered) =
+                                QuotaRecovered::between(&before, &after, RecoveryCause::PlanChange, now)
+                            {
+                                writes.push(self.outbox_put(org, &Pending::of(&recovered), now)?);
+                            }
                         }
                     }
                 }
