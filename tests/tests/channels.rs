@@ -8,7 +8,7 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use lambda_http::http::Method;
 use quota_tests::receiver::{Received, Receiver};
-use quota_tests::{ADMIN, APP, Auth, HOOKS_HOST, RECEIVER_HOST, Reply, TestApp, Value, json, until};
+use quota_tests::{ADMIN, APP, Auth, Fault, HOOKS_HOST, RECEIVER_HOST, Reply, Rule, TestApp, Value, json, until};
 use sha2::Sha256;
 
 fn channels(org: &str) -> String {
@@ -351,9 +351,17 @@ async fn deliverer(app: &TestApp, name: &str) -> (deliver_channels::Deliverer, a
     let aws = quota_tests::aws_config().await;
     let moto = std::env::var("MOTO_URL").expect("MOTO_URL: run with scripts/test");
     let sqs = aws_sdk_sqs::Client::from_conf(deliver_channels::sqs_config(&aws).endpoint_url(moto).build());
+    // Visibility 0: a message received is visible again at once, unless
+    // the function hides it (its backoff), so the tests see what it did.
     let make = |n: String| {
         let sqs = sqs.clone();
-        async move { sqs.create_queue().queue_name(n).send().await.expect("a queue").queue_url().unwrap().to_string() }
+        async move {
+            let made = sqs
+                .create_queue()
+                .queue_name(n)
+                .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "0");
+            made.send().await.expect("a queue").queue_url().unwrap().to_string()
+        }
     };
     let (queue_url, dead_url) = (make(format!("ch-{name}")).await, make(format!("ch-{name}-dead")).await);
     let queues = deliver_channels::Queues { queue_url: queue_url.clone(), dead_letters_url: dead_url.clone() };
@@ -418,7 +426,7 @@ async fn the_deliverer_fans_out_and_retries_through_its_queue() {
     assert_eq!(state().await, ("retrying".to_string(), 1), "numbered by its record, not the receive count");
     assert_eq!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.len(), 1);
     assert_eq!(state().await, ("retrying".to_string(), 2));
-    assert!(visible(&sqs, &queue_url).await.is_empty(), "hidden for the second wait (5 minutes)");
+    assert!(visible(&sqs, &queue_url).await.is_empty(), "hidden for the second wait (5 minutes), by the function");
     assert!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.is_empty(), "delivered");
     assert_eq!(state().await, ("delivered".to_string(), 3));
     let got = receiver.received();
@@ -594,6 +602,62 @@ async fn a_webhook_whose_secret_is_unreadable_is_never_sent_unsigned() {
     let queued = visible(&sqs, &queue_url).await;
     assert!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.is_empty(), "done with: nothing to send");
     assert!(receiver.received().is_empty(), "nothing signed with an empty key");
+    let d = app.get(&format!("{}/{id}/deliveries", channels(&org)), &ADMIN).await.body["deliveries"][0].clone();
+    assert_eq!(d["status"], "failed", "shown, with why: {d}");
+    assert!(d["history"][0]["error"].as_str().unwrap().contains("secret"), "{d}");
+}
+
+/// A hand-over that made a delivery's record and stopped before marking it
+/// queued leaves it to itself for a while: another hand-over of the event
+/// meanwhile comes back later rather than start a second chain.
+#[tokio::test]
+async fn a_hand_over_that_stopped_half_way_starts_no_second_chain() {
+    let app = TestApp::with_faults("2026-03-10T12:00:00Z").await;
+    let receiver = Receiver::start().await;
+    let org = app.unique("halfway");
+    app.org(&org, json!({ "plan": "free" })).await;
+    add(&app, &org, "webhook", &receiver.url("/h"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let (deliverer, sqs, queue_url, _) = deliverer(&app, &org).await;
+    // Queued, but not marked queued (every UpdateItem fails for now).
+    app.faults().dynamodb.inject(Rule::on("UpdateItem", Fault::InternalError));
+    assert_eq!(deliverer.handle(rule_batch(&org)).await.batch_item_failures.len(), 1, "the event comes back");
+    app.faults().dynamodb.clear();
+    // The event again, at once: the first hand-over may still be queueing it.
+    assert_eq!(deliverer.handle(rule_batch(&org)).await.batch_item_failures.len(), 1, "comes back again");
+    assert_eq!(visible(&sqs, &queue_url).await.len(), 1, "one delivery in the queue, not two");
+}
+
+/// Two copies of a delivery at its last attempt: one records it failed and
+/// dead-letters it; the other, behind, changes nothing.
+#[tokio::test]
+async fn a_last_attempt_is_recorded_and_dead_lettered_once() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let receiver = Receiver::answering(&[500]).await;
+    let org = app.unique("lastonce");
+    app.org(&org, json!({ "plan": "free" })).await;
+    let added = add(&app, &org, "webhook", &receiver.url("/l"), &["QuotaThresholdCrossed"], &ADMIN).await;
+    let channel = added.body["id"].as_str().unwrap().to_string();
+    let (deliverer, sqs, queue_url, dead_url) = deliverer(&app, &org).await;
+    deliverer.handle(rule_batch(&org)).await;
+    let queued = visible(&sqs, &queue_url).await;
+    let max = quota_shared::domain::webhook::MAX_ATTEMPTS;
+    for _ in 1..max {
+        deliverer.handle(batch_of(&queued[0])).await;
+    }
+    receiver.hold();
+    let both = futures::future::join(deliverer.handle(batch_of(&queued[0])), deliverer.handle(batch_of(&queued[0])));
+    let release = async {
+        until("both copies at the receiver", || async { (receiver.held() == 2).then_some(()) }).await;
+        receiver.release();
+    };
+    let ((a, b), ()) = futures::future::join(both, release).await;
+    assert_eq!(a.batch_item_failures.len() + b.batch_item_failures.len(), 0, "both done with");
+    assert_eq!(visible(&sqs, &dead_url).await.len(), 1, "dead-lettered once");
+    let d = app.get(&format!("{}/{channel}/deliveries", channels(&org)), &ADMIN).await.body["deliveries"][0].clone();
+    assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("failed"), Some(u64::from(max))), "{d}");
+    // Received again, a failed delivery is done with: no second dead letter.
+    assert!(deliverer.handle(batch_of(&queued[0])).await.batch_item_failures.is_empty());
+    assert_eq!(visible(&sqs, &dead_url).await.len(), 1);
 }
 #[tokio::test]
 async fn quota_recovered_after_a_reset_and_after_a_grant() {
@@ -671,4 +735,22 @@ async fn quota_recovered_after_a_plan_change_and_in_a_new_period() {
     app.run_job().await;
     let recovered = app.events(&renewed).into_iter().filter(|(k, _)| k == "QuotaRecovered").count();
     assert_eq!(recovered, 1);
+}
+
+/// Changes that do not take usage below a threshold it had reached report
+/// no recovery: soft to hard at the same limit, a limit of 0, a grant too
+/// small to bring it under.
+#[tokio::test]
+async fn no_recovery_is_reported_when_usage_is_not_back_below() {
+    let app = TestApp::new("2026-03-10T12:00:00Z").await;
+    let org = app.unique("norecover");
+    app.org(&org, json!({ "plan": "basic" })).await;
+    app.consume(&org, "conversations", 130).await;
+    app.org(&org, json!({ "plan": "free" })).await;
+    app.org(&org, json!({ "limits": { "conversations": 0 } })).await;
+    app.org(&org, json!({ "limits": { "conversations": null } })).await;
+    app.grant(&org, json!({ "resource": "conversations", "amount": 5, "reason": "small" })).await;
+    let recovered: Vec<Value> =
+        app.events(&org).into_iter().filter(|(k, _)| k == "QuotaRecovered").map(|(_, d)| d).collect();
+    assert!(recovered.is_empty(), "{recovered:?}");
 }

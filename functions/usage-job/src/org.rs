@@ -113,11 +113,21 @@ pub(crate) async fn process_org(
     //    consistent, so closed periods are read from the table whenever it
     //    lists any; those it lists that are settled leave it.
     let mut rolled = swept_over;
+    let mut rolled_here = false;
     for counter in state.counters.values() {
         if counter.period_ended(now) {
             deps.store.roll_over(org, counter, now).await?;
             rolled = true;
+            rolled_here = true;
         }
+    }
+    // A close owes `QuotaRecovered` for each resource that had reached a
+    // threshold, in the outbox the close wrote it to: out now, not tomorrow.
+    if rolled_here
+        && options.may_deliver()
+        && let Ok(pending) = deps.store.outbox(org).await
+    {
+        outcome.events += delivery::publish_outbox(deps, org, &pending).await;
     }
     // A period that began in the last two days was closed just now, maybe
     // by a consume, maybe after the index scan read this org: its record is

@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Claimed, Delivered, DeliveryError, Letter, under_claim};
 use crate::Deps;
-use crate::domain::events::{ClosedResource, Event, QuotaRecovered, RecoveryCause, UsagePeriodClosed};
-use crate::domain::notice::threshold_reached;
+use crate::domain::events::{ClosedResource, Event, UsagePeriodClosed};
 use crate::domain::org::OrgId;
 use crate::domain::period::ClosedPeriod;
 
@@ -51,42 +50,11 @@ pub async fn deliver_period_closes(
             resources,
             at: now,
         };
-        // Each resource that had reached a threshold starts the new period at
-        // 0: recovered, published with the close, under its claim (ids made
-        // from the period, so a publication again is the same event).
-        let recovered = group.iter().filter_map(|c| {
-            let threshold = threshold_reached(c.used, c.limit, c.enforcement)?;
-            Some(QuotaRecovered {
-                event_id: recovered_id(&event.period_id, &c.resource, period.end),
-                org_id: org.clone(),
-                resource: c.resource.clone(),
-                threshold,
-                used: 0,
-                limit: c.limit,
-                percentage: c.limit.map(|_| 0.0),
-                blocked: false,
-                cause: RecoveryCause::NewPeriod,
-                plan: c.plan.clone(),
-                period: None,
-                at: now,
-            })
-        });
-        // One PutEvents takes 10 entries.
-        let events = std::iter::once(event.entry()).chain(recovered.take(9).map(|r| r.entry())).collect();
-        let letter = Letter { events, email: None, patience: Duration::ZERO };
+        let letter = Letter { events: vec![event.entry()], email: None, patience: Duration::ZERO };
         match under_claim(deps, org, &Claimed::PeriodClose { group, now }, lease, None, letter).await? {
             Delivered::NotOurs => continue,
             Delivered::Sent { .. } => emitted += 1,
         }
     }
     Ok(emitted)
-}
-
-/// The `eventId` of a resource's recovery at the start of the period after
-/// `period_id`: the same on every publication.
-fn recovered_id(period_id: &str, resource: &str, at: DateTime<Utc>) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{period_id}\n{resource}"));
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("evt_{:016x}{hex}", at.timestamp_micros().max(0))
 }

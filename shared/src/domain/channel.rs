@@ -139,7 +139,8 @@ impl Channel {
     }
 }
 
-/// A URL with its path and query hidden but for their last 4 characters:
+/// A URL with its path and query hidden but for their last 4 characters,
+/// and those only when at least 16 more stay hidden:
 /// `https://hooks.slack.com/…a1B2`; enough to tell channels apart, not to
 /// post to one.
 pub fn masked(url: &str) -> String {
@@ -147,7 +148,7 @@ pub fn masked(url: &str) -> String {
     let origin = parsed.origin().ascii_serialization();
     let rest = &parsed[url::Position::BeforePath..];
     let tail: String = rest.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-    if rest.chars().count() <= 8 { format!("{origin}/…") } else { format!("{origin}/…{tail}") }
+    if rest.chars().count() < 20 { format!("{origin}/…") } else { format!("{origin}/…{tail}") }
 }
 
 /// A new signing secret: `whsec_` and 32 bytes from the system's secure
@@ -589,6 +590,11 @@ mod tests {
         assert_eq!(masked("https://h.example.com:8443/hook?token=abcdefXYZ9"), "https://h.example.com:8443/…XYZ9");
         assert_eq!(masked("https://h.example.com/"), "https://h.example.com/…");
         assert_eq!(masked("https://h.example.com/short"), "https://h.example.com/…");
+        assert_eq!(
+            masked("https://h.example.com/?k=abcdef12"),
+            "https://h.example.com/…",
+            "a short token stays hidden"
+        );
         assert_eq!(masked("not a url"), "…");
     }
 

@@ -201,12 +201,29 @@ impl Event for QuotaRecovered {
 }
 
 /// The threshold a change took a resource back below, if it did: the
-/// highest reached before it (used, limit, enforcement), when what is
-/// reached after it is lower (or none).
+/// highest reached before it (used, limit, enforcement), when usage after it
+/// is below that percentage of the limit then (or the resource is now
+/// unlimited). A change of enforcement or a smaller limit is no recovery.
 pub fn recovered_from(before: (i64, Option<i64>, Enforcement), after: (i64, Option<i64>, Enforcement)) -> Option<u32> {
     let was = super::notice::threshold_reached(before.0, before.1, before.2)?;
-    let now = super::notice::threshold_reached(after.0, after.1, after.2);
-    now.is_none_or(|now| now < was).then_some(was)
+    let below = match after.1 {
+        None => true,
+        Some(limit) if limit <= 0 => false,
+        Some(limit) => i128::from(after.0) * 100 < i128::from(was) * i128::from(limit),
+    };
+    below.then_some(was)
+}
+
+/// The count `used` must stay below, with `limit`, for usage to be below
+/// `threshold` percent: what a write that reports a recovery pins it below.
+pub fn below_threshold(threshold: u32, limit: Option<i64>) -> i64 {
+    match limit {
+        None => i64::MAX,
+        Some(limit) => {
+            let bound = (i128::from(threshold) * i128::from(limit.max(0)) + 99) / 100;
+            i64::try_from(bound).unwrap_or(i64::MAX)
+        }
+    }
 }
 
 impl QuotaRecovered {
@@ -629,8 +646,14 @@ mod tests {
         assert_eq!(r((85, Some(100)), (82, Some(100)), hard), None, "still at 80 %");
         assert_eq!(r((85, Some(100)), (95, Some(100)), hard), None, "higher");
         assert_eq!(r((85, Some(100)), (85, Some(90)), hard), None, "a smaller limit");
-        // A plan change from soft to hard at 130 %: 130 reached before, 100 (hard's highest) now.
-        assert_eq!(recovered_from((130, Some(100), soft), (130, Some(100), hard)), Some(130));
+        // A plan change from soft to hard at 130 %: usage did not move, nothing recovered.
+        assert_eq!(recovered_from((130, Some(100), soft), (130, Some(100), hard)), None);
+        assert_eq!(r((85, Some(100)), (85, Some(0)), hard), None, "a limit of 0");
+        // The count a recovery's write is pinned below: under 80 % of 110 is below 88.
+        assert_eq!(below_threshold(80, Some(110)), 88);
+        assert!(
+            r((85, Some(100)), (87, Some(110)), hard).is_some() && r((85, Some(100)), (88, Some(110)), hard).is_none()
+        );
     }
 
     fn grant(at: DateTime<Utc>) -> Grant {

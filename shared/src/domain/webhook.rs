@@ -2,9 +2,10 @@
 //! gets (Standard Webhooks), and when a failed one is tried again. Pure.
 //!
 //! One event on the bus becomes one delivery per channel that takes it. A
-//! delivery's id (`webhook-id`) is made from the channel and the bus's id
-//! for the event, so every attempt of it, and any repeat of the event's
-//! hand-over, carries the same id: receivers deduplicate on it.
+//! delivery's id (`webhook-id`) is made from the channel and the event's
+//! own identity (`outbound::event_key`), so every attempt of it, any repeat
+//! of the event's hand-over, and the event published again carry the same
+//! id: receivers deduplicate on it.
 
 use std::time::Duration;
 

@@ -81,11 +81,18 @@ pub async fn fan_out(store: &Store, event: &BusEvent, queue: &dyn Queue) -> Resu
             time: event.time,
             detail: event.detail.clone(),
         };
-        let opened = store.open_delivery(&org, &channel.id, &delivery.webhook_id, &delivery.kind, now).await?;
-        if matches!(opened, Opened::Existing { queued: true, .. })
-            || matches!(opened, Opened::Existing { status, .. } if status.settled())
-        {
-            continue;
+        match store.open_delivery(&org, &channel.id, &delivery.webhook_id, &delivery.kind, now).await? {
+            Opened::New => {}
+            Opened::Existing { queued: true, .. } => continue,
+            Opened::Existing { status, .. } if status.settled() => continue,
+            // Made by a hand-over that has not marked it queued: queued here
+            // only once that one has had its time (it stopped); until then
+            // the event comes back later rather than start a second chain.
+            Opened::Existing { .. } => {
+                if !store.claim_queueing(&org, &channel.id, &delivery.webhook_id, now).await? {
+                    return Err(FanOutError::Busy(delivery.webhook_id));
+                }
+            }
         }
         queue.send(&delivery).await.map_err(FanOutError::Queue)?;
         store.mark_queued(&org, &channel.id, &delivery.webhook_id).await?;
@@ -100,6 +107,8 @@ pub enum FanOutError {
     Store(#[from] StoreError),
     #[error("queueing a delivery failed: {0}")]
     Queue(String),
+    #[error("delivery {0} is being queued by another hand-over of its event")]
+    Busy(String),
 }
 
 /// What one attempt came to.
@@ -135,14 +144,19 @@ pub async fn attempt(
     };
     match record.status {
         DeliveryStatus::Delivered => return Ok(Outcome::Delivered),
-        DeliveryStatus::Failed => return Ok(Outcome::Failed),
+        // Dead-lettered by the attempt that failed it: nothing more.
+        DeliveryStatus::Failed => return Ok(Outcome::Dropped("failed before")),
         DeliveryStatus::Pending | DeliveryStatus::Retrying => {}
     }
     let Some(channel) = store.channel(&org, &delivery.channel_id).await? else {
         return Ok(Outcome::Dropped("the channel was removed"));
     };
     let Some(request) = render(store, &channel, delivery, dashboard_url, now).await? else {
-        return Ok(Outcome::Dropped("nothing to send: the event is not the channel's, or its secret is unreadable"));
+        // Shown as failed in the deliveries list, with why.
+        let why = "not sent: the channel does not take this event, or its secret is unreadable";
+        let attempt = Attempt { at: now, response_code: None, error: Some(why.into()) };
+        store.record_attempt(&org, &delivery.channel_id, &record, &attempt, DeliveryStatus::Failed).await?;
+        return Ok(Outcome::Dropped(why));
     };
     let (headers, body) = request;
     let answer = sender.post(&channel.url, &headers, body).await;
@@ -154,8 +168,12 @@ pub async fn attempt(
     let number = record.attempts + 1;
     let (status, wait) = after_attempt(&result, number);
     if !store.record_attempt(&org, &delivery.channel_id, &record, &result, status).await? {
-        // Another attempt of it (a duplicate message's) delivered it meanwhile.
-        return Ok(Outcome::Delivered);
+        // Another copy of it recorded an attempt meanwhile: that one goes on.
+        let now_delivered = store.delivery(&org, &delivery.channel_id, &delivery.webhook_id).await?;
+        return Ok(match now_delivered.map(|r| r.status) {
+            Some(DeliveryStatus::Delivered) => Outcome::Delivered,
+            _ => Outcome::Dropped("a copy of this delivery is ahead of this one"),
+        });
     }
     tracing::info!(
         org = %org, channel = channel.id, webhook = delivery.webhook_id, event = delivery.kind, number,

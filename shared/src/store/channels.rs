@@ -36,13 +36,17 @@ const DELIVERY_KEPT_DAYS: i64 = 30;
 /// How long a creation's `Idempotency-Key` is remembered.
 const KEY_KEPT_HOURS: i64 = 24;
 
+/// How long a hand-over of an event has to queue a delivery whose record it
+/// made before another hand-over may (the first stopped).
+const QUEUEING_SECS: i64 = 60;
+
 /// A delivery's record, as a hand-over of its event found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {
-    /// Made now: queue the delivery, then mark it queued.
+    /// Made now, with the claim to queue it: queue it, then mark it queued.
     New,
-    /// There already: queue it only if it never was (the hand-over that made
-    /// it stopped before queueing), else it is under way or settled.
+    /// There already: queued, or settled, or being queued by another
+    /// hand-over (see [`Store::claim_queueing`]).
     Existing { status: DeliveryStatus, queued: bool },
 }
 
@@ -266,6 +270,7 @@ impl Store {
         item.insert("kind".into(), s(kind));
         item.insert("status".into(), s(DeliveryStatus::Pending.as_str()));
         item.insert("attempts".into(), n(0));
+        item.insert("queuing".into(), n(now.timestamp() + QUEUEING_SECS));
         item.insert("createdAt".into(), s(crate::domain::rfc3339(now)));
         item.insert("ttl".into(), n((now + Duration::days(DELIVERY_KEPT_DAYS)).timestamp()));
         let result = self
@@ -289,6 +294,32 @@ impl Store {
                 _ => Err(err.into()),
             },
         }
+    }
+
+    /// Takes over queueing a delivery whose record exists but was never
+    /// marked queued, once the hand-over that made it has had its time:
+    /// `false` when it is queued, or another hand-over may still queue it.
+    pub async fn claim_queueing(
+        &self,
+        org: &OrgId,
+        channel: &str,
+        webhook: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .retrying
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(items::pk(org), delivery_sk(channel, webhook))))
+            .update_expression("SET queuing = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(queued) AND (attribute_not_exists(queuing) OR queuing < :now)",
+            )
+            .expression_attribute_values(":until", n(now.timestamp() + QUEUEING_SECS))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        super::sdk::applied(result)
     }
 
     /// The delivery is in the queue: a later hand-over of its event leaves it.
@@ -318,10 +349,13 @@ impl Store {
         Ok(item.as_ref().and_then(delivery_from_item))
     }
 
-    /// Records an attempt and the status it leaves (`attempts` counts every
-    /// attempt; the record keeps the latest [`KEPT_ATTEMPTS`], as read in
-    /// `record`). Nothing changes a delivered record: `false` when it was
-    /// (by another attempt of the same delivery).
+    /// Records an attempt and the status it leaves; the record keeps the
+    /// latest [`KEPT_ATTEMPTS`]. An attempt that failed is recorded only on
+    /// the record as read (`attempts` unchanged, still pending or retrying):
+    /// a copy of the delivery that is behind changes nothing, so a status
+    /// never goes back and a last attempt is recorded (and dead-lettered)
+    /// once. A 2xx is recorded on anything not yet delivered. `false` when
+    /// nothing was recorded.
     pub async fn record_attempt(
         &self,
         org: &OrgId,
@@ -340,14 +374,23 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(items::pk(org), delivery_sk(channel, &record.webhook_id))))
             .update_expression("SET #s = :s, history = :h ADD attempts :one")
-            .condition_expression("attribute_exists(pk) AND #s <> :delivered")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":s", s(status.as_str()))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":h", s(serde_json::to_string(&history).unwrap_or_default()))
-            .expression_attribute_values(":delivered", s(DeliveryStatus::Delivered.as_str()))
-            .send()
-            .await;
+            .expression_attribute_values(":h", s(serde_json::to_string(&history).unwrap_or_default()));
+        let result = if status == DeliveryStatus::Delivered {
+            result
+                .condition_expression("attribute_exists(pk) AND #s <> :delivered")
+                .expression_attribute_values(":delivered", s(DeliveryStatus::Delivered.as_str()))
+        } else {
+            result
+                .condition_expression("attribute_exists(pk) AND attempts = :read AND #s IN (:pending, :retrying)")
+                .expression_attribute_values(":read", n(i64::from(record.attempts)))
+                .expression_attribute_values(":pending", s(DeliveryStatus::Pending.as_str()))
+                .expression_attribute_values(":retrying", s(DeliveryStatus::Retrying.as_str()))
+        }
+        .send()
+        .await;
         super::sdk::applied(result)
     }
 

@@ -27,6 +27,9 @@ pub(super) struct Change<'a> {
     /// have ended (an ended one is closed first, on the grants it had), and
     /// an added grant is pinned to the limit it was checked against.
     pub at: Option<DateTime<Utc>>,
+    /// The count must be below this: the change reports a recovery that
+    /// holds only while it is (`events::below_threshold`).
+    pub used_below: Option<i64>,
 }
 
 impl Store {
@@ -148,6 +151,10 @@ impl Store {
                 update = update.expression_attribute_values(":checked", n(limit));
             }
         }
+        if let Some(bound) = change.used_below {
+            condition.push("used < :usedbelow".into());
+            update = update.expression_attribute_values(":usedbelow", n(bound));
+        }
         if grants_change {
             let first = counter
                 .grants
@@ -259,6 +266,7 @@ impl Store {
                 remove: counter.grants.iter().filter(|g| g.expired(now)).collect(),
                 free: counter.holds.iter().filter(|h| h.expired(now)).take(SWEEP_HOLDS).collect(),
                 at: None,
+                used_below: None,
             };
             let update = self.change_update(org, &counter, &change)?;
             let result = self

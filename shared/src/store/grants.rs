@@ -22,7 +22,9 @@ use super::{CounterRef, Store, StoreError};
 use crate::domain::MAX_COUNT;
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::catalogue::Catalogue;
-use crate::domain::events::{GrantAdded, GrantDetail, GrantRevoked, Pending, QuotaRecovered, RecoveryCause};
+use crate::domain::events::{
+    GrantAdded, GrantDetail, GrantRevoked, Pending, QuotaRecovered, RecoveryCause, below_threshold,
+};
 use crate::domain::grant::{Expired, Grant, GrantDetails, GrantRequest, MAX_GRANTS};
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::OrgId;
@@ -149,14 +151,23 @@ impl Store {
             let grant = Grant { id: Grant::new_id(), amount: request.amount, expires_at };
             let details =
                 GrantDetails { grant, reason: request.reason.clone(), created_by: actor.to_string(), created_at: now };
-            let change = Change { add: Some(&details.grant), remove: Vec::new(), free: Vec::new(), at: Some(now) };
+            let limit = counter.limit.map(|l| l + details.grant.amount);
+            // The grant takes usage back below a threshold it had reached: the
+            // event says so only while the count stays below it (a consume
+            // meanwhile may take it past; the grant is then tried again).
+            let mut granted = counter.clone();
+            granted.limit = limit;
+            granted.grants.push(details.grant.clone());
+            let recovered = QuotaRecovered::between(&counter, &granted, RecoveryCause::Grant, now);
+            let used_below = recovered.as_ref().map(|r| below_threshold(r.threshold, limit));
+            let change =
+                Change { add: Some(&details.grant), remove: Vec::new(), free: Vec::new(), at: Some(now), used_below };
             let entry = AuditEntry::grant(now, actor, AuditAction::GrantAdded, &details, resource);
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(details_item(org, resource, &details)))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()?;
-            let limit = counter.limit.map(|l| l + details.grant.amount);
             let event = Pending::of(&GrantAdded(GrantDetail::new(org, resource, &details, actor, limit, now)));
             let mut writes = vec![
                 TransactWriteItem::builder().update(self.change_update(org, &counter, &change)?).build(),
@@ -164,12 +175,8 @@ impl Store {
                 self.audit_put(org, &entry)?,
                 self.outbox_put(org, &event, now)?,
             ];
-            // The grant took usage back below a threshold it had reached.
-            let mut granted = counter.clone();
-            granted.limit = limit;
-            granted.grants.push(details.grant.clone());
-            if let Some(recovered) = QuotaRecovered::between(&counter, &granted, RecoveryCause::Grant, now) {
-                writes.push(self.outbox_put(org, &Pending::of(&recovered), now)?);
+            if let Some(recovered) = &recovered {
+                writes.push(self.outbox_put(org, &Pending::of(recovered), now)?);
             }
             if let Some(idem) = idempotency {
                 let grant_id = Item::from([("grantId".to_string(), s(&details.grant.id))]);
@@ -238,7 +245,7 @@ impl Store {
             let counter = &counter;
             let grant = counter.grants.iter().find(|g| g.id == id).cloned().ok_or(StoreError::Contended("revoke"))?;
             let details = details_from(&grant, self.grant_item(org, id).await?.as_ref());
-            let change = Change { add: None, remove: vec![&grant], free: Vec::new(), at: Some(now) };
+            let change = Change { add: None, remove: vec![&grant], free: Vec::new(), at: Some(now), used_below: None };
             let entry = AuditEntry::grant(now, actor, AuditAction::GrantRevoked, &details, &counter.resource);
             let limit = counter.limit.map(|l| l - grant.amount);
             let event =

@@ -16,7 +16,7 @@ use super::{Store, StoreError};
 use crate::domain::MAX_COUNT;
 use crate::domain::audit;
 use crate::domain::catalogue::Catalogue;
-use crate::domain::events::{Pending, PlanChanged, QuotaRecovered, RecoveryCause, new_event_id};
+use crate::domain::events::{Pending, PlanChanged, QuotaRecovered, RecoveryCause, below_threshold, new_event_id};
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::org::{OrgId, OrgPatch, OrgProfile};
 use crate::domain::period::Period;
@@ -152,23 +152,24 @@ impl Store {
                         writes.push(put_if_absent_in(&self.table, items::counter_to_item(&fresh))?);
                     }
                     Some(counter) => {
-                        if let Some(update) = self.settings_update(org, counter, &settings, now)? {
+                        // A new plan or limit that takes usage back below a
+                        // threshold it had reached: the "resolved" half, said
+                        // only while the count stays below it.
+                        let before = counter.at(now);
+                        let granted: i64 = before.grants.iter().map(|g| g.amount).sum();
+                        let after = Counter {
+                            plan: settings.plan.clone(),
+                            limit: settings.limit.map(|l| l + granted),
+                            enforcement: settings.enforcement,
+                            trial_ends_at: settings.trial_ends_at,
+                            ..before.clone()
+                        };
+                        let recovered = QuotaRecovered::between(&before, &after, RecoveryCause::PlanChange, now);
+                        let used_below = recovered.as_ref().map(|r| below_threshold(r.threshold, after.limit));
+                        if let Some(update) = self.settings_update(org, counter, &settings, used_below, now)? {
                             writes.push(TransactWriteItem::builder().update(update).build());
-                            // A new plan or limit that takes usage back below a
-                            // threshold it had reached: the "resolved" half.
-                            let before = counter.at(now);
-                            let granted: i64 = before.grants.iter().map(|g| g.amount).sum();
-                            let after = Counter {
-                                plan: settings.plan.clone(),
-                                limit: settings.limit.map(|l| l + granted),
-                                enforcement: settings.enforcement,
-                                trial_ends_at: settings.trial_ends_at,
-                                ..before.clone()
-                            };
-                            if let Some(recovered) =
-                                QuotaRecovered::between(&before, &after, RecoveryCause::PlanChange, now)
-                            {
-                                writes.push(self.outbox_put(org, &Pending::of(&recovered), now)?);
+                            if let Some(recovered) = &recovered {
+                                writes.push(self.outbox_put(org, &Pending::of(recovered), now)?);
                             }
                         }
                     }
@@ -213,6 +214,7 @@ impl Store {
         org: &OrgId,
         counter: &Counter,
         to: &CounterSettings,
+        used_below: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Option<Update>, StoreError> {
         let same = counter.plan == to.plan
@@ -231,7 +233,12 @@ impl Store {
         let mut condition = vec!["attribute_exists(pk)"];
         let mut update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))))
+            .set_key(Some(key(items::pk(org), items::counter_sk(&counter.resource))));
+        if let Some(bound) = used_below {
+            condition.push("used < :usedbelow");
+            update = update.expression_attribute_values(":usedbelow", n(bound));
+        }
+        let mut update = update
             .expression_attribute_names("#plan", "plan")
             .expression_attribute_names("#locale", "locale")
             .expression_attribute_names("#tz", "tz")

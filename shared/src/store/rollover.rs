@@ -9,6 +9,7 @@ use super::attrs::{key, n, s};
 use super::items;
 use super::sdk::{MAX_ATTEMPTS, Transacted, backoff, transact};
 use super::{Store, StoreError};
+use crate::domain::events::{Pending, QuotaRecovered, RecoveryCause};
 use crate::domain::org::OrgId;
 use crate::domain::period::Period;
 use crate::domain::reservation::Hold;
@@ -107,8 +108,24 @@ impl Store {
             .set_item(Some(items::closed_item(org, counter, old, now)))
             .condition_expression("attribute_not_exists(pk)")
             .build()?;
-        let writes =
+        let mut writes =
             vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(put).build()];
+        // A resource that had reached a threshold starts the new period at 0:
+        // back below it. Owed with the close, in its transaction (the
+        // outbox), so it is published once the period has closed, whoever
+        // closed it.
+        let through = Counter { limit: counter.limit_through(old.end), ..counter.clone() };
+        let lapsing: i64 = counter.grants.iter().filter(|g| g.expires_at <= new.start).map(|g| g.amount).sum();
+        let started = Counter {
+            used: 0,
+            period: Some(new),
+            limit: counter.limit.map(|l| l - lapsing),
+            grants: counter.grants.iter().filter(|g| g.expires_at > new.start).cloned().collect(),
+            ..counter.clone()
+        };
+        if let Some(recovered) = QuotaRecovered::between(&through, &started, RecoveryCause::NewPeriod, now) {
+            writes.push(self.outbox_put(org, &Pending::of(&recovered), now)?);
+        }
         Ok(matches!(transact(&self.once, "rollover", writes).await?, Transacted::Committed))
     }
 }

@@ -906,6 +906,7 @@ export interface components {
             id: string;
             /** @enum {string} */
             type: "webhook" | "slack" | "discord";
+            /** @description In full to its creator (the creation's answer); elsewhere masked, its path and query hidden but for their last 4 characters when at least 16 more stay hidden (`https://hooks.slack.com/…a1B2`) */
             url: string;
             events: components["schemas"]["ChannelEvent"][];
             /** @description The webhook's signing secret (Standard Webhooks), on creation only */
