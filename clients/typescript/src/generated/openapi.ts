@@ -2277,6 +2277,7 @@ export interface operations {
                     "application/json": components["schemas"]["ChannelList"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -2738,7 +2739,7 @@ export interface operations {
             query?: {
                 /** @description At most this many orgs (default 50) */
                 limit?: number;
-                /** @description Where the previous page's `nextCursor` said the list goes on */
+                /** @description Where the previous page's `nextCursor` said the list goes on; any other value answers 400 `INVALID_REQUEST` */
                 cursor?: string;
                 /** @description `at_risk`: some resource at 80 % or more, or blocked; `blocked`; `trial_ending`: a trial that ends within 7 days; `all` (default) */
                 filter?: "all" | "at_risk" | "blocked" | "trial_ending";
