@@ -308,3 +308,66 @@ fn the_channel_queue_and_rule_follow_the_delivery_schedule() {
     assert_eq!(kinds, CHANNEL_EVENTS.iter().map(|k| k.detail_type()).collect());
     assert_eq!(pattern["source"][0].as_str(), Some("quota-service"));
 }
+
+/// CloudWatch refuses an alarm on a `SEARCH` expression ("You can't create
+/// an alarm based on the SEARCH expression", CloudWatch user guide): one
+/// rolled the whole stack back. Many metrics are alarmed on with a Metrics
+/// Insights query (`SELECT …`), which needs its `Period`; every alarm
+/// watches one metric or one expression that returns data.
+#[test]
+fn every_alarm_is_one_cloudwatch_accepts() {
+    let template = template();
+    let mut alarms = 0;
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        alarms += 1;
+        let props = &resource["Properties"];
+        let Some(metrics) = props["Metrics"].as_sequence() else {
+            assert!(props["MetricName"].as_str().is_some(), "{name:?}: neither a metric nor an expression");
+            continue;
+        };
+        let returned: Vec<_> = metrics.iter().filter(|m| m["ReturnData"].as_bool() != Some(false)).collect();
+        assert_eq!(returned.len(), 1, "{name:?}: one expression returns the alarm's data");
+        for metric in metrics {
+            let Some(expression) = metric.get("Expression") else { continue };
+            let text = match expression {
+                Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().to_string(),
+                other => other.as_str().unwrap_or_default().to_string(),
+            };
+            assert!(!text.contains("SEARCH("), "{name:?}: CloudWatch refuses an alarm on SEARCH: {text}");
+            if text.trim_start().starts_with("SELECT") {
+                assert!(metric["Period"].as_u64().is_some(), "{name:?}: a Metrics Insights alarm needs its Period");
+            }
+        }
+    }
+    assert!(alarms > 5, "the template's alarms were read");
+}
+
+/// Every function has an alarm on its errors and one on its throttles (the
+/// README says so; the channel and console functions had none).
+#[test]
+fn every_function_has_an_errors_and_a_throttles_alarm() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let watched = |metric: &str| -> BTreeSet<String> {
+        resources
+            .values()
+            .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+            .filter(|r| r["Properties"]["MetricName"].as_str() == Some(metric))
+            .filter_map(|r| match &r["Properties"]["Dimensions"][0]["Value"] {
+                Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str().map(str::to_string),
+                _ => None,
+            })
+            .collect()
+    };
+    let functions: BTreeSet<String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .filter_map(|(name, _)| name.as_str().map(str::to_string))
+        .collect();
+    assert!(functions.len() >= 9, "{functions:?}");
+    assert_eq!(watched("Errors"), functions, "an errors alarm each");
+    assert_eq!(watched("Throttles"), functions, "a throttles alarm each");
+}

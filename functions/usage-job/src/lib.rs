@@ -64,19 +64,23 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 pub const HTTP_ANSWER_BY: Duration = Duration::from_secs(27);
 
 /// A run started over HTTP, answered by `answer_by` whatever happens: 200
-/// with its summary when it finished; 202 when it goes on (handed over, or
-/// still running after `answer_by`: it is not cut short, and its summary
-/// then names the run and says it continues); 503 when orgs went unseen (a
-/// failed scan segment, a hand-over not recorded; the log has the rest).
+/// with its summary when it finished; 202 when it handed the rest over to
+/// other invocations; 503 when orgs went unseen (a failed scan segment, a
+/// hand-over not recorded; the log has the rest), or when it was still
+/// running at `answer_by`. Lambda freezes the process once the answer is
+/// sent, so such a run would neither go on nor hand over: it stops there,
+/// as a killed invocation does (every step is guarded, and a notice whose
+/// sender stopped mid-call is presumed delivered), and the next run does
+/// the rest.
 pub async fn run_over_http(deps: &Deps, answer_by: Duration) -> Response<Body> {
     use lambda_http::http::StatusCode;
     let now = deps.clock.now();
     let id = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), quota_shared::domain::random_u64() as u32);
-    let run = {
+    let mut run = {
         let (deps, id) = (deps.clone(), id.clone());
         tokio::spawn(async move { run_part(&deps, first_part(id, now), Options::for_http()).await })
     };
-    match tokio::time::timeout(answer_by, run).await {
+    match tokio::time::timeout(answer_by, &mut run).await {
         Ok(Ok(summary)) if summary.segments_failed > 0 || summary.run.hand_over_failed => {
             ApiError::StoreUnavailable.into_response()
         }
@@ -84,10 +88,12 @@ pub async fn run_over_http(deps: &Deps, answer_by: Duration) -> Response<Body> {
         Ok(Ok(summary)) => api::ok(&summary),
         Ok(Err(_)) => ApiError::StoreUnavailable.into_response(),
         Err(_) => {
-            tracing::warn!(run = id, "daily job over HTTP: still running at the answer's deadline");
-            let summary =
-                Summary { run: RunPart { id, part: 1, continued: true, ..Default::default() }, ..Default::default() };
-            api::json(StatusCode::ACCEPTED, &summary)
+            run.abort();
+            tracing::warn!(
+                run = id,
+                "daily job over HTTP: stopped at the answer's deadline; the next run does the rest"
+            );
+            ApiError::StoreUnavailable.into_response()
         }
     }
 }

@@ -68,20 +68,37 @@ impl Binding {
 /// Claim values that are a JSON non-string as API Gateway renders it.
 const NOT_A_NAME: &[&str] = &["null", "true", "false", "undefined"];
 
+/// The scopes' prefix the gateway checks: `SCOPE_PREFIX`, which the
+/// template sets from its `ScopePrefix` parameter (possibly empty). Unset
+/// (quota-local, the tests), a scope may carry any prefix.
+fn configured_prefix() -> Option<&'static str> {
+    static PREFIX: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| std::env::var("SCOPE_PREFIX").ok()).as_deref()
+}
+
 /// The scopes a token grants, read as API Gateway's JWT authorizer reads
 /// them: from `scope` (space-separated, RFC 8693) and `scp` (as Okta and
 /// Azure AD send them), either of which may be a JSON array, which the
-/// gateway passes on as `[a b]`. A scope may carry its resource server's
-/// prefix, as Cognito's do (`quota/quota:read`): the issuer, checked by the
-/// gateway, owns it.
-fn scopes_of(claims: &std::collections::HashMap<String, String>) -> Vec<Scope> {
+/// gateway passes on as `[a b]`. A scope carries its resource server's
+/// prefix, as Cognito's do (`quota/quota:read`). With a configured prefix,
+/// only scopes with exactly that one count, as at the gateway: a token that
+/// passed it with `quota/quota:write` must not become an admin through
+/// another resource server's `x/quota:admin`.
+fn scopes_of(claims: &std::collections::HashMap<String, String>, prefix: Option<&str>) -> Vec<Scope> {
     let mut scopes = Vec::new();
     for claim in ["scope", "scp"].iter().filter_map(|name| claims.get(*name)) {
         let text = claim.trim();
         let text = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
         for word in text.split(|c: char| c.is_whitespace() || c == ',') {
             let word = word.trim_matches('"');
-            let scope = match word.rsplit('/').next().unwrap_or(word) {
+            let name = match prefix {
+                Some(prefix) => match word.strip_prefix(prefix) {
+                    Some(name) => name,
+                    None => continue,
+                },
+                None => word.rsplit('/').next().unwrap_or(word),
+            };
+            let scope = match name {
                 "quota:read" => Scope::Read,
                 "quota:write" => Scope::Write,
                 "quota:admin" => Scope::Admin,
@@ -123,7 +140,7 @@ impl Principal {
             .ok_or(ApiError::Unauthorized)?;
         Ok(Principal {
             subject: subject.clone(),
-            scopes: scopes_of(claims),
+            scopes: scopes_of(claims, configured_prefix()),
             binding: Binding::from_claim(claims.get("org_id")),
         })
     }
@@ -216,6 +233,21 @@ mod tests {
         assert_eq!(scopes("https://api.example.com/quota:admin"), vec![Scope::Admin]);
         assert_eq!(scopes("quota:read openid"), vec![Scope::Read]);
         assert_eq!(scopes("quota/read quota:reader"), vec![]);
+    }
+
+    #[test]
+    fn with_a_configured_prefix_only_scopes_with_exactly_it_count() {
+        use std::collections::HashMap;
+        let scopes = |claim: &str, prefix: &str| {
+            scopes_of(&HashMap::from([("scope".to_string(), claim.to_string())]), Some(prefix))
+        };
+        // Another resource server's scope of the same name grants nothing.
+        assert_eq!(scopes("quota/quota:write x/quota:admin", "quota/"), vec![Scope::Write]);
+        assert_eq!(scopes("quota/quota:read https://api.example.com/quota:admin", "quota/"), vec![Scope::Read]);
+        assert_eq!(scopes("quota:admin", "quota/"), vec![]);
+        // No prefix configured (the gateway checks bare names): bare names only.
+        assert_eq!(scopes("quota:read quota/quota:admin", ""), vec![Scope::Read]);
+        assert_eq!(scopes("https://api.example.com/quota:admin", "https://api.example.com/"), vec![Scope::Admin]);
     }
 
     #[test]

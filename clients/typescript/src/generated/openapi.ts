@@ -667,7 +667,7 @@ export interface paths {
         put?: never;
         /**
          * Run the daily job now
-         * @description Runs the job for up to 20 seconds. A run that needs longer hands the rest over to the job function (the `DailyJobContinued` event) and answers 202 with what it did so far.
+         * @description Runs the job for up to 20 seconds. A run that needs longer hands the rest over to the job function (the `DailyJobContinued` event) and answers 202 with what it did so far. A run the store keeps from finishing its part by 27 s stops there and answers 503: the next run (scheduled, or this request again) does the rest.
          */
         post: operations["runDailyJob"];
         delete?: never;
