@@ -5,9 +5,18 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
+/// The built console, from the package's root. Relative on purpose: cargo
+/// keeps a relative `rerun-if-changed` path relative to the package, so a
+/// second checkout sharing the target directory (CI's cache) is checked
+/// against its own files, not those of the checkout that built first.
+const DIST: &str = "../../clients/web/dist/console";
+
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/web/dist/console");
-    println!("cargo::rerun-if-changed={}", dir.display());
+    // At run time, not `env!` (which the build script's own compilation
+    // would fix to the first checkout that built it).
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let dir = root.join(DIST);
+    println!("cargo::rerun-if-changed={DIST}");
     let mut files = Vec::new();
     collect(&dir, &dir, &mut files);
     files.sort();
@@ -18,20 +27,24 @@ fn main() {
         "{} has no index.html: build it (cd clients/web && npm ci && npm run build)",
         dir.display()
     );
+    // Copied beside the generated list, so that what is compiled in is
+    // this run's files whatever checkout they came from.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let mut out = String::from("/// The console's files: path below `/console/`, bytes, content type.\n");
     out.push_str("pub const ASSETS: &[(&str, &[u8], &str)] = &[\n");
-    for (name, path) in &files {
-        println!("cargo::rerun-if-changed={}", path.display());
+    for (i, (name, path)) in files.iter().enumerate() {
+        println!("cargo::rerun-if-changed={DIST}/{name}");
+        let copy = out_dir.join(format!("asset-{i}"));
+        std::fs::copy(path, &copy).expect("copy a console file");
         let _ = writeln!(
             out,
             "    ({name:?}, include_bytes!({:?}), {:?}),",
-            path.display().to_string(),
+            copy.display().to_string(),
             content_type(name)
         );
     }
     out.push_str("];\n");
-    let target = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("assets.rs");
-    std::fs::write(target, out).expect("write assets.rs");
+    std::fs::write(out_dir.join("assets.rs"), out).expect("write assets.rs");
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
