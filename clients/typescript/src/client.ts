@@ -6,6 +6,9 @@ type Schemas = components["schemas"];
 
 // The contract's shapes, under the names an app uses. Nothing here redefines one.
 export type Resource = components["parameters"]["Resource"];
+/** A resource counted by what exists (contacts, users, …): the ones `release` gives back. */
+export type TotalResource = components["parameters"]["TotalResource"];
+export type UsageResult = Schemas["UsageResult"];
 export type Feature = components["parameters"]["Feature"];
 export type Locale = Schemas["Locale"];
 export type Usage = Schemas["Usage"];
@@ -371,6 +374,24 @@ export class QuotaClient {
       query: { days: options.days },
       repeat: "always",
     });
+  }
+
+  /**
+   * Give back `amount` units of a `total` resource (a contact deleted), never below 0. A repeat
+   * would give back twice, so it is retried only on answers that say nothing was recorded.
+   */
+  release(orgId: string, resource: TotalResource, amount = 1): Promise<UsageResult> {
+    return this.#get({
+      method: "POST",
+      path: ["v1", "orgs", orgId, "usage", resource, "release"],
+      body: { amount },
+      repeat: "when-not-applied",
+    });
+  }
+
+  /** Set the current count to `value` (reconciling with what really exists; audited). A repeat sets the same count. */
+  setUsage(orgId: string, resource: Resource, value: number): Promise<UsageResult> {
+    return this.#get({ method: "PUT", path: ["v1", "orgs", orgId, "usage", resource], body: { value }, repeat: "always" });
   }
 
   /** Every feature of the catalogue for the org. */

@@ -39,7 +39,14 @@ export function formatBytes(bytes: number, locale: Locale = "en", decimals = 2):
   return `${formatNumber(sign * value, locale, unit === 0 ? 0 : decimals)} ${BYTE_UNITS[unit]}`;
 }
 
-/** A percentage as the API gives it (85.5 means 85.5 %): → "86%" (en, da); "85,5%" (da, 1 decimal). */
+/**
+ * A percentage as the API gives it (85.5 means 85.5 %): → "85%" (en, da); "85,5%" (da, 1 decimal).
+ * Rounded down, never up: 99.7 % is not yet "100%", nor 79.6 % the "80%" a warning starts at, so
+ * the figure never claims a threshold the status and the notices have not reached.
+ */
 export function formatPercent(percent: number, locale: Locale = "en", decimals = 0): string {
-  return `${formatNumber(percent, locale, decimals)}%`;
+  const scale = 10 ** decimals;
+  // The epsilon keeps binary fractions whole: 0.29 * 100 is 28.999999999999996.
+  const down = Math.floor(percent * scale + 1e-9) / scale;
+  return `${formatNumber(down, locale, decimals)}%`;
 }

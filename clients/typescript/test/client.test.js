@@ -45,6 +45,24 @@ test("consume records the amount; the caller's own key counts once however often
   assert.equal((await client.usage(orgId)).resources.find((r) => r.resource === "contacts")?.used, 5);
 });
 
+test("release gives back units of a total resource, never below 0; setUsage sets the count", async () => {
+  const orgId = await newOrg({ plan: "growth" });
+  served(await client.consume(orgId, "contacts", { amount: 5 }));
+  const released = await client.release(orgId, "contacts", 2);
+  assert.equal(released.usage.used, 3);
+  assert.equal((await client.release(orgId, "contacts")).usage.used, 2, "one by default");
+  assert.equal((await client.release(orgId, "contacts", 10)).usage.used, 0, "never below 0");
+  const set = await client.setUsage(orgId, "conversations", 42);
+  assert.equal(set.usage.resource, "conversations");
+  assert.equal(set.usage.used, 42);
+  assert.equal((await client.usage(orgId)).resources.find((r) => r.resource === "conversations")?.used, 42);
+  await assert.rejects(
+    // @ts-expect-error conversations are counted per period: nothing to give back
+    client.release(orgId, "conversations", 1),
+    (err) => err instanceof QuotaApiError && err.status === 400 && err.code === "NOT_RELEASABLE",
+  );
+});
+
 test("check, canUse and checkMany decide without recording", async () => {
   const orgId = await newOrg({ plan: "growth", limits: { contacts: 10 } });
   served(await client.consume(orgId, "contacts", { amount: 8 }));

@@ -129,7 +129,10 @@ test("503 STORE_UNAVAILABLE and the gateway's throttling 429 are retried, honour
   const orgId = await newOrg({ plan: "growth" });
   const first = firstSight();
   let n = 0;
+  /** @type {number[]} */
+  const arrivals = [];
   const { proxy, client } = await proxied((r) => {
+    arrivals.push(Date.now());
     if (!first(r)) return "pass";
     return ++n % 2
       ? { forward: false, reply: { status: 503, headers: { "retry-after": "1" }, body: { error: { code: "STORE_UNAVAILABLE", message: "try again" } } } }
@@ -144,6 +147,12 @@ test("503 STORE_UNAVAILABLE and the gateway's throttling 429 are retried, honour
     proxy.seen.map((r) => r.action),
     ["replace-before", "pass", "replace-before", "pass", "replace-before", "pass", "replace-before", "pass"],
   );
+  // Each retry after a 503 with `Retry-After: 1` came a second later at the earliest
+  // (a lower bound: a slow machine only makes the wait longer).
+  for (const i of [0, 4]) {
+    const waited = /** @type {number} */ (arrivals[i + 1]) - /** @type {number} */ (arrivals[i]);
+    assert(waited >= 990, `retry ${i + 1} came ${waited} ms after the 503 that said Retry-After: 1`);
+  }
 });
 
 test("reserve, commit, release and grant whose answers are lost are retried with their key and take effect once", async () => {

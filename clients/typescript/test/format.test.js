@@ -32,11 +32,18 @@ test("formatBytes uses binary units with two decimals", () => {
   assert.equal(formatBytes(1073741824, "en", 0), "1 GB");
 });
 
-test("formatPercent writes the API's percentages as the service's emails do", () => {
+test("formatPercent writes the API's percentages rounded down, so no figure claims a threshold not reached", () => {
   assert.equal(formatPercent(80), "80%");
   assert.equal(formatPercent(80, "da"), "80%");
-  assert.equal(formatPercent(56.67, "en"), "57%");
-  assert.equal(formatPercent(56.67, "en", 1), "56.7%");
+  assert.equal(formatPercent(56.67, "en"), "56%");
+  assert.equal(formatPercent(56.67, "en", 1), "56.6%");
+  // 299 of 300 (growth): almost reached, not "100%"; 597 of 750 (pro): no warning yet, not "80%".
+  assert.equal(formatPercent(99.67), "99%");
+  assert.equal(formatPercent(79.6), "79%");
+  assert.equal(formatPercent(100), "100%");
+  assert.equal(formatPercent(112.5), "112%");
+  assert.equal(formatPercent(0.29, "en", 2), "0.29%");
+  assert.equal(formatPercent(57), "57%");
   assert.equal(formatPercent(56.67, "da", 2), "56,67%");
   assert.equal(formatPercent(1234.5, "da", 1), "1.234,5%");
 });

@@ -206,6 +206,33 @@ describe("fed by properties", () => {
     await page.close();
   });
 
+  test("a trial that ended is what the warning says, at any use; the client's fallback opens no dialog", async () => {
+    const { page, errors } = await open("/pages/fixtures.html", "none");
+    const data = report([usage("conversations", 10, 100)], { plan: "free", locale: "en" });
+    data.blocked = { blocked: true, reason: "trial_expired", resources: ["conversations"], message: "Free trial expired. Upgrade to continue." };
+    data.trial = { endsAt: "2026-01-01T00:00:00Z", expired: true };
+    await page.evaluate((report) => {
+      const warning = document.createElement("quota-warning");
+      /** @type {any} */ (warning).data = report;
+      document.querySelector("#slot")?.append(warning);
+    }, data);
+    const alert = page.getByRole("alert");
+    await alert.getByText("Free trial expired", { exact: true }).waitFor();
+    assert.equal(await alert.getByText("You have reached your limit").count(), 0);
+
+    // No answer from the service (the client's "deny" fallback): not the quota's refusal.
+    const answer = await page.evaluate(() => {
+      const dialog = /** @type {any} */ (document.createElement("quota-exceeded-dialog"));
+      document.querySelector("#slot")?.append(dialog);
+      return dialog.show({ allowed: false, reason: null, message: null, usage: null, fallback: true, error: { code: "TIMEOUT" }, idempotencyKey: "k-1" });
+    });
+    assert.equal(answer, "unavailable");
+    assert.equal(await page.getByRole("dialog").count(), 0);
+    assert.equal(await page.getByText("Monthly quota reached").count(), 0);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   test("themed from outside: custom properties and parts reach into the shadow roots", async () => {
     const { page, errors } = await open("/pages/fixtures.html", "none");
     await page.addStyleTag({

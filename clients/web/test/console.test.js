@@ -234,6 +234,75 @@ describe("the console, as an admin", () => {
     await page.close();
   });
 
+  test("a grant or a reset tried again by hand after its answer was lost is applied once", async () => {
+    const org = await newOrg("again", { plan: "free", locale: "en" }, { conversations: 60, contacts: 5 });
+    const { page, errors, writes } = await signIn(ADMIN, `#/orgs/${org}`);
+    await page.getByRole("region", { name: "Usage" }).getByRole("progressbar", { name: "Conversations" }).waitFor();
+    // Every attempt reaches the service, which applies it; its answer is lost
+    // (503 OUTCOME_UNKNOWN) until the operator tries again by hand.
+    /** @param {string} glob */
+    const loseAnswers = (glob) =>
+      page.route(glob, async (route) => {
+        await route.fetch();
+        await route.fulfill({
+          status: 503,
+          headers: { "retry-after": "0" },
+          json: { error: { code: "OUTCOME_UNKNOWN", message: "the outcome is unknown" } },
+        });
+      });
+
+    const form = page.getByRole("form", { name: "Add a grant" });
+    await form.getByLabel("Resource").selectOption("conversations");
+    await form.getByLabel("Amount").fill("50");
+    await form.getByLabel("Reason").fill("Retried by hand");
+    await loseAnswers("**/v1/admin/orgs/*/grants");
+    await form.getByRole("button", { name: "Add grant" }).click();
+    await page.getByText(/OUTCOME_UNKNOWN/).first().waitFor();
+    await page.unrouteAll({ behavior: "wait" });
+    await form.getByRole("button", { name: "Add grant" }).click();
+    await toast(page, "Granted 50 conversations; the limit is now 150").waitFor();
+    const conversations = (await usageOf(org)).resources.find((/** @type {any} */ u) => u.resource === "conversations");
+    assert.equal(conversations.limit, 150, "granted once");
+    assert.equal(conversations.grants.length, 1);
+    const grantKeys = new Set(writes.filter((w) => w.path.endsWith("/grants")).map((w) => w.key));
+    assert.equal(grantKeys.size, 1, "every attempt, by the client and by hand, under one key");
+
+    await page.getByRole("button", { name: "Reset quota" }).click();
+    let dialog = page.getByRole("dialog", { name: `Reset quota for ${org}` });
+    // Only what a reset starts again: the period's resources, not totals such as contacts.
+    const choices = await dialog.getByLabel("What to reset").locator("option").allTextContents();
+    assert(choices.includes("Conversations") && !choices.includes("Contacts"), JSON.stringify(choices));
+    await dialog.getByLabel("What to reset").selectOption("conversations");
+    await dialog.getByLabel("Reason").fill("Ticket 815");
+    await loseAnswers("**/v1/admin/orgs/*/reset");
+    await dialog.getByRole("button", { name: "Reset", exact: true }).click();
+    await dialog.waitFor({ state: "detached" });
+    await page.getByText(/OUTCOME_UNKNOWN/).first().waitFor();
+    await page.unrouteAll({ behavior: "wait" });
+    // Used again since: a second reset would wipe this out.
+    assert.equal((await api("POST", `/v1/orgs/${org}/usage/conversations/consume`, { amount: 7 })).status, 200);
+    await page.getByRole("button", { name: "Reset quota" }).click();
+    dialog = page.getByRole("dialog", { name: `Reset quota for ${org}` });
+    await dialog.getByLabel("What to reset").selectOption("conversations");
+    await dialog.getByLabel("Reason").fill("Ticket 815");
+    await dialog.getByRole("button", { name: "Reset", exact: true }).click();
+    await toast(page, "Quota reset: Conversations").waitFor();
+    const audit = await ok("GET", `/v1/admin/orgs/${org}/audit?limit=20`);
+    assert.equal(audit.entries.filter((/** @type {any} */ e) => e.action === "reset").length, 1, "reset once");
+    assert.equal((await usageOf(org)).resources.find((/** @type {any} */ u) => u.resource === "conversations").used, 7);
+    assertKeyed(writes, 2);
+    // The browser logs each lost answer's 503; nothing else went wrong.
+    assert.deepEqual(errors.filter((e) => !/status of 503/.test(e)), []);
+    await page.close();
+  });
+
+  test("a malformed org link shows the org list, not a blank page", async () => {
+    const { page, errors } = await signIn(ADMIN, "#/orgs/%E0");
+    await page.getByRole("heading", { name: "Organizations", level: 1 }).waitFor();
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   test("features are overridden on and back to the plan; plan and limit overrides are saved", async () => {
     const org = await newOrg("settings", { plan: "free", locale: "en" }, { contacts: 10 });
     const { page, errors, writes } = await signIn(ADMIN, `#/orgs/${org}`);

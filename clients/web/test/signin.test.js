@@ -27,8 +27,9 @@ const base64Url = (bytes) => bytes.toString("base64").replace(/\+/g, "-").replac
 /**
  * A page whose config.json names the stand-in issuer, which it also answers.
  * @param {string} accessToken what the token endpoint hands out
+ * @param {{ forgeState: boolean }} [options] forgeState: the issuer answers with another state than it was sent
  */
-async function withIssuer(accessToken) {
+async function withIssuer(accessToken, options = { forgeState: false }) {
   const page = await browser.context.newPage();
   const errors = watchErrors(page);
   /** @type {{ authorize: URLSearchParams | null, token: URLSearchParams | null }} */
@@ -47,7 +48,7 @@ async function withIssuer(accessToken) {
       });
     } else if (url.pathname === "/idp/authorize") {
       seen.authorize = url.searchParams;
-      const state = url.searchParams.get("state") ?? "";
+      const state = options.forgeState ? "forged" : (url.searchParams.get("state") ?? "");
       await route.fulfill({ status: 302, headers: { location: `${BASE_URL}/console/?code=code-123&state=${encodeURIComponent(state)}` } });
     } else if (url.pathname === "/idp/token" && request.method() === "POST") {
       const form = new URLSearchParams(request.postData() ?? "");
@@ -95,11 +96,25 @@ test("authorization code with PKCE: to the issuer and back, signed in, the code 
 });
 
 test("an answer that does not match the request (state) signs nobody in", async () => {
-  const { page } = await withIssuer(token());
-  await page.goto(`${BASE_URL}/console/?code=code-123&state=forged`);
+  // A sign-in this tab began (its verifier is waiting), answered with another state.
+  const { page, seen } = await withIssuer(token(), { forgeState: true });
+  await page.goto(`${BASE_URL}/console/`);
+  await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("alert").filter({ hasText: "Sign-in failed: the sign-in answer does not match the request (state)" }).waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.getItem("quota-console.token")), null);
   assert.equal(new URL(page.url()).search, "");
+  assert.equal(seen.token, null, "the code was never exchanged");
+  await page.close();
+});
+
+test("with an identity provider, a link carrying a token in its fragment signs nobody in", async () => {
+  const { page, errors } = await withIssuer(token("quota:admin", "", "someone-else"));
+  await page.goto(`${BASE_URL}/console/#access_token=${token("quota:admin", "", "someone-else")}`);
+  await page.getByRole("heading", { name: "Sign in to the quota console" }).waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("quota-console.token")), null);
+  assert(!page.url().includes("access_token"), page.url());
+  assert.equal(await page.getByText("Signed in as someone-else").count(), 0);
+  assert.deepEqual(errors, []);
   await page.close();
 });
 

@@ -55,7 +55,7 @@ export interface paths {
         get: operations["getOrg"];
         /**
          * Create or update an organization
-         * @description Fields left out keep their value (or their default on create). 201 on create, 200 on update. A limit that, with the live grants kept for its resource, would pass 2^53 − 1 is 400.
+         * @description Fields left out keep their value (or their default on create). 201 on create, 200 on update. A limit that, with the live grants kept for its resource, would pass 2^53 − 1 is 400. With an `Idempotency-Key`, a retry changes nothing more and answers the first outcome (`Idempotent-Replayed: true`).
          */
         put: operations["putOrg"];
         post?: never;
@@ -536,7 +536,7 @@ export interface paths {
         put?: never;
         /**
          * Reset counts to 0 and re-arm their thresholds (audited)
-         * @description Without `resource`, every `period` resource.
+         * @description Without `resource`, every `period` resource. With an `Idempotency-Key`, a retry resets nothing more and answers the first outcome (`Idempotent-Replayed: true`).
          */
         post: operations["resetQuota"];
         delete?: never;
@@ -1378,7 +1378,10 @@ export interface operations {
     putOrg: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1–255 visible ASCII characters */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /**
                  * @description 1–64 of A-Z a-z 0-9 _ -
@@ -1449,6 +1452,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["KeyReused"];
             503: components["responses"]["StoreUnavailable"];
         };
     };
@@ -2454,7 +2458,10 @@ export interface operations {
     resetQuota: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description 1–255 visible ASCII characters */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /**
                  * @description 1–64 of A-Z a-z 0-9 _ -
@@ -2490,6 +2497,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["KeyReused"];
             503: components["responses"]["StoreUnavailable"];
         };
     };

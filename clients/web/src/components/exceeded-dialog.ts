@@ -7,7 +7,9 @@
 // role="dialog" with aria-modal, named by its title; Tab and Shift+Tab stay
 // inside, Esc closes, focus returns to where it was. Shows the resource,
 // current use, the limit, the plan and the upgrade call to action.
-// `show()` answers how it was closed: "upgrade", "close" or "cancel" (Esc).
+// `show()` answers how it was closed: "upgrade", "close" or "cancel" (Esc);
+// "unavailable", opening nothing, for the client's fallback (no answer from
+// the service).
 // Attributes: locale, plan (when the app knows it; else taken from `data` or
 // `src` + `org`), upgrade-href (else the upgrade button only fires
 // `quota-upgrade`). Events: quota-upgrade (cancelable), quota-close.
@@ -54,11 +56,14 @@ export class QuotaExceededDialog extends QuotaElement {
   }
 
   /**
-   * Opens the dialog for a refusal; an allowed decision opens nothing (answers "allowed").
-   * Resolves with how it was closed: "upgrade", "close" or "cancel".
+   * Opens the dialog for a refusal; an allowed decision opens nothing (answers "allowed"),
+   * and neither does the client's fallback when the service could not be reached
+   * (`reason: null`; answers "unavailable"): that is no quota's refusal, and asking
+   * to upgrade would be wrong. Resolves with how it was closed: "upgrade", "close" or "cancel".
    */
   show(decision: Decision, options: { plan?: string } = {}): Promise<string> {
     if (decision.allowed) return Promise.resolve("allowed");
+    if (decision.reason === null) return Promise.resolve("unavailable");
     this.#modal?.close("replaced");
     this.#decision = decision;
     if (!this.#dialog.isConnected) this.root.append(this.#dialog);

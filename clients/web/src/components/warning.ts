@@ -47,7 +47,8 @@ export class QuotaWarning extends QuotaElement {
     const upgrade = this.getAttribute("upgrade-href");
     const pct = (u: (typeof resources)[number]) => u.percentage ?? 0;
     const compactList = resources.map((u) => `${resourceName(u.resource, locale)} ${percent(pct(u), locale)}`).join(", ");
-    const headline = severe ? t.reached : t.approaching;
+    // A trial that ended blocks whatever the use: say that, not "limit reached".
+    const headline = data.blocked.reason === "trial_expired" ? t.trialExpired : severe ? t.reached : t.approaching;
     // Why new use is refused, in the org's language, as the service says it.
     const why = data.blocked.blocked && data.blocked.message ? h("p", { part: "message", lang: data.locale }, data.blocked.message) : null;
 

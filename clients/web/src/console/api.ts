@@ -52,6 +52,33 @@ export class Api {
   }
 }
 
+/**
+ * One Idempotency-Key per write the operator means. The same write tried
+ * again by hand after a failure (an answer lost, a timeout, the service
+ * unsure it applied it) goes under the first try's key, so the service
+ * answers what that did instead of applying it twice: two grants, two
+ * resets. Another write, or the same one after a success, gets a new key.
+ */
+export class IntendedWrite {
+  #request = "";
+  #key = "";
+
+  keyFor(request: unknown): string {
+    const text = JSON.stringify(request);
+    if (text !== this.#request || !this.#key) {
+      this.#request = text;
+      this.#key = crypto.randomUUID();
+    }
+    return this.#key;
+  }
+
+  /** It was applied: the next write is a new one. */
+  done(): void {
+    this.#request = "";
+    this.#key = "";
+  }
+}
+
 /** One line for a failure: the service's message and code. */
 export function describeError(err: unknown): string {
   if (err instanceof QuotaApiError) return err.status ? `${err.message} (${err.code}, HTTP ${err.status})` : `${err.message} (${err.code})`;

@@ -100,16 +100,19 @@ export function signOut(): void {
 }
 
 /**
- * Takes a token from the address: `#access_token=…` (implicit redirect, or
- * local), or `?code=…&state=…` (the PKCE redirect). Either is removed from
- * the address bar. Throws when a code cannot be exchanged.
+ * Takes a token from the address: `#access_token=…` (only where no identity
+ * provider is configured: quota-local), or `?code=…&state=…` (the PKCE
+ * redirect). Either is removed from the address bar. With a provider, a
+ * fragment token is ignored: a link carrying someone else's token must not
+ * sign anyone in as them (nothing ties it to a sign-in this tab began).
+ * Throws when a code cannot be exchanged.
  */
 export async function completeSignIn(config: ConsoleConfig): Promise<void> {
   const hash = new URLSearchParams(location.hash.replace(/^#/, ""));
   const fromFragment = hash.get("access_token");
   if (fromFragment) {
-    sessionStorage.setItem(TOKEN, fromFragment);
     history.replaceState(null, "", location.pathname + location.search);
+    if (!config.oidc) sessionStorage.setItem(TOKEN, fromFragment);
     return;
   }
   const query = new URLSearchParams(location.search);

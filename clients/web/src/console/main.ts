@@ -135,9 +135,18 @@ function route(api: Api, session: Session, config: ConsoleConfig, moved: boolean
     current: () => mine === generation,
   };
   const match = /^#\/orgs\/([^/]+)$/.exec(location.hash);
-  const orgId = match?.[1] ? decodeURIComponent(match[1]) : session.orgId;
+  const orgId = match?.[1] ? (decoded(match[1]) ?? "") : session.orgId;
   if (orgId) void renderOrg(ctx, orgId);
   else void renderOrgs(ctx);
+}
+
+/** A path segment decoded; null when it is not valid percent-encoding (`%E0`). */
+function decoded(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
 }
 
 void boot();

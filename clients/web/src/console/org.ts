@@ -9,7 +9,7 @@ import type { AuditLog, OrgPatch, OrgProfile, OrgUsage, Resource } from "@quota-
 import { type Child, fragment, h, uid } from "../components/dom.js";
 import { amount, date, dateTime, featureName, knownPlans, planName, resourceName, resourceNoun } from "../components/i18n.js";
 import { openModal } from "../components/modal.js";
-import { type Catalogue, describeError, isStatus } from "./api.js";
+import { type Catalogue, describeError, IntendedWrite, isStatus } from "./api.js";
 import type { Ctx } from "./main.js";
 import { busy, type Field, field, options } from "./ui.js";
 
@@ -42,6 +42,10 @@ class OrgPage {
   readonly #usage: ReturnType<typeof section>;
   readonly #history: ReturnType<typeof section>;
   readonly #chart = h("quota-history");
+  // A write tried again by hand after a failure keeps its first key.
+  readonly #grantWrite = new IntendedWrite();
+  readonly #resetWrite = new IntendedWrite();
+  readonly #putWrite = new IntendedWrite();
   readonly #grants: ReturnType<typeof section>;
   readonly #features: ReturnType<typeof section>;
   readonly #limits: ReturnType<typeof section>;
@@ -144,6 +148,8 @@ class OrgPage {
         days: Number(this.#historyDays.control.value),
       });
       if (!this.#ctx.current() || this.#historyResource.control.value !== resource) return;
+      // The report too: its time zone dates the forecast, as on the cards.
+      this.#chart.data = this.#data.usage;
       this.#chart.usage = this.#data.usage.resources.find((u) => u.resource === resource);
       this.#chart.history = history;
     } catch (err) {
@@ -314,12 +320,17 @@ class OrgPage {
       void busy(submit, async () => {
         const name = resource.control.value;
         try {
-          const result = await this.#ctx.api.client.admin.grant(this.#org, {
+          const request = {
             resource: name as Resource,
             amount: n,
             reason: why,
             ...(at ? { expiresAt: at.toISOString().replace(/\.\d{3}Z$/, "Z") } : {}),
+          };
+          const result = await this.#ctx.api.client.admin.grant(this.#org, {
+            ...request,
+            idempotencyKey: this.#grantWrite.keyFor(request),
           });
+          this.#grantWrite.done();
           const limit = result.usage.limit === null ? this.#ctx.t.unlimited : amount(name, result.usage.limit, locale);
           this.#ctx.notify("success", t.granted(amount(name, n, locale), resourceNoun(name, locale), limit));
           amountField.control.value = "";
@@ -485,7 +496,8 @@ class OrgPage {
     form.dataset.saving = "";
     await busy(button, async () => {
       try {
-        await this.#ctx.api.client.orgs.put(this.#org, patch);
+        await this.#ctx.api.client.orgs.put(this.#org, patch, { idempotencyKey: this.#putWrite.keyFor(patch) });
+        this.#putWrite.done();
         this.#ctx.notify("success", done);
       } catch (err) {
         this.#ctx.notify("error", describeError(err));
@@ -547,7 +559,16 @@ class OrgPage {
     const warnId = uid("reset-warning");
     const which = field(
       t.resetWhich,
-      h("select", { name: "resource" }, options([["", t.resetAll], ...data.usage.resources.map((u): [string, string] => [u.resource, resourceName(u.resource, locale)])])),
+      // A reset starts a period's count again; a total (contacts, users, …)
+      // counts what exists, which a reset would not remove.
+      h(
+        "select",
+        { name: "resource" },
+        options([
+          ["", t.resetAll],
+          ...data.usage.resources.filter((u) => u.kind === "period").map((u): [string, string] => [u.resource, resourceName(u.resource, locale)]),
+        ]),
+      ),
     );
     const reason = field(t.reason, h("textarea", { name: "reason", required: true, maxlength: 1000, rows: 3 }));
     const confirm = h("button", { type: "submit", class: "danger" }, t.resetConfirm);
@@ -576,7 +597,9 @@ class OrgPage {
       const what = resource ? resourceName(resource, locale) : t.resetAll;
       void busy(confirm, async () => {
         try {
-          await this.#ctx.api.client.admin.reset(this.#org, { reason: why, ...(resource ? { resource: resource as Resource } : {}) });
+          const request = { reason: why, ...(resource ? { resource: resource as Resource } : {}) };
+          await this.#ctx.api.client.admin.reset(this.#org, { ...request, idempotencyKey: this.#resetWrite.keyFor(request) });
+          this.#resetWrite.done();
           modal.close("reset");
           this.#ctx.notify("success", t.resetDone(what));
         } catch (err) {
