@@ -371,3 +371,43 @@ fn every_function_has_an_errors_and_a_throttles_alarm() {
     assert_eq!(watched("Errors"), functions, "an errors alarm each");
     assert_eq!(watched("Throttles"), functions, "a throttles alarm each");
 }
+
+/// A queue that EventBridge may write to names the rule that may
+/// (`aws:SourceArn`): an account-wide grant would let any rule in the
+/// account fill a dead-letter queue whose alarm pages someone.
+#[test]
+fn queues_take_events_from_their_own_rules_only() {
+    let template = template();
+    let mut statements = 0;
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::SQS::QueuePolicy") {
+            continue;
+        }
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            let service = &statement["Principal"]["Service"];
+            let services: Vec<&str> = match service.as_sequence() {
+                Some(list) => list.iter().filter_map(Value::as_str).collect(),
+                None => service.as_str().into_iter().collect(),
+            };
+            assert!(!services.contains(&"scheduler.amazonaws.com"), "{name:?}: Scheduler sends with its role");
+            if services.contains(&"events.amazonaws.com") {
+                statements += 1;
+                // A rule by its ARN, or the rules on this stack's bus.
+                let own = |arn: &Value| match arn {
+                    Value::Tagged(t) if t.tag == "GetAtt" => true,
+                    Value::Tagged(t) if t.tag == "Sub" => {
+                        t.value.as_str().is_some_and(|s| s.contains(":rule/${QuotaEventBus}/"))
+                    }
+                    _ => false,
+                };
+                let source = &statement["Condition"]["ArnEquals"]["aws:SourceArn"];
+                let named = match source.as_sequence() {
+                    Some(list) => !list.is_empty() && list.iter().all(own),
+                    None => own(source),
+                };
+                assert!(named, "{name:?}: no rule named: {statement:?}");
+            }
+        }
+    }
+    assert!(statements >= 3, "the channel queue, its dead letters and the job's");
+}
