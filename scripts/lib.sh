@@ -13,6 +13,11 @@ SAM_CLI_VERSION="1.*"
 CARGO_LAMBDA_VERSION="1.*"
 MATPLOTLIB_VERSION="3.*"
 
+# A deployed function counts only scopes with the template's ScopePrefix
+# (SCOPE_PREFIX); quota-local and the tests take any prefix, whatever the
+# shell running them has exported.
+unset SCOPE_PREFIX
+
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

@@ -35,7 +35,9 @@ fn main() {
     for (i, (name, path)) in files.iter().enumerate() {
         println!("cargo::rerun-if-changed={DIST}/{name}");
         let copy = out_dir.join(format!("asset-{i}"));
-        std::fs::copy(path, &copy).expect("copy a console file");
+        // Bytes, not `fs::copy`: that copies permissions too, and a
+        // read-only source would leave a copy the next run cannot replace.
+        std::fs::write(&copy, std::fs::read(path).expect("read a console file")).expect("copy a console file");
         let _ = writeln!(
             out,
             "    ({name:?}, include_bytes!({:?}), {:?}),",

@@ -153,6 +153,11 @@ mod tests {
     fn a_run_over_http_answers_within_the_gateways_30_seconds() {
         assert!(http_worst_case() <= Duration::from_secs(28), "{:?}", http_worst_case());
         assert!(HTTP_BUDGET < HTTP_ORG_CUTOFF && HTTP_ORG_CUTOFF < HTTP_DELIVERY_CUTOFF);
+        // The answer's deadline cuts no run its gates allow (a hand-over
+        // cut between its record and its event would be orphaned), and
+        // leaves the gateway a second and a half.
+        assert!(http_worst_case() < crate::HTTP_ANSWER_BY, "{:?}", crate::HTTP_ANSWER_BY);
+        assert!(crate::HTTP_ANSWER_BY <= Duration::from_millis(28_500));
     }
 
     /// A scheduled run's last delivery ends well before Lambda's deadline.

@@ -96,9 +96,9 @@ impl Store {
         }
         if code(COUNTER) == "ConditionalCheckFailed" {
             let old = reasons[COUNTER].item().cloned();
-            // Which failed conditions a cancellation names varies (DynamoDB
-            // Local names only the first; DynamoDB does not promise every
-            // item's), so the key's record decides whether this key was
+            // Which failed conditions a cancellation names may vary
+            // (DynamoDB documents a reason per item but does not promise to
+            // evaluate each), so the key's record decides whether this key was
             // applied before: a retry of a consume that took the last units
             // is its replay, not a refusal.
             let live = self.live_key_record(org, items::idempotency_sk(resource, &idem.key), now).await?;

@@ -667,7 +667,7 @@ export interface paths {
         put?: never;
         /**
          * Run the daily job now
-         * @description Runs the job for up to 20 seconds. A run that needs longer hands the rest over to the job function (the `DailyJobContinued` event) and answers 202 with what it did so far. A run the store keeps from finishing its part by 27 s stops there and answers 503: the next run (scheduled, or this request again) does the rest.
+         * @description Runs the job for up to 20 seconds. A run that needs longer hands the rest over to the job function (the `DailyJobContinued` event) and answers 202 with what it did so far. A run the store keeps from finishing its part by 28.5 s stops there and answers 503: the next run (scheduled, or this request again) does the rest.
          */
         post: operations["runDailyJob"];
         delete?: never;
@@ -2847,7 +2847,16 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            503: components["responses"]["StoreUnavailable"];
+            /** @description `STORE_UNAVAILABLE`: the run could not finish its part (the store failed or was too slow, or orgs went unseen). Some orgs may be done; every step is guarded, so running it again is safe and does the rest. */
+            503: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
 }
