@@ -389,9 +389,18 @@ export class QuotaClient {
     });
   }
 
-  /** Set the current count to `value` (reconciling with what really exists; audited). A repeat sets the same count. */
+  /**
+   * Set the current count to `value` (reconciling with what really exists; audited). Not keyed: a
+   * repeat after a lost answer would undo what was counted in between, so it is retried only on
+   * answers that say nothing was recorded.
+   */
   setUsage(orgId: string, resource: Resource, value: number): Promise<UsageResult> {
-    return this.#get({ method: "PUT", path: ["v1", "orgs", orgId, "usage", resource], body: { value }, repeat: "always" });
+    return this.#get({
+      method: "PUT",
+      path: ["v1", "orgs", orgId, "usage", resource],
+      body: { value },
+      repeat: "when-not-applied",
+    });
   }
 
   /** Every feature of the catalogue for the org. */

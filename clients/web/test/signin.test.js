@@ -124,3 +124,17 @@ test("a provider's prefixed scopes (quota/quota:admin, as Cognito writes them) m
   await page.getByText("Signed in as prefixed · Admin").waitFor();
   await page.close();
 });
+
+test("a deployed console without an identity provider takes no token from a link either", async () => {
+  const page = await browser.context.newPage();
+  const errors = watchErrors(page);
+  await page.route(`${BASE_URL}/console/config.json`, (route) =>
+    route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ apiBase: "", oidc: null, fragmentSignIn: false }) }),
+  );
+  await page.goto(`${BASE_URL}/console/#access_token=${token("quota:admin", "", "someone-else")}`);
+  await page.getByText("This console has no sign-in configured").waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("quota-console.token")), null);
+  assert(!page.url().includes("access_token"), page.url());
+  assert.deepEqual(errors, []);
+  await page.close();
+});

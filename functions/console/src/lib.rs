@@ -7,7 +7,8 @@
 //! - `GET /console/` and any path below it without a file extension →
 //!   `index.html` (the console routes in the page)
 //! - `GET /console/config.json` → where the console signs in:
-//!   `{"apiBase": "", "oidc": null | {"authority", "clientId", "scopes", "redirectPath"}}`
+//!   `{"apiBase": "", "oidc": null | {"authority", "clientId", "scopes", "redirectPath"},
+//!   "fragmentSignIn": false}` (`true` only from quota-local)
 //! - `GET /console/<file>` → the file, or `404`
 
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
@@ -18,12 +19,15 @@ include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 /// Where every console path starts.
 pub const PREFIX: &str = "/console";
 
-/// How the console signs in on AWS: an OIDC provider (Cognito's hosted UI),
-/// authorization code with PKCE. `None` locally, where the console takes a
-/// token in its URL's fragment.
+/// How the console signs in: on AWS an OIDC provider (Cognito's hosted UI),
+/// authorization code with PKCE; locally ([`Config::local`]) a token in its
+/// URL's fragment. Nothing else: a deployed console never takes a token
+/// from a link, which could sign someone in as another.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub oidc: Option<Oidc>,
+    /// Whether a token in the URL's fragment signs in (quota-local only).
+    pub fragment_sign_in: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +52,12 @@ impl Config {
             }),
             _ => None,
         };
-        Config { oidc }
+        Config { oidc, fragment_sign_in: false }
+    }
+
+    /// quota-local's: a token in the URL's fragment, no provider.
+    pub fn local() -> Config {
+        Config { oidc: None, fragment_sign_in: true }
     }
 
     fn json(&self) -> serde_json::Value {
@@ -57,7 +66,7 @@ impl Config {
                 "authority": o.authority, "clientId": o.client_id, "scopes": o.scopes, "redirectPath": "/console/",
             })
         });
-        serde_json::json!({ "apiBase": "", "oidc": oidc })
+        serde_json::json!({ "apiBase": "", "oidc": oidc, "fragmentSignIn": self.fragment_sign_in })
     }
 }
 
@@ -159,7 +168,10 @@ mod tests {
         let config = get("/console/config.json");
         assert_eq!(config.status(), 200);
         let body: serde_json::Value = serde_json::from_slice(config.body().as_ref()).unwrap();
-        assert_eq!(body, serde_json::json!({ "apiBase": "", "oidc": null }));
+        // A deployed console without a provider takes no token from a link.
+        assert_eq!(body, serde_json::json!({ "apiBase": "", "oidc": null, "fragmentSignIn": false }));
+        let from_env = Config::from_lookup(|_| None);
+        assert!(!from_env.fragment_sign_in && Config::local().fragment_sign_in);
         // The page, for the console's own paths: the committed build is in.
         let page = get("/console/orgs/acme");
         assert_eq!(page.status(), 200);

@@ -48,7 +48,7 @@ pub async fn dispatch_with<'d>(deps_of: impl Fn(Function) -> &'d Deps, req: Requ
     // authorizer) go to its function; locally it signs in with a token in
     // its URL's fragment, so it has no OIDC settings.
     if console::serves(req.uri().path()) {
-        return console::handle(&console::Config::default(), &req);
+        return console::handle(&console::Config::local(), &req);
     }
     let function = match Route::parse(req.method(), req.uri().path()) {
         Ok(route) => route.endpoint.function(),

@@ -57,17 +57,22 @@ export class Api {
  * again by hand after a failure (an answer lost, a timeout, the service
  * unsure it applied it) goes under the first try's key, so the service
  * answers what that did instead of applying it twice: two grants, two
- * resets. Another write, or the same one after a success, gets a new key.
+ * resets. Another write, the same one after a success, or one made again
+ * after `RETRY_WINDOW_MS` (a deliberate repeat, not a retry) gets a new key.
  */
 export class IntendedWrite {
+  static readonly RETRY_WINDOW_MS = 10 * 60_000;
   #request = "";
   #key = "";
+  #since = 0;
 
   keyFor(request: unknown): string {
     const text = JSON.stringify(request);
-    if (text !== this.#request || !this.#key) {
+    const now = Date.now();
+    if (text !== this.#request || !this.#key || now - this.#since > IntendedWrite.RETRY_WINDOW_MS) {
       this.#request = text;
       this.#key = crypto.randomUUID();
+      this.#since = now;
     }
     return this.#key;
   }

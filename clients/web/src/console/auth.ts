@@ -20,6 +20,8 @@ export interface ConsoleConfig {
   /** Where the API is; "" means the console's own origin. */
   apiBase: string;
   oidc: OidcConfig | null;
+  /** Whether a token in the address's fragment signs in: quota-local's console only. */
+  fragmentSignIn: boolean;
 }
 
 export interface Session {
@@ -37,14 +39,19 @@ export interface Session {
 const TOKEN = "quota-console.token";
 const PKCE = "quota-console.pkce";
 
+/** The console's settings; when they cannot be read, no way to sign in (failing closed). */
 export async function loadConfig(): Promise<ConsoleConfig> {
   try {
     const res = await fetch("./config.json", { headers: { accept: "application/json" }, cache: "no-store" });
-    if (!res.ok) return { apiBase: "", oidc: null };
+    if (!res.ok) return { apiBase: "", oidc: null, fragmentSignIn: false };
     const body = (await res.json()) as Partial<ConsoleConfig>;
-    return { apiBase: typeof body.apiBase === "string" ? body.apiBase : "", oidc: body.oidc ?? null };
+    return {
+      apiBase: typeof body.apiBase === "string" ? body.apiBase : "",
+      oidc: body.oidc ?? null,
+      fragmentSignIn: body.fragmentSignIn === true,
+    };
   } catch {
-    return { apiBase: "", oidc: null };
+    return { apiBase: "", oidc: null, fragmentSignIn: false };
   }
 }
 
@@ -100,19 +107,19 @@ export function signOut(): void {
 }
 
 /**
- * Takes a token from the address: `#access_token=…` (only where no identity
- * provider is configured: quota-local), or `?code=…&state=…` (the PKCE
- * redirect). Either is removed from the address bar. With a provider, a
- * fragment token is ignored: a link carrying someone else's token must not
- * sign anyone in as them (nothing ties it to a sign-in this tab began).
- * Throws when a code cannot be exchanged.
+ * Takes a token from the address: `#access_token=…` (only where the
+ * settings say so: quota-local), or `?code=…&state=…` (the PKCE redirect).
+ * Either is removed from the address bar. Anywhere else a fragment token is
+ * ignored: a link carrying someone else's token must not sign anyone in as
+ * them (nothing ties it to a sign-in this tab began). Throws when a code
+ * cannot be exchanged.
  */
 export async function completeSignIn(config: ConsoleConfig): Promise<void> {
   const hash = new URLSearchParams(location.hash.replace(/^#/, ""));
   const fromFragment = hash.get("access_token");
   if (fromFragment) {
     history.replaceState(null, "", location.pathname + location.search);
-    if (!config.oidc) sessionStorage.setItem(TOKEN, fromFragment);
+    if (config.fragmentSignIn) sessionStorage.setItem(TOKEN, fromFragment);
     return;
   }
   const query = new URLSearchParams(location.search);

@@ -106,7 +106,7 @@ function signInScreen(config: ConsoleConfig, problem: string | null): void {
               t.signIn,
             ),
           ]
-        : h("p", null, t.signInLocal),
+        : h("p", null, config.fragmentSignIn ? t.signInLocal : t.signInUnconfigured),
     ),
   );
 }
