@@ -47,12 +47,6 @@ pub enum Fault {
     /// `TransactionCanceledException` whose first item's reason is
     /// `TransactionConflict` (the others `None`), not forwarded.
     TransactionCanceledByConflict,
-    /// Forward; if DynamoDB cancels the transaction, name only the last
-    /// item whose condition failed (the others' reasons `None`, without
-    /// their items). DynamoDB documents a reason per item but does not
-    /// promise to evaluate every item's condition once one has failed, so
-    /// an answer must not depend on which of them it names.
-    OneCancellationReason,
     /// An SES v2 error, not forwarded: its HTTP status, its error type (the
     /// `x-amzn-ErrorType` header, as SES v2 sends it) and message.
     SesError(u16, &'static str, &'static str),
@@ -76,7 +70,6 @@ impl Fault {
             Fault::ProvisionedThroughputExceeded => "ProvisionedThroughputExceeded",
             Fault::InternalError => "InternalError",
             Fault::TransactionCanceledByConflict => "TransactionCanceledByConflict",
-            Fault::OneCancellationReason => "OneCancellationReason",
             Fault::SmallPages(_) => "SmallPages",
             Fault::SesError(_, kind, _) => kind,
         }
@@ -520,35 +513,11 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
         }
         Ok::<_, Dropped>((parts, body))
     });
-    let (mut parts, mut body) = exchange.await.map_err(|_| Dropped)??;
+    let (parts, body) = exchange.await.map_err(|_| Dropped)??;
     match fault {
         Some(Fault::LoseResponse) => return Err(Dropped),
         Some(Fault::DelayResponse(d)) => tokio::time::sleep(d).await,
-        Some(Fault::OneCancellationReason) => {
-            if let Some(fewer) = one_cancellation_reason(&body) {
-                body = fewer;
-                parts.headers.insert(hyper::header::CONTENT_LENGTH, body.len().into());
-                parts.headers.remove("x-amz-crc32");
-            }
-        }
         _ => {}
     }
     Ok(Response::from_parts(parts, Full::new(body)))
-}
-
-/// A `TransactionCanceledException` naming only its last failed condition;
-/// `None` for any other answer.
-fn one_cancellation_reason(body: &Bytes) -> Option<Bytes> {
-    let mut answer: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if !answer["__type"].as_str()?.ends_with("TransactionCanceledException") {
-        return None;
-    }
-    let reasons = answer["CancellationReasons"].as_array_mut()?;
-    let last = reasons.iter().rposition(|r| r["Code"] == "ConditionalCheckFailed")?;
-    for (i, reason) in reasons.iter_mut().enumerate() {
-        if i != last {
-            *reason = serde_json::json!({ "Code": "None" });
-        }
-    }
-    Some(Bytes::from(answer.to_string()))
 }

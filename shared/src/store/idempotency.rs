@@ -96,26 +96,25 @@ impl Store {
         }
         if code(COUNTER) == "ConditionalCheckFailed" {
             let old = reasons[COUNTER].item().cloned();
-            // Which failed conditions a cancellation names may vary
-            // (DynamoDB documents a reason per item but does not promise to
-            // evaluate each), so the key's record decides whether this key was
-            // applied before: a retry of a consume that took the last units
-            // is its replay, not a refusal.
-            let live = self.live_key_record(org, items::idempotency_sk(resource, &idem.key), now).await?;
+            // Our own key, in flight or just committed. Which condition a
+            // cancellation reports varies (DynamoDB Local names only the
+            // first that failed), so the key's record decides.
             let guarded = old.as_ref().is_some_and(|o| {
                 get_s(o, "lastIdem") == Some(idem.guard.as_str())
                     && get_n(o, "lastIdemUntil").is_some_and(|until| until > now.timestamp())
             });
+            if !guarded {
+                return Ok(Idem::CounterRefused(old));
+            }
+            let live = self.live_key_record(org, items::idempotency_sk(resource, &idem.key), now).await?;
             return match live.as_ref().and_then(|r| get_s(r, "fingerprint")) {
                 Some(f) if f == idem.fingerprint => Ok(Idem::Replay(live.clone())),
                 Some(_) => Err(StoreError::KeyReused),
-                // Our own key, in flight or just committed: the counter shows
-                // a transaction with it committed within the guard's window,
-                // but its record is not visible yet (DynamoDB Local exposes a
-                // transaction's items one by one; DynamoDB never, as the
-                // record check fails first there).
-                None if guarded => Ok(Idem::Replay(None)),
-                None => Ok(Idem::CounterRefused(old)),
+                // The counter shows a transaction with this key committed
+                // within the guard's window, but its record is not visible
+                // yet (DynamoDB Local exposes a transaction's items one by
+                // one; DynamoDB never, as the record check fails first there).
+                None => Ok(Idem::Replay(None)),
             };
         }
         // A condition failed, but neither on the record nor the counter:

@@ -14,9 +14,6 @@ const BUDGET: &[(&str, &[(&str, usize)])] = &[
     ("consume refused at the limit", &[("UpdateItem", 1)]),
     ("consume with Idempotency-Key", &[("GetItem", 1), ("TransactWriteItems", 1)]),
     ("replay of that key", &[("GetItem", 1), ("TransactWriteItems", 1)]),
-    // Refused on the counter: the key's record decides whether it was a
-    // retry of the consume that reached the limit (its replay).
-    ("keyed consume refused at the limit", &[("GetItem", 1), ("TransactWriteItems", 1)]),
     ("release", &[("UpdateItem", 1)]),
     ("check", &[("GetItem", 1)]),
     ("org usage read", &[("Query", 1)]),
@@ -64,7 +61,6 @@ pub async fn run() -> anyhow::Result<()> {
     step("consume refused at the limit", "POST", hard, r#"{"amount":1}"#, None, 429).await?;
     step("consume with Idempotency-Key", "POST", consume, r#"{"amount":1}"#, Some("ci-key"), 200).await?;
     step("replay of that key", "POST", consume, r#"{"amount":1}"#, Some("ci-key"), 200).await?;
-    step("keyed consume refused at the limit", "POST", hard, r#"{"amount":1}"#, Some("ci-hard-key"), 429).await?;
     let contacts = "/v1/orgs/ci/usage/contacts";
     api.call("POST", &format!("{contacts}/consume"), r#"{"amount":2}"#, None).await?;
     bench.log.take();
