@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
-use quota_tests::{Fault, Rule, TestApp, json};
+use quota_tests::{ADMIN, Fault, Rule, TestApp, json};
 
 const LIMIT: i64 = 100;
 const CALLERS: usize = 250;
@@ -27,16 +27,7 @@ async fn statuses(app: &Arc<TestApp>, org: &'static str, keyed: bool) -> (usize,
                 // must then count once, whether or not the first attempt
                 // was applied.
                 let key = format!("req-{i}");
-                let mut attempts = 0;
-                loop {
-                    let reply = app.consume_with_key(org, "conversations", 1, &key).await;
-                    attempts += 1;
-                    if reply.status != 503 || attempts == 5 {
-                        return reply.status;
-                    }
-                    assert_eq!(reply.headers.get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
+                until_answered(|| app.consume_with_key(org, "conversations", 1, &key)).await.status
             } else {
                 app.consume(org, "conversations", 1).await.status
             }
@@ -100,9 +91,14 @@ async fn concurrent_rollover_closes_the_old_period_once() {
     app.org("race-roll", json!({ "plan": "basic" })).await;
     app.consume("race-roll", "conversations", 130).await;
     app.set_now("2026-04-01T00:00:00Z");
-    let tasks = (0..50).map(|_| {
+    // Keyed and retried on 503, as a client does on a loaded machine: each
+    // unit still counts once.
+    let tasks = (0..50).map(|i| {
         let app = Arc::clone(&app);
-        tokio::spawn(async move { app.consume("race-roll", "conversations", 1).await.status })
+        tokio::spawn(async move {
+            let key = format!("roll-{i}");
+            until_answered(|| app.consume_with_key("race-roll", "conversations", 1, &key)).await.status
+        })
     });
     let all: Vec<u16> = join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect();
     assert!(all.iter().all(|s| *s == 200), "{all:?}");
@@ -133,18 +129,30 @@ async fn closed_periods(app: &TestApp, org: &str) -> Vec<(i64, i64)> {
 }
 
 /// Sends a request until it is answered with anything but 503 (which says
-/// to retry: with the same key or reservation id a retry is exact).
+/// to retry: with the same key or reservation id a retry is exact), as a
+/// client does: after a wait that grows, never shorter than `Retry-After`,
+/// jittered, so that a burst's retries spread out (a loaded store that
+/// timed out a burst all at once would time out the same burst again), for
+/// up to three minutes. The assertions stay exact: every request ends
+/// answered, and each unit counts once.
 async fn until_answered<F: std::future::Future<Output = quota_tests::Reply>>(
     send: impl Fn() -> F,
 ) -> quota_tests::Reply {
-    for _ in 0..20 {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut wait = Duration::from_secs(1);
+    loop {
         let r = send().await;
         if r.status != 503 {
             return r;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        assert!(Instant::now() < deadline, "503 for three minutes: {}", r.body);
+        let after: u64 = r.headers.get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).expect("Retry-After");
+        let wait_now = wait.max(Duration::from_secs(after));
+        let jitter = quota_shared::domain::random_u64() % wait_now.as_millis() as u64;
+        tokio::time::sleep(wait_now + Duration::from_millis(jitter)).await;
+        wait = (wait * 2).min(Duration::from_secs(8));
     }
-    panic!("503 twenty times");
 }
 
 /// `rem` as stored, beside what it must equal: `lim - used - held`.
@@ -296,15 +304,16 @@ async fn a_grant_added_mid_burst_admits_exactly_its_units_more() {
             let mut statuses = Vec::new();
             for n in 0.. {
                 let key = format!("c{c}-{n}");
-                let status = loop {
+                // A 503 is retried with the same key after its Retry-After
+                // (not sooner: the first attempt may still be under way).
+                let status = until_answered(|| async {
                     in_flight.fetch_add(1, SeqCst);
                     let r = app.consume_with_key("midgrant", "conversations", 1, &key).await;
                     in_flight.fetch_sub(1, SeqCst);
-                    if r.status != 503 {
-                        break r.status;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                };
+                    r
+                })
+                .await
+                .status;
                 statuses.push(status);
                 match status {
                     200 => {
@@ -327,8 +336,18 @@ async fn a_grant_added_mid_burst_admits_exactly_its_units_more() {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let (before, busy_before) = (admitted.load(SeqCst), in_flight.load(SeqCst));
-    let grant =
-        app.grant("midgrant", json!({ "resource": "conversations", "amount": 50, "reason": "mid-burst" })).await;
+    // Keyed and retried on 503 (its transaction may time out on a loaded
+    // machine), as an admin's client does: added once either way.
+    let grant = until_answered(|| {
+        let body = json!({ "resource": "conversations", "amount": 50, "reason": "mid-burst" }).to_string();
+        let app = Arc::clone(&app);
+        async move {
+            let path = "/v1/admin/orgs/midgrant/grants";
+            app.send(lambda_http::http::Method::POST, path, Some(&body), &[("idempotency-key", "mid-burst")], &ADMIN)
+                .await
+        }
+    })
+    .await;
     let busy_after = in_flight.load(SeqCst);
     granted.store(true, SeqCst);
     assert_eq!(grant.status, 201, "{}", grant.body);
@@ -337,8 +356,9 @@ async fn a_grant_added_mid_burst_admits_exactly_its_units_more() {
     assert!(before < 100, "the grant was asked for while units were still being admitted ({before})");
     assert!(busy_before > 0 && busy_after > 0, "consumes in flight when the grant was asked and answered");
     assert!(app.faults().dynamodb.injected()["TransactionCanceledByConflict"] > 0);
-    assert_eq!(all.iter().filter(|s| **s == 200).count(), 150, "exactly 100 + 50 admitted");
-    assert_eq!(app.resource_usage("midgrant", "conversations").await["used"], 150);
+    let used = app.resource_usage("midgrant", "conversations").await["used"].clone();
+    assert_eq!(all.iter().filter(|s| **s == 200).count(), 150, "exactly 100 + 50 admitted (used {used})");
+    assert_eq!(used, 150);
     let (rem, expected) = stored_rem(&app, "midgrant", "conversations").await;
     assert_eq!(rem, expected);
 }

@@ -7,6 +7,12 @@ use crate::store::StoreError;
 
 /// Seconds a client should wait before retrying a 503.
 pub const RETRY_AFTER_SECS: u32 = 1;
+/// `Retry-After` of `OUTCOME_UNKNOWN`: longer, because the write it answers
+/// for may still be under way at the store. A retry sooner could be
+/// evaluated before it (a keyed retry refused at the limit while the first
+/// attempt then counts); by then DynamoDB has answered or dropped it (the
+/// service's own bound on one write is 2.5 s).
+pub const OUTCOME_UNKNOWN_RETRY_AFTER_SECS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -131,8 +137,11 @@ impl ApiError {
         let mut response = super::json(self.status(), &body);
         let headers = response.headers_mut();
         match &self {
-            ApiError::StoreUnavailable | ApiError::OutcomeUnknown => {
+            ApiError::StoreUnavailable => {
                 headers.insert("retry-after", RETRY_AFTER_SECS.into());
+            }
+            ApiError::OutcomeUnknown => {
+                headers.insert("retry-after", OUTCOME_UNKNOWN_RETRY_AFTER_SECS.into());
             }
             ApiError::MethodNotAllowed(allow) => {
                 if let Ok(v) = allow.parse() {
