@@ -33,9 +33,6 @@ const COUNT_SK: &str = "CHANNELS";
 const DELIVERY_PREFIX: &str = "DLV#";
 /// How long a delivery's record is kept.
 const DELIVERY_KEPT_DAYS: i64 = 30;
-/// How long a creation's `Idempotency-Key` is remembered.
-const KEY_KEPT_HOURS: i64 = 24;
-
 /// How long a hand-over of an event has to queue a delivery whose record it
 /// made before another hand-over may (the first stopped).
 const QUEUEING_SECS: i64 = 60;
@@ -160,21 +157,8 @@ impl Store {
             self.audit_put(org, &entry)?,
         ];
         if let Some(k) = key_ {
-            let mut record = key(pk.clone(), format!("IDEM#CHANNEL#{}", k.key));
-            record.insert("type".into(), s("idempotency"));
-            record.insert("fp".into(), s(&k.fingerprint));
-            record.insert("channel".into(), s(&channel.id));
-            record.insert("ttl".into(), n((now + Duration::hours(KEY_KEPT_HOURS)).timestamp()));
-            // A key past its 24 hours is free again, whether or not TTL has
-            // deleted its record yet.
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(record))
-                .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":now", n(now.timestamp()))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .build()?;
+            let extra = Item::from([("channel".to_string(), s(&channel.id))]);
+            let put = self.key_record_put(org, format!("IDEM#CHANNEL#{}", k.key), k, extra, now)?;
             writes.push(TransactWriteItem::builder().put(put).build());
         }
         let reasons = match own(transact(&self.once, "channel add", writes)).await? {
@@ -184,7 +168,7 @@ impl Store {
         let failed = |i: usize| reason(&reasons, i) == "ConditionalCheckFailed";
         if let Some(k) = key_.filter(|_| failed(4)) {
             let earlier = reasons.get(4).and_then(|r| r.item()).cloned().unwrap_or_default();
-            if get_s(&earlier, "fp") != Some(k.fingerprint.as_str()) {
+            if get_s(&earlier, "fingerprint") != Some(k.fingerprint.as_str()) {
                 return Err(StoreError::KeyReused);
             }
             let id = get_s(&earlier, "channel").unwrap_or_default();
